@@ -1,0 +1,1 @@
+"""Built-in pipeline stages; each registers under the ``theseus.stages`` entry point."""

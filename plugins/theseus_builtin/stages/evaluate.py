@@ -1,0 +1,99 @@
+"""``evaluate``: GLUE dev metrics of teacher and successor, retention, size, speed-up."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from theseus_cli.contracts import Stage, StageContext, StageResult, param
+
+
+class Evaluate(Stage):
+    """Scores the successor and the teacher it came from on the task's dev set.
+
+    The teacher is the finetune-teacher version in the successor's lineage
+    (finetune-successor → replace → finetune-teacher). Retention is successor
+    score / teacher score × 100, with the paper's per-task score (section 4.1).
+    Speed-up is measured on the same dev batches, same machine, in this run.
+    """
+
+    name = "evaluate"
+    help = "dev metrics of teacher and successor, retention, parameter counts and speed-up"
+    inputs = ("finetune-successor",)
+    summary_metrics = ("teacher_score", "successor_score", "retention", "speedup")
+
+    @dataclass
+    class Params:
+        eval_batch_size: int = param(64, "examples per batch for dev evaluation and timing", min=1)
+        speed_batches: int | None = param(
+            8, "dev batches timed for the speed-up; null: the whole dev set", min=1)
+        speed_repeats: int = param(5, "timed passes per model (median is used)", min=1)
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from theseus_cli import models
+        from theseus_cli.artifacts import ArtifactStore
+        from theseus_cli.data import load_tokenized, make_dataloader
+        from theseus_cli.glue import get_task
+        from theseus_cli.replacing import count_parameters
+        from theseus_cli.speed import compare_speed
+        from theseus_cli.training import evaluate
+
+        task, p = get_task(ctx.task), ctx.params
+        successor_art = ctx.inputs["finetune-successor"]
+        teacher_art = ArtifactStore(ctx.config.artifacts_dir).lineage(successor_art, "finetune-teacher")
+        teacher, tokenizer = models.load_saved(teacher_art.file(models.MODEL_DIR))
+        successor, _ = models.load_saved(successor_art.file(models.MODEL_DIR))
+        dev_ds = load_tokenized(ctx.config, task, tokenizer, "dev")
+        loader = make_dataloader(dev_ds, tokenizer, p.eval_batch_size, shuffle=False)
+        teacher, successor, loader = ctx.runtime.prepare(teacher, successor, loader)
+        scores = {}
+        for role, model in (("teacher", teacher), ("successor", successor)):
+            scores[role] = evaluate(model, loader, ctx.runtime, task)
+        batches = []
+        for batch in loader:
+            batches.append({k: v for k, v in batch.items() if k != "labels"})
+            if p.speed_batches and len(batches) >= p.speed_batches:
+                break
+        speed = compare_speed(teacher, successor, batches, repeats=p.speed_repeats)
+        teacher, successor = ctx.runtime.unwrap(teacher), ctx.runtime.unwrap(successor)
+        sizes = {"teacher": count_parameters(teacher), "successor": count_parameters(successor)}
+        layers = {"teacher": models.num_layers(teacher), "successor": models.num_layers(successor)}
+        t_score, s_score = scores["teacher"]["score"], scores["successor"]["score"]
+        metrics = {f"{role}_{k}": v for role, m in scores.items() for k, v in m.items()}
+        metrics.update(retention=100.0 * s_score / t_score if t_score else float("nan"),
+                       speedup=speed["speedup"],
+                       teacher_parameters=sizes["teacher"]["total"],
+                       successor_parameters=sizes["successor"]["total"],
+                       teacher_layers=layers["teacher"], successor_layers=layers["successor"])
+        report = {"task": task.name, "dev_examples": len(dev_ds), "teacher": teacher_art.name,
+                  "successor": successor_art.name, "metrics": scores, "parameters": sizes,
+                  "layers": layers, "speed": {**speed, "device": ctx.runtime.device_name,
+                                              "batch_size": p.eval_batch_size}}
+        if ctx.runtime.is_main_process:
+            (ctx.out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+            (ctx.out_dir / "report.md").write_text(render_markdown(report, metrics["retention"]))
+            ctx.log.info(render_markdown(report, metrics["retention"]))
+        return StageResult(metrics=metrics, info={"speed": report["speed"],
+                                                  "teacher_artifact": teacher_art.name})
+
+
+def render_markdown(report: dict, retention: float) -> str:
+    """A Markdown table of one task's teacher vs successor comparison."""
+    names = [k for k in report["metrics"]["teacher"] if k != "score"]
+    head = ["model", "layers", "parameters", *names, "score", "retention", "speed-up"]
+    rows = []
+    for role in ("teacher", "successor"):
+        m = report["metrics"][role]
+        rows.append([f"{role} ({report[role]})", str(report["layers"][role]),
+                     f"{report['parameters'][role]['total'] / 1e6:.1f}M",
+                     *(f"{100 * m[k]:.2f}" for k in names), f"{100 * m['score']:.2f}",
+                     "100.0%" if role == "teacher" else f"{retention:.1f}%",
+                     "1.00×" if role == "teacher" else f"{report['speed']['speedup']:.2f}×"])
+    lines = [f"### {report['task']} dev ({report['dev_examples']} examples)", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    s = report["speed"]
+    lines += ["", f"Speed: {s['examples']} dev examples per pass, batch {s['batch_size']}, "
+                  f"{s['device']}; median {s['teacher_seconds']:.3f} s (teacher) vs "
+                  f"{s['successor_seconds']:.3f} s (successor)."]
+    return "\n".join(lines) + "\n"

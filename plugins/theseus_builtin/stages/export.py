@@ -1,0 +1,117 @@
+"""``export``: the successor as a plain Hugging Face model, with a model card."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from theseus_cli.contracts import Stage, StageContext, StageResult, param
+from theseus_cli.errors import ExportError
+
+TOLERANCE = 1e-5  # max |logit difference| accepted between theseus and the stock reload
+
+
+class Export(Stage):
+    """Writes the evaluated successor as safetensors + tokenizer + config (n layers)
+    that stock ``AutoModelForSequenceClassification.from_pretrained`` loads, checks
+    that the reloaded model gives the same logits, and adds a model card."""
+
+    name = "export"
+    help = "export the successor as a stock Hugging Face model with a model card"
+    inputs = ("evaluate",)
+    summary_metrics = ("logits_max_abs_diff",)
+
+    @dataclass
+    class Params:
+        output: str | None = param(None, "also copy the exported model to this new directory "
+                                         "(must not exist); null: only the artifact")
+        check_examples: int = param(64, "dev examples whose logits are compared after reload",
+                                    min=1)
+
+    def run(self, ctx: StageContext) -> StageResult:
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        from theseus_cli import models
+        from theseus_cli.artifacts import ArtifactStore
+        from theseus_cli.data import load_tokenized, make_dataloader
+        from theseus_cli.glue import get_task
+
+        task = get_task(ctx.task)
+        evaluation = ctx.inputs["evaluate"]
+        successor_art = ArtifactStore(ctx.config.artifacts_dir).lineage(evaluation, "finetune-successor")
+        model, tokenizer = models.load_saved(successor_art.file(models.MODEL_DIR))
+        out = ctx.out_dir / models.MODEL_DIR
+        models.save(model, tokenizer, out)
+        (out / "README.md").write_text(model_card(evaluation.manifest, task.name, ctx.config.model))
+
+        # the exported directory must load with stock transformers and give the same logits
+        stock = AutoModelForSequenceClassification.from_pretrained(out)
+        dev = load_tokenized(ctx.config, task, tokenizer, "dev")
+        batch = next(iter(make_dataloader(dev.select(range(min(len(dev), ctx.params.check_examples))),
+                                          tokenizer, ctx.params.check_examples, shuffle=False)))
+        batch.pop("labels")
+        model.eval(), stock.eval()
+        with torch.inference_mode():
+            diff = (model(**batch).logits - stock(**batch).logits).abs().max().item()
+        if diff > TOLERANCE:
+            raise ExportError(f"exported model's logits differ by {diff:g} (> {TOLERANCE:g}) "
+                              "from the successor inside theseus")
+        if ctx.params.output:
+            copy_to(out, Path(ctx.params.output))
+            ctx.log.info(f"copied to {ctx.params.output}")
+        return StageResult(metrics={"logits_max_abs_diff": diff},
+                           info={"successor_artifact": successor_art.name,
+                                 "layers": models.num_layers(stock), "output": ctx.params.output})
+
+
+def copy_to(src: Path, dest: Path) -> None:
+    """Copy ``src`` to the new directory ``dest`` atomically (temp dir, then rename).
+
+    Raises:
+        ExportError: ``dest`` already exists.
+    """
+    dest = dest.expanduser().resolve()
+    if dest.exists():
+        raise ExportError(f"export output {str(dest)!r} already exists; choose a new directory")
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    shutil.copytree(src, tmp)
+    os.rename(tmp, dest)
+
+
+def model_card(evaluation: dict, task: str, predecessor: str) -> str:
+    """A short model card (Markdown) with the metrics of the evaluate artifact."""
+    m = evaluation["metrics"]
+    names = sorted({k.split("_", 1)[1] for k in m if k.startswith("successor_")
+                    and k not in ("successor_parameters", "successor_layers")})
+    rows = "\n".join(f"| {n} | {100 * m['teacher_' + n]:.2f} | {100 * m['successor_' + n]:.2f} |"
+                     for n in names if "teacher_" + n in m)
+    return f"""---
+library_name: transformers
+tags: [bert-of-theseus, model-compression, glue, {task.lower()}]
+---
+
+# {task} successor compressed with theseus
+
+A {m['successor_layers']}-layer successor of a {m['teacher_layers']}-layer predecessor
+(`{predecessor}`), compressed by progressive module replacing
+(BERT-of-Theseus, Xu et al., EMNLP 2020) with the `theseus` CLI, then fine-tuned on {task}.
+
+| {task} dev | teacher | successor |
+|---|---|---|
+{rows}
+
+- Retention (successor / teacher, paper score): {m['retention']:.1f}%
+- Parameters: {m['teacher_parameters'] / 1e6:.1f}M → {m['successor_parameters'] / 1e6:.1f}M
+- Measured inference speed-up: {m['speedup']:.2f}×
+
+Load it with stock transformers:
+
+```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+model = AutoModelForSequenceClassification.from_pretrained("path/to/this/dir")
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/dir")
+```
+"""

@@ -1,0 +1,57 @@
+"""``finetune-successor``: fine-tune the assembled successor (paper section 3.2, eq. 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from theseus_cli.contracts import Stage, StageContext, StageResult, param
+from theseus_cli.training import TrainingParams
+
+TRAINABLE = ("successor-layers", "all")
+
+
+class FinetuneSuccessor(Stage):
+    """Fine-tunes the successor S = {scc_1..scc_n} with the task loss (eq. 4)."""
+
+    name = "finetune-successor"
+    help = "fine-tune the assembled successor with the task loss; keeps the best dev checkpoint"
+    inputs = ("replace",)
+    summary_metrics = ("score",)
+
+    @dataclass
+    class Params(TrainingParams):
+        learning_rate: float = param(2e-5, "peak AdamW learning rate", min=0.0)
+        train: str = param("successor-layers", "which parameters train: the successor's "
+                           "Transformer layers only (as the official code) or all",
+                           choices=TRAINABLE)
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from theseus_cli import models
+        from theseus_cli.data import load_tokenized
+        from theseus_cli.glue import get_task
+        from theseus_cli.replacing import count_parameters
+        from theseus_cli.training import train
+
+        task = get_task(ctx.task)
+        model, tokenizer = models.load_saved(ctx.inputs["replace"].file(models.MODEL_DIR))
+        if ctx.params.train == "successor-layers":
+            model.requires_grad_(False)
+            model.base_model.encoder.layer.requires_grad_(True)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        ctx.log.info(f"successor: {models.num_layers(model)} layers; training "
+                     f"{ctx.params.train} ({trainable:,} parameters)")
+        train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
+        dev_ds = load_tokenized(ctx.config, task, tokenizer, "dev")
+        outcome = train(model=model, tokenizer=tokenizer, task=task, train_ds=train_ds,
+                        dev_ds=dev_ds, params=ctx.params, runtime=ctx.runtime, log=ctx.log,
+                        phase="finetune-successor")
+        model = ctx.runtime.unwrap(model)
+        model.requires_grad_(True)
+        if ctx.runtime.is_main_process:
+            models.save(model, tokenizer, ctx.out_dir / models.MODEL_DIR)
+        return StageResult(
+            metrics={**outcome.best_metrics, "best_step": outcome.best_step},
+            info={"layers": models.num_layers(model), "parameters": count_parameters(model),
+                  "trainable_parameters": trainable, "optimizer_steps": outcome.steps,
+                  "train_seconds": round(outcome.seconds, 2), "evaluations": outcome.evaluations},
+        )

@@ -1,0 +1,97 @@
+"""``replace``: progressive module replacing (paper section 3.1, eq. 1-3, and 3.3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from theseus_cli.contracts import SCHEDULER_GROUP, SUCCESSOR_GROUP, Stage, StageContext, StageResult, param
+from theseus_cli.training import TrainingParams
+
+
+class Replace(Stage):
+    """Trains successor modules inside the frozen, fine-tuned predecessor.
+
+    The predecessor's L layers are grouped into n modules of L/n layers. At every
+    optimizer step each module independently draws r ~ Bernoulli(p) (eq. 2),
+    with p from the scheduler, and runs its successor module if r = 1, else its
+    frozen predecessor layers (eq. 3). Embeddings, predecessor layers, pooler
+    and classifier are frozen (requires_grad=False); gradients flow through
+    frozen predecessor modules into the successor modules below them. Dev
+    evaluation uses the successor-only path (eq. 5); the best is kept and
+    written as a stock Hugging Face model with n layers.
+    """
+
+    name = "replace"
+    help = "module replacing: train successor modules inside the frozen predecessor"
+    inputs = ("finetune-teacher",)
+    summary_metrics = ("score",)
+
+    @dataclass
+    class Params(TrainingParams):
+        epochs: int = param(4, "passes over the training set (epochs)", min=1)
+        successor_layers: int | None = param(
+            None, "n, the number of modules (= successor layers); each module groups L/n "
+                  "predecessor layers; null: L/2 (2 layers per module)", min=1)
+        scheduler: str = param("linear", "replacing-rate scheduler (`theseus plugins` lists them)")
+        schedulers: dict = param({}, "arguments of each scheduler", plugin_group=SCHEDULER_GROUP)
+        successor: str = param("first-n", "successor builder (`theseus plugins` lists them)")
+        successors: dict = param({}, "arguments of each successor builder",
+                                 plugin_group=SUCCESSOR_GROUP)
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from theseus_cli import models
+        from theseus_cli.config import plugin_params
+        from theseus_cli.data import load_tokenized
+        from theseus_cli.glue import get_task
+        from theseus_cli.replacing import (
+            assemble_successor,
+            count_parameters,
+            draw_replacement_mask,
+            group_layers,
+            make_hybrid,
+        )
+        from theseus_cli.training import train
+
+        task, params = get_task(ctx.task), ctx.params
+        teacher = ctx.inputs["finetune-teacher"]
+        model, tokenizer = models.load_saved(teacher.file(models.MODEL_DIR))
+        num_layers = models.num_layers(model)
+        n = params.successor_layers or max(1, num_layers // 2)
+        groups = group_layers(num_layers, n)
+        sched_cls, sched_params = plugin_params(params, "scheduler")
+        scheduler = sched_cls(sched_params)
+        builder_cls, builder_params = plugin_params(params, "successor")
+        successor_modules = builder_cls(builder_params).build(list(model.base_model.encoder.layer), n)
+        hybrid = make_hybrid(model, successor_modules, n)
+        encoder = hybrid.base_model.encoder
+        seed = ctx.runtime.seed
+        ctx.log.info(f"{num_layers} predecessor layers → {n} modules of {num_layers // n}; "
+                     f"scheduler {scheduler.describe()}; successor builder {builder_cls.name}")
+
+        def before_step(t: int) -> dict:
+            p = scheduler.rate(t)
+            mask = draw_replacement_mask(p, n, seed, t)  # (n,) bool, same on every process
+            encoder.set_replacement_mask(mask)
+            return {"p": p, "mask": [int(r) for r in mask.tolist()]}
+
+        train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
+        dev_ds = load_tokenized(ctx.config, task, tokenizer, "dev")
+        outcome = train(model=hybrid, tokenizer=tokenizer, task=task, train_ds=train_ds,
+                        dev_ds=dev_ds, params=params, runtime=ctx.runtime, log=ctx.log,
+                        phase="replace", before_step=before_step)
+        hybrid = ctx.runtime.unwrap(hybrid)
+        successor = assemble_successor(hybrid)  # eq. 5
+        if ctx.runtime.is_main_process:
+            models.save(successor, tokenizer, ctx.out_dir / models.MODEL_DIR)
+        return StageResult(
+            metrics={**outcome.best_metrics, "best_step": outcome.best_step},
+            info={"predecessor_layers": num_layers, "modules": n,
+                  "module_groups": [[g.start, g.stop] for g in groups],
+                  "scheduler": {"name": sched_cls.name, "params": vars(sched_params),
+                                "formula": scheduler.describe()},
+                  "successor_builder": {"name": builder_cls.name, "params": vars(builder_params)},
+                  "layers": n, "parameters": count_parameters(successor),
+                  "hybrid_parameters": count_parameters(hybrid),
+                  "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2),
+                  "evaluations": outcome.evaluations},
+        )

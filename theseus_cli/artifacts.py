@@ -1,0 +1,213 @@
+"""Versioned, immutable artifacts, in the manner of Kedro and DVC.
+
+Layout inside a workspace::
+
+    artifacts/<task>/<stage>/v1/manifest.json   # one complete, immutable version
+    artifacts/<task>/<stage>/v1/...             # the stage's output files
+    artifacts/<task>/<stage>/.staging-<id>/     # a run in progress (never listed)
+
+A version directory only ever appears by an atomic ``rename`` of a finished
+staging directory whose ``manifest.json`` was written last, so a listed version
+is always complete; an interrupted run leaves at most a hidden staging dir.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from theseus_cli.errors import ArtifactError
+
+MANIFEST = "manifest.json"
+SCHEMA = 1
+_VERSION_RE = re.compile(r"^v(\d+)$")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One complete version of one stage's output for one task."""
+
+    path: Path
+    task: str
+    stage: str
+    version: int
+
+    @property
+    def name(self) -> str:
+        """``"v3"``."""
+        return f"v{self.version}"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+
+    @property
+    def manifest_sha256(self) -> str:
+        return sha256_file(self.manifest_path)
+
+    def file(self, relpath: str) -> Path:
+        """Path of an output file; ArtifactError if the version lacks it."""
+        p = self.path / relpath
+        if not p.exists():
+            raise ArtifactError(f"{self.task}/{self.stage}/{self.name} has no {relpath!r}")
+        return p
+
+    def verify(self) -> list[str]:
+        """Re-hash every output file; return the relpaths whose sha256 changed."""
+        outputs = self.manifest.get("outputs", {})
+        return [rel for rel, meta in outputs.items()
+                if not (self.path / rel).is_file() or sha256_file(self.path / rel) != meta["sha256"]]
+
+
+def parse_version(text: str) -> int:
+    """``"v3"`` or ``"3"`` -> 3.
+
+    Raises:
+        ArtifactError: anything else (names the value and the accepted form).
+    """
+    m = re.fullmatch(r"v?(\d+)", text.strip())
+    if not m:
+        raise ArtifactError(f"invalid version {text!r}; accepted: vN or N, e.g. v3")
+    return int(m.group(1))
+
+
+class ArtifactStore:
+    """All artifacts of one workspace (``<workspace>/artifacts``)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def stage_dir(self, task: str, stage: str) -> Path:
+        return self.root / task / stage
+
+    def versions(self, task: str, stage: str) -> list[Artifact]:
+        """Complete versions, oldest first."""
+        d = self.stage_dir(task, stage)
+        if not d.is_dir():
+            return []
+        found = []
+        for child in d.iterdir():
+            m = _VERSION_RE.match(child.name)
+            if m and (child / MANIFEST).is_file():
+                found.append(Artifact(child, task, stage, int(m.group(1))))
+        return sorted(found, key=lambda a: a.version)
+
+    def latest(self, task: str, stage: str) -> Artifact | None:
+        """The newest complete version, or None."""
+        versions = self.versions(task, stage)
+        return versions[-1] if versions else None
+
+    def get(self, task: str, stage: str, version: int | str) -> Artifact:
+        """A specific complete version.
+
+        Raises:
+            ArtifactError: it does not exist (lists the versions that do).
+        """
+        n = parse_version(version) if isinstance(version, str) else version
+        versions = self.versions(task, stage)
+        for a in versions:
+            if a.version == n:
+                return a
+        have = ", ".join(a.name for a in versions) or "none"
+        raise ArtifactError(f"{task}/{stage} has no complete version v{n}; existing: {have}")
+
+    def lineage(self, artifact: Artifact, stage: str) -> Artifact:
+        """The ``stage`` artifact that ``artifact`` was (transitively) made from.
+
+        E.g. the finetune-teacher version behind a finetune-successor version.
+
+        Raises:
+            ArtifactError: ``stage`` is not among its ancestors, or an ancestor
+                version was removed or changed since (manifest hash mismatch).
+        """
+        if artifact.stage == stage:
+            return artifact
+        for name, ref in artifact.manifest.get("inputs", {}).items():
+            parent = self.get(artifact.task, name, ref["version"])
+            if parent.manifest_sha256 != ref["manifest_sha256"]:
+                raise ArtifactError(f"{artifact.task}/{name}/{parent.name} changed since "
+                                    f"{artifact.stage}/{artifact.name} used it (manifest hash differs)")
+            try:
+                return self.lineage(parent, stage)
+            except ArtifactError:
+                continue
+        raise ArtifactError(f"{artifact.task}/{artifact.stage}/{artifact.name} was not made from any "
+                            f"{stage} artifact")
+
+    def tasks(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
+
+    def staging_dirs(self, task: str, stage: str) -> list[Path]:
+        """Leftover in-progress or interrupted runs (hidden, never listed as versions)."""
+        d = self.stage_dir(task, stage)
+        return sorted(d.glob(".staging-*")) if d.is_dir() else []
+
+    @contextmanager
+    def staging(self, task: str, stage: str) -> Iterator[Path]:
+        """A fresh hidden staging directory; removed if the block raises."""
+        d = self.stage_dir(task, stage)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".staging-{uuid.uuid4().hex[:12]}"
+        tmp.mkdir()
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def publish(self, staging: Path, task: str, stage: str, manifest: dict[str, Any]) -> Artifact:
+        """Hash the staged files, write the manifest last, and rename atomically.
+
+        ``manifest`` gets ``schema``, ``version``, ``status`` and ``outputs``
+        (relpath -> sha256 and bytes) filled in here.
+
+        Returns:
+            The new complete :class:`Artifact`.
+        """
+        outputs = {}
+        for p in sorted(staging.rglob("*")):
+            if p.is_file() and p.name != MANIFEST:
+                rel = p.relative_to(staging).as_posix()
+                outputs[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        d = self.stage_dir(task, stage)
+        while True:
+            latest = self.latest(task, stage)
+            # a version number is never reused, even if a directory was deleted by hand
+            taken = [int(m.group(1)) for c in d.iterdir() if (m := _VERSION_RE.match(c.name))]
+            version = max([0, *taken, latest.version if latest else 0]) + 1
+            doc = {"schema": SCHEMA, "task": task, "stage": stage, "version": f"v{version}",
+                   "status": "complete", **manifest, "outputs": outputs}
+            tmp_manifest = staging / (MANIFEST + ".tmp")
+            tmp_manifest.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+            with open(tmp_manifest, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp_manifest, staging / MANIFEST)
+            try:
+                os.rename(staging, d / f"v{version}")
+            except OSError:
+                if (d / f"v{version}").exists():  # a concurrent run took that number
+                    continue
+                raise
+            return Artifact(d / f"v{version}", task, stage, version)

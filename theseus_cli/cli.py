@@ -1,0 +1,269 @@
+"""The ``theseus`` command line (Typer). The only layer that prints errors and exits.
+
+Stage commands are built from the registered stage plugins: every field of a
+stage's ``Params`` becomes an option, so a third-party stage gets a command
+of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from theseus_cli import params as P
+from theseus_cli import registry
+from theseus_cli.errors import ConfigError, TheseusError
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="theseus", no_args_is_help=True, add_completion=False,
+    help="Compress Transformer models by progressive module replacing (BERT-of-Theseus).",
+)
+
+
+def handle_errors(fn: Any) -> Any:
+    """Turn typed library errors into a red message and the error's exit code."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TheseusError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted: nothing was published[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    try:
+        import datasets
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+# --------------------------------------------------------------------- init
+@app.command()
+@handle_errors
+def init(
+    directory: Path = typer.Argument(Path("."), help="workspace directory (created if missing)"),
+    task: str = typer.Option("MRPC", "--task", help="GLUE task: CoLA, SST-2, MRPC, STS-B, QQP, "
+                                                    "MNLI, QNLI, RTE, WNLI"),
+    model: str = typer.Option("embedded", "--model", help="predecessor: `embedded`, a hub id, "
+                                                          "or a local directory"),
+    glue_dir: Optional[Path] = typer.Option(None, "--glue-dir", help="GLUE data in the original "
+                                            "TSV layout; default: $THESEUS_GLUE_DIR, else the hub"),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="start from a recipe's "
+                                          "theseus.yaml (see the workspaces/ folder)"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing theseus.yaml"),
+) -> None:
+    """Create a workspace with a commented, validated theseus.yaml."""
+    from theseus_cli.workspace import init_workspace
+
+    path = init_workspace(directory, task=task, model=model, glue_dir=glue_dir,
+                          recipe=recipe, force=force)
+    console.print(f"[green]workspace ready:[/] {path}")
+    console.print(f"next: cd {directory} && theseus replace --scheduler linear")
+
+
+# ------------------------------------------------------------------- status
+@app.command()
+@handle_errors
+def status(
+    workspace: Optional[Path] = typer.Option(None, "--workspace", "-w", help="workspace directory"),
+) -> None:
+    """What exists in the workspace: stages, versions and key metrics."""
+    from theseus_cli.workspace import status_rows
+
+    rows, config = status_rows(workspace)
+    table = Table(title=f"theseus workspace {config.root} (model {config.model}, task {config.task})")
+    for col in ("task", "stage", "versions", "latest", "created", "seconds", "key metrics"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+# ------------------------------------------------------------------ plugins
+@app.command()
+def plugins() -> None:
+    """List the loaded stages, schedulers and successor builders (and broken plugins)."""
+    table = Table(title="theseus plugins")
+    for col in ("kind", "name", "from", "status"):
+        table.add_column(col)
+    for group, kind in registry.KIND.items():
+        for p in registry.discover(group):
+            state = "[green]ok[/]" if p.error is None else f"[red]broken: {p.error}[/]"
+            table.add_row(kind, p.name, p.distribution, state)
+    console.print(table)
+
+
+# ----------------------------------------------------------- stage commands
+def _opt(name: str, annotation: Any, help: str, *decls: str) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                             default=typer.Option(None, *decls, help=help, show_default=False))
+
+
+COMMON = [
+    _opt("workspace", Optional[Path], "workspace directory; default: found from the current "
+         "directory upward", "--workspace", "-w"),
+    _opt("task", Optional[str], "GLUE task; default: the workspace's", "--task"),
+    _opt("pins", Optional[list[str]], "input version to use, VERSION (the stage's primary input) "
+         "or STAGE=VERSION; default: latest complete", "--from"),
+    inspect.Parameter("no_upstream", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                      default=typer.Option(False, "--no-upstream", help="fail instead of running "
+                                           "a missing upstream stage")),
+    inspect.Parameter("force", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                      default=typer.Option(False, "--force", help="run even if an up-to-date "
+                                           "version with the same params and inputs exists")),
+    _opt("device", Optional[str], "auto | cuda | mps | cpu", "--device"),
+    _opt("precision", Optional[str], "no | fp16 | bf16", "--precision"),
+    _opt("seed", Optional[int], "random seed of the run", "--seed"),
+    _opt("glue_dir", Optional[Path], "GLUE data directory (original TSV layout)", "--glue-dir"),
+    _opt("max_train_samples", Optional[int], "use only the first N training examples",
+         "--max-train-samples"),
+    _opt("max_eval_samples", Optional[int], "use only the first N dev examples",
+         "--max-eval-samples"),
+]
+COMMON_NAMES = {p.name for p in COMMON}
+
+
+def _field_parameter(f: dataclasses.Field, tp: Any) -> inspect.Parameter | None:
+    meta = f.metadata
+    if not meta.get("cli", True):
+        return None
+    inner, _ = P.base_type(tp)
+    dash = f.name.replace("_", "-")
+    help = meta.get("help", "")
+    if meta.get("choices"):
+        help += f" [{' | '.join(map(str, meta['choices']))}]"
+    default = f.default if f.default is not dataclasses.MISSING else None
+    if default is not None:
+        help += f" (default: {default})"
+    if inner is bool:
+        return _opt(f.name, Optional[bool], help, f"--{dash}/--no-{dash}")
+    if inner in (int, float, str):
+        return _opt(f.name, Optional[inner], help, f"--{dash}")
+    return None  # lists/dicts: set them in theseus.yaml
+
+
+def stage_command(stage_cls: type) -> Any:
+    """A Typer command function for a stage plugin, options from its Params."""
+    hints = P.field_types(stage_cls.Params)
+    params = list(COMMON)
+    field_names, selectors = [], []
+    for f in dataclasses.fields(stage_cls.Params):
+        if f.name in COMMON_NAMES:
+            continue
+        if f.metadata.get("plugin_group"):
+            selector = f.name[:-1]
+            selectors.append(selector)
+            params.append(_opt(f"{selector}_args", Optional[list[str]],
+                               f"KEY=VALUE argument of the selected {selector} (repeatable)",
+                               f"--{selector}-arg"))
+            continue
+        p = _field_parameter(f, hints[f.name])
+        if p is not None:
+            params.append(p)
+            field_names.append(f.name)
+
+    def command(**kwargs: Any) -> None:
+        overrides = {k: kwargs.get(k) for k in field_names}
+        plugin_overrides = {s: P.parse_assignments(kwargs.get(f"{s}_args"), f"--{s}-arg")
+                            for s in selectors}
+        run_stage(stage_cls.name, kwargs, overrides, plugin_overrides)
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = stage_cls.help
+    command.__name__ = stage_cls.name.replace("-", "_")
+    return command
+
+
+def parse_pins(items: list[str] | None, stage_cls: type) -> dict[str, str]:
+    """``--from`` values -> input stage -> version. A bare version pins the primary input."""
+    pins: dict[str, str] = {}
+    for item in items or []:
+        if "=" in item:
+            name, version = item.split("=", 1)
+        elif stage_cls.inputs:
+            name, version = stage_cls.inputs[-1], item
+        else:
+            raise ConfigError(f"--from {item}: {stage_cls.name} reads no input artifacts")
+        pins[name.strip()] = version.strip()
+    return pins
+
+
+def run_stage(stage: str, common: dict[str, Any], overrides: dict[str, Any],
+              plugin_overrides: dict[str, dict[str, Any]]) -> None:
+    """Load the workspace, apply CLI overrides, run the stage, print its metrics."""
+    from theseus_cli.config import DataSettings, RuntimeSettings, find_workspace, load_config
+    from theseus_cli.pipeline import Pipeline
+
+    _quiet_libraries()
+    config = load_config(find_workspace(common.get("workspace")))
+    data = {k: common.get(k) for k in ("max_train_samples", "max_eval_samples")
+            if common.get(k) is not None}
+    if common.get("glue_dir") is not None:
+        data["glue_dir"] = str(Path(common["glue_dir"]).expanduser().resolve())
+    runtime = {k: common.get(k) for k in ("device", "precision", "seed") if common.get(k) is not None}
+    config.data = P.build(DataSettings, {**P.to_dict(config.data), **data}, "command line")
+    config.runtime = P.build(RuntimeSettings, {**P.to_dict(config.runtime), **runtime},
+                             "command line")
+    task = config.task
+    if common.get("task"):
+        from theseus_cli.glue import get_task
+
+        task = get_task(common["task"]).name
+    stage_cls = registry.stage(stage)
+    pipeline = Pipeline(config, console)
+    art = pipeline.run(stage, task, overrides, plugin_overrides,
+                       pins=parse_pins(common.get("pins"), stage_cls),
+                       no_upstream=bool(common.get("no_upstream")), force=bool(common.get("force")))
+    metrics = art.manifest.get("metrics", {})
+    shown = [k for k in metrics if not k.endswith("_parameters")]
+    if shown:
+        console.print("  ".join(f"{k} [bold]{_fmt(metrics[k])}[/]" for k in shown))
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def register_stage_commands() -> None:
+    """Add one command per working stage plugin; report broken plugins on stderr."""
+    for name, stage_cls in registry.stages().items():
+        app.command(name=name, help=stage_cls.help)(handle_errors(stage_command(stage_cls)))
+    for p in registry.broken():
+        err_console.print(f"[yellow]warning: plugin {p.name!r} ({p.group}, {p.distribution}) "
+                          f"failed to load and is skipped: {p.error}[/]")
+
+
+register_stage_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,220 @@
+"""The workspace configuration file ``theseus.yaml``: load, validate, resolve.
+
+Precedence, as in Accelerate: built-in defaults < ``theseus.yaml`` < CLI options.
+Every section is a ``Params`` dataclass (``contracts.param``), so validation,
+``--help`` and the commented file ``theseus init`` writes share one source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from theseus_cli import params as P
+from theseus_cli import registry
+from theseus_cli.contracts import param
+from theseus_cli.errors import ConfigError, UnknownNameError, WorkspaceError
+
+CONFIG_NAME = "theseus.yaml"
+EMBEDDED_MODEL = "embedded"
+
+
+@dataclass
+class DataSettings:
+    """Where task data comes from and how it is tokenised."""
+
+    glue_dir: str | None = param(
+        None, "directory in the original GLUE TSV layout (relative to the workspace); "
+              "null: $THESEUS_GLUE_DIR, else the Hugging Face hub (nyu-mll/glue)")
+    max_seq_length: int = param(128, "maximum tokens per example, pairs truncated "
+                                     "(paper: 128; 256 for QNLI)", min=8, max=8192)
+    max_train_samples: int | None = param(
+        None, "keep only the first N training examples (quick runs); null: all", min=1)
+    max_eval_samples: int | None = param(
+        None, "keep only the first N dev examples (quick runs); null: all", min=1)
+
+
+@dataclass
+class RuntimeSettings:
+    """The shared PyTorch runtime (built on Accelerate) every stage runs in."""
+
+    device: str = param("auto", "device to run on; auto picks cuda, then mps, then cpu",
+                        choices=("auto", "cuda", "mps", "cpu"))
+    precision: str = param("no", "mixed precision: no (fp32), fp16 (loss scaling, GPU) or bf16",
+                           choices=("no", "fp16", "bf16"))
+    seed: int = param(42, "seed of every random number generator of a run", min=0)
+    gradient_accumulation_steps: int = param(
+        1, "micro-batches per optimizer step (effective batch = batch_size x this)", min=1)
+
+
+@dataclass
+class WorkspaceConfig:
+    """A loaded, validated ``theseus.yaml``.
+
+    Attributes:
+        root: the workspace directory (holds theseus.yaml and artifacts/).
+        model: predecessor source: ``embedded``, a hub id, or a local directory.
+        task: GLUE task name as GLUE spells it.
+        stages_raw: stage name -> the validated raw section from the file.
+    """
+
+    root: Path
+    model: str = EMBEDDED_MODEL
+    task: str = "MRPC"
+    data: DataSettings = field(default_factory=DataSettings)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    stages_raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / "artifacts"
+
+    def glue_dir(self) -> Path | None:
+        """The GLUE directory, resolved against the workspace root; None = env/hub."""
+        if self.data.glue_dir is None:
+            return None
+        p = Path(os.path.expanduser(self.data.glue_dir))
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+    def stage_params(self, stage: str, overrides: dict[str, Any] | None = None,
+                     plugin_overrides: dict[str, dict[str, Any]] | None = None) -> Any:
+        """Resolve a stage's Params: defaults < theseus.yaml < ``overrides``.
+
+        Args:
+            stage: registered stage name.
+            overrides: CLI values (None values are ignored: option not given).
+            plugin_overrides: ``selector field -> {key: value}`` from
+                ``--scheduler-arg`` style options, applied to the selected plugin.
+
+        Raises:
+            ConfigError / UnknownNameError: on any invalid key or value.
+        """
+        cls = registry.stage(stage).Params
+        raw = {k: v for k, v in self.stages_raw.get(stage, {}).items()}
+        raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        built = validate_section(cls, raw, f"{stage}")
+        for selector, args in (plugin_overrides or {}).items():
+            if not args:
+                continue
+            group_field = selector + "s"
+            selected = getattr(built, selector)
+            table = dict(getattr(built, group_field))
+            table[selected] = {**table.get(selected, {}), **args}
+            raw[group_field] = table
+            built = validate_section(cls, raw, f"{stage} (--{selector}-arg)")
+        return built
+
+
+def plugin_params(params: Any, selector: str) -> tuple[type, Any]:
+    """The selected plugin class and its resolved Params for a stage's ``selector``.
+
+    E.g. ``plugin_params(replace_params, "scheduler")`` ->
+    ``(LinearScheduler, LinearScheduler.Params(b=0.3, ...))``.
+    """
+    group_field = next(f for f in dataclasses.fields(params) if f.name == selector + "s")
+    group = group_field.metadata["plugin_group"]
+    name = getattr(params, selector)
+    cls = registry.get(group, name)
+    args = getattr(params, selector + "s").get(name, {})
+    return cls, P.build(cls.Params, args, f"{selector} {name}")
+
+
+def validate_section(cls: type, raw: dict[str, Any], where: str) -> Any:
+    """Build a Params dataclass, also validating plugin-argument tables."""
+    built = P.build(cls, raw, where)
+    for f in dataclasses.fields(cls):
+        group = f.metadata.get("plugin_group")
+        if not group:
+            continue
+        selector = f.name[:-1]
+        table = getattr(built, f.name) or {}
+        for name, args in table.items():
+            plugin = registry.get(group, name)
+            if args is not None and not isinstance(args, dict):
+                raise ConfigError(f"{where}.{f.name}.{name}: expected a mapping, got {args!r}")
+            P.build(plugin.Params, args or {}, f"{where}.{f.name}.{name}")
+        if hasattr(built, selector):
+            registry.get(group, getattr(built, selector))  # unknown name lists the available
+    return built
+
+
+TOP_LEVEL = ("model", "task", "data", "runtime")
+
+
+def parse_config(root: Path, doc: Any, source: str = CONFIG_NAME) -> WorkspaceConfig:
+    """Validate a parsed YAML document into a :class:`WorkspaceConfig`.
+
+    Raises:
+        ConfigError: unknown keys (listing accepted ones) and bad values.
+    """
+    from theseus_cli.glue import get_task
+
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(doc).__name__}")
+    stage_names = set(registry.stages())
+    accepted = set(TOP_LEVEL) | stage_names
+    unknown = sorted(set(doc) - accepted)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}; accepted: "
+                          + ", ".join(sorted(accepted)))
+    model = P.coerce(doc.get("model", EMBEDDED_MODEL), str, f"{source}: model")
+    try:
+        task = get_task(P.coerce(doc.get("task", "MRPC"), str, f"{source}: task")).name
+    except UnknownNameError as e:
+        raise ConfigError(f"{source}: task: {e}") from None
+    data = P.build(DataSettings, doc.get("data"), f"{source}: data")
+    runtime = P.build(RuntimeSettings, doc.get("runtime"), f"{source}: runtime")
+    stages_raw: dict[str, dict[str, Any]] = {}
+    for name in stage_names & set(doc):
+        section = doc[name] or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{source}: {name}: expected a mapping, got {section!r}")
+        validate_section(registry.stage(name).Params, section, f"{source}: {name}")
+        stages_raw[name] = section
+    return WorkspaceConfig(root=root, model=model, task=task, data=data,
+                           runtime=runtime, stages_raw=stages_raw)
+
+
+def load_config(root: Path) -> WorkspaceConfig:
+    """Load and validate ``root/theseus.yaml``.
+
+    Raises:
+        WorkspaceError: the file is missing or is not valid YAML.
+        ConfigError: a key or value is invalid.
+    """
+    path = root / CONFIG_NAME
+    if not path.is_file():
+        raise WorkspaceError(f"no {CONFIG_NAME} in {root}; create one with `theseus init`")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    return parse_config(root.resolve(), doc, source=str(path))
+
+
+def find_workspace(explicit: Path | None = None, start: Path | None = None) -> Path:
+    """The workspace root: ``explicit``, else the nearest directory holding
+    theseus.yaml from ``start`` (default: the current directory) upward.
+
+    Raises:
+        WorkspaceError: none found (names where the search started).
+    """
+    if explicit is not None:
+        root = Path(explicit).expanduser().resolve()
+        if not (root / CONFIG_NAME).is_file():
+            raise WorkspaceError(f"--workspace {explicit}: no {CONFIG_NAME} there; "
+                                 f"create one with `theseus init {explicit}`")
+        return root
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / CONFIG_NAME).is_file():
+            return d
+    raise WorkspaceError(f"no theseus workspace here: no {CONFIG_NAME} in {here} or any parent; "
+                         "run `theseus init DIR` or pass --workspace PATH")

@@ -1,0 +1,202 @@
+"""The whole plugin contract of theseus, in one module.
+
+Three kinds of plugin exist, each discovered through a Python entry-point
+group (see ``theseus_cli.registry``):
+
+============================  =====================  ==========================
+entry-point group             base class             what it provides
+============================  =====================  ==========================
+``theseus.stages``            :class:`Stage`         a pipeline stage / command
+``theseus.schedulers``        :class:`Scheduler`     replacing rate p per step
+``theseus.successors``        :class:`SuccessorBuilder`  successor modules
+============================  =====================  ==========================
+
+The built-in plugins (``plugins/theseus_builtin``) register through the same
+entry points a third-party package would use, e.g. in its ``pyproject.toml``::
+
+    [project.entry-points."theseus.schedulers"]
+    cosine = "my_package.schedulers:CosineScheduler"
+
+Every plugin class declares a ``Params`` dataclass built with :func:`param`.
+It is the single source of the plugin's settings: defaults, validation of
+``theseus.yaml``, the CLI options, and the commented ``theseus.yaml`` that
+``theseus init`` writes. Plugin modules must be cheap to import (no torch at
+module level) so that ``theseus --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:  # heavy imports only for type checkers
+    from torch import nn
+
+    from theseus_cli.artifacts import Artifact
+    from theseus_cli.config import WorkspaceConfig
+    from theseus_cli.runtime import Runtime
+    from theseus_cli.runlog import RunLog
+
+STAGE_GROUP = "theseus.stages"
+SCHEDULER_GROUP = "theseus.schedulers"
+SUCCESSOR_GROUP = "theseus.successors"
+
+
+def param(
+    default: Any,
+    help: str,
+    *,
+    choices: Sequence[Any] | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    cli: bool = True,
+    plugin_group: str | None = None,
+) -> Any:
+    """Declare one plugin setting as a dataclass field.
+
+    Args:
+        default: value used when neither theseus.yaml nor the CLI sets it.
+            Lists and dicts are copied per instance.
+        help: one line, shown in ``--help`` and as the comment in theseus.yaml.
+            State units (steps, epochs, seconds, MB) here.
+        choices: closed set of accepted values; anything else is a ConfigError
+            that lists them.
+        min, max: inclusive numeric bounds.
+        cli: whether the stage command gets a ``--option`` for it.
+        plugin_group: makes this a ``dict`` of per-plugin arguments keyed by
+            plugin name (e.g. ``schedulers: {linear: {b: 0.3}}``) for the
+            entry-point group given; each entry is validated against that
+            plugin's ``Params``. The plugin in use is picked by the field named
+            like this one without its final ``s`` (``scheduler``), and the CLI
+            sets its arguments with ``--<that name>-arg KEY=VALUE``.
+    """
+    meta = {"help": help, "choices": tuple(choices) if choices else None,
+            "min": min, "max": max, "cli": cli and plugin_group is None,
+            "plugin_group": plugin_group}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class StageResult:
+    """What a stage returns; it goes into the artifact's manifest.
+
+    Attributes:
+        metrics: flat ``name -> number`` (GLUE metric names, e.g. ``f1``,
+            ``accuracy``, ``pearson``); shown by ``theseus status``.
+        info: anything else worth recording (layer counts, parameter counts).
+    """
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageContext:
+    """Everything a stage's :meth:`Stage.run` may use.
+
+    Attributes:
+        config: the resolved workspace configuration (model, task, data, runtime).
+        task: GLUE task name as GLUE spells it, e.g. ``"MRPC"``.
+        params: the stage's resolved ``Params`` instance (defaults < file < CLI).
+        inputs: upstream stage name -> the complete artifact version used.
+        out_dir: staging directory; every file written here is published
+            atomically as the new version when ``run`` returns.
+        runtime: the shared device/precision/process runtime.
+        log: JSON-lines metrics log and rich progress for this run.
+    """
+
+    config: WorkspaceConfig
+    task: str
+    params: Any
+    inputs: dict[str, Artifact]
+    out_dir: Path
+    runtime: Runtime
+    log: RunLog
+
+
+class Stage(ABC):
+    """A pipeline stage: reads input artifacts, writes one new artifact version.
+
+    Subclasses set ``name`` (the command name), ``help``, ``inputs`` (names of
+    upstream stages whose latest complete version is read, or run first when
+    missing), ``Params`` (a dataclass built with :func:`param`) and
+    ``summary_metrics`` (metric names ``theseus status`` shows).
+    """
+
+    name: ClassVar[str]
+    help: ClassVar[str]
+    inputs: ClassVar[tuple[str, ...]] = ()
+    Params: ClassVar[type]
+    summary_metrics: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def run(self, ctx: StageContext) -> StageResult:
+        """Do the stage's work, writing files into ``ctx.out_dir``.
+
+        Raises:
+            TheseusError subclasses for bad input; anything else is a bug.
+        """
+
+
+class Scheduler(ABC):
+    """Replacing-rate scheduler: the probability p that a module is replaced.
+
+    ``rate(t)`` is called once per optimizer step ``t`` (0-based, counted in
+    optimizer steps, not micro-batches or epochs) and must return a value in
+    [0, 1]. Paper: section 3.3 (eq. 6) for the curriculum scheduler.
+    """
+
+    name: ClassVar[str]
+    help: ClassVar[str] = ""
+    Params: ClassVar[type]
+
+    def __init__(self, params: Any):
+        self.params = params
+
+    @abstractmethod
+    def rate(self, step: int) -> float:
+        """Replacing rate p_d at optimizer step ``step`` (0-based), in [0, 1]."""
+
+    def describe(self) -> str:
+        """One human-readable line, e.g. ``p_d = min(1, 0.0006·t + 0.3)``."""
+        return f"{self.name}({dataclasses.asdict(self.params)})"
+
+
+class SuccessorBuilder(ABC):
+    """Builds the successor modules ``scc_1 .. scc_n`` (paper section 3.1).
+
+    The predecessor's ``L`` Transformer layers are grouped into ``n`` modules of
+    ``L / n`` consecutive layers; ``build`` returns ``n`` successor modules,
+    module ``i`` standing in for predecessor module ``i``.
+
+    Each successor module is called exactly like one predecessor layer,
+    ``module(hidden_states, attention_mask, **kwargs)`` with ``hidden_states``
+    of shape (batch, seq_len, hidden), and returns a tensor of the same shape.
+    If every module is an instance of the predecessor's layer class, the
+    assembled successor (eq. 5) is a stock Hugging Face model with ``n`` layers.
+    """
+
+    name: ClassVar[str]
+    help: ClassVar[str] = ""
+    Params: ClassVar[type]
+
+    def __init__(self, params: Any):
+        self.params = params
+
+    @abstractmethod
+    def build(self, predecessor_layers: Sequence[nn.Module], num_modules: int) -> nn.ModuleList:
+        """Return ``num_modules`` new, trainable successor modules.
+
+        Args:
+            predecessor_layers: the predecessor's L layers, in order (not modified).
+            num_modules: n, the number of modules; L is divisible by n.
+
+        Raises:
+            ConfigError: when this builder cannot build n modules from these layers.
+        """

@@ -1,0 +1,70 @@
+"""Typed errors raised by library code.
+
+Only the CLI layer (``theseus_cli.cli``) turns these into messages and exit
+codes. Every error message names the bad value and, where there is a closed
+set, the accepted ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class TheseusError(Exception):
+    """Base class of every error theseus raises on purpose.
+
+    ``exit_code`` is the process exit status the CLI uses for it.
+    """
+
+    exit_code = 1
+
+
+class ConfigError(TheseusError):
+    """A configuration value or key is invalid (theseus.yaml or CLI option)."""
+
+    exit_code = 2
+
+
+class UnknownNameError(ConfigError):
+    """A name (task, stage, scheduler, successor builder, ...) is not registered.
+
+    The message lists the available names.
+    """
+
+    def __init__(self, kind: str, name: str, available: Iterable[str]):
+        self.kind, self.name, self.available = kind, name, sorted(available)
+        names = ", ".join(self.available) or "(none)"
+        super().__init__(f"unknown {kind} {name!r}; available: {names}")
+
+
+class WorkspaceError(TheseusError):
+    """No workspace was found, or it is unusable."""
+
+    exit_code = 2
+
+
+class ArtifactError(TheseusError):
+    """An artifact version is missing, incomplete, or fails its hash check."""
+
+
+class DataError(TheseusError):
+    """Task data is missing or malformed (names the file and line)."""
+
+
+class DeviceError(TheseusError):
+    """The requested device or precision is not available on this machine."""
+
+    exit_code = 2
+
+
+class PluginError(TheseusError):
+    """A plugin broke the contract in ``theseus_cli.contracts``."""
+
+
+class ExportError(TheseusError):
+    """The successor cannot be exported as a stock Hugging Face model."""
+
+
+def closest_keys_message(bad: str, accepted: Iterable[str]) -> str:
+    """Return ``"'bad'; accepted: a, b, c"`` for error messages."""
+    return f"{bad!r}; accepted: {', '.join(sorted(accepted))}"

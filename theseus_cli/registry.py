@@ -1,0 +1,127 @@
+"""Discovery of plugins through entry points, keyed by name.
+
+Built-in and third-party plugins are found the same way: the entry-point
+groups named in ``theseus_cli.contracts``. A plugin that fails to import, or
+that is not a subclass of its contract's base class, is recorded in
+:func:`broken` and skipped: it never crashes ``theseus --help``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from theseus_cli.contracts import (
+    SCHEDULER_GROUP,
+    STAGE_GROUP,
+    SUCCESSOR_GROUP,
+    Scheduler,
+    Stage,
+    SuccessorBuilder,
+)
+from theseus_cli.errors import UnknownNameError
+
+BASES: dict[str, type] = {STAGE_GROUP: Stage, SCHEDULER_GROUP: Scheduler,
+                          SUCCESSOR_GROUP: SuccessorBuilder}
+KIND: dict[str, str] = {STAGE_GROUP: "stage", SCHEDULER_GROUP: "scheduler",
+                        SUCCESSOR_GROUP: "successor builder"}
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One discovered plugin (or a broken one, with ``error`` set)."""
+
+    group: str
+    name: str
+    value: str  # "module:attr"
+    distribution: str
+    obj: Any = None
+    error: str | None = None
+
+
+def _distribution(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"{dist.name} {dist.version}" if dist is not None else "?"
+
+
+@functools.lru_cache(maxsize=None)
+def discover(group: str) -> tuple[PluginInfo, ...]:
+    """All plugins of ``group``, loaded; broken ones carry ``error``.
+
+    Cached per process; call ``discover.cache_clear()`` after installing plugins.
+    """
+    base = BASES[group]
+    found: dict[str, PluginInfo] = {}
+    for ep in entry_points(group=group):
+        info = dict(group=group, name=ep.name, value=ep.value, distribution=_distribution(ep))
+        try:
+            obj = ep.load()
+            if not (isinstance(obj, type) and issubclass(obj, base)):
+                raise TypeError(f"{ep.value} is not a subclass of {base.__qualname__}")
+            if getattr(obj, "name", None) != ep.name:
+                raise TypeError(f"{ep.value}.name is {getattr(obj, 'name', None)!r}, "
+                                f"but its entry point is named {ep.name!r}")
+            if not hasattr(obj, "Params"):
+                raise TypeError(f"{ep.value} has no Params dataclass")
+            found[ep.name] = PluginInfo(obj=obj, **info)
+        except Exception as e:  # noqa: BLE001 - a third-party plugin may raise anything
+            if ep.name not in found:  # a working plugin of the same name wins
+                found[ep.name] = PluginInfo(error=f"{type(e).__name__}: {e}", **info)
+    return tuple(sorted(found.values(), key=lambda p: p.name))
+
+
+def available(group: str) -> dict[str, Any]:
+    """``name -> plugin class`` for the working plugins of ``group``."""
+    return {p.name: p.obj for p in discover(group) if p.error is None}
+
+
+def broken() -> list[PluginInfo]:
+    """Plugins of every group that failed to load."""
+    return [p for g in BASES for p in discover(g) if p.error is not None]
+
+
+def get(group: str, name: str) -> Any:
+    """The plugin class registered as ``name`` in ``group``.
+
+    Raises:
+        UnknownNameError: listing the available names (a broken plugin of that
+            name is named with its error).
+    """
+    plugins = available(group)
+    if name in plugins:
+        return plugins[name]
+    for p in discover(group):
+        if p.name == name and p.error:
+            raise UnknownNameError(KIND[group], f"{name} (failed to load: {p.error})", plugins)
+    raise UnknownNameError(KIND[group], name, plugins)
+
+
+def stages() -> dict[str, type[Stage]]:
+    """Registered stages by command name, in pipeline order (inputs before users)."""
+    plugins = available(STAGE_GROUP)
+    ordered: dict[str, type[Stage]] = {}
+
+    def visit(name: str, seen: tuple[str, ...] = ()) -> None:
+        if name in ordered or name not in plugins or name in seen:
+            return
+        for dep in plugins[name].inputs:
+            visit(dep, (*seen, name))
+        ordered[name] = plugins[name]
+
+    for name in plugins:
+        visit(name)
+    return ordered
+
+
+def stage(name: str) -> type[Stage]:
+    return get(STAGE_GROUP, name)
+
+
+def scheduler(name: str) -> type[Scheduler]:
+    return get(SCHEDULER_GROUP, name)
+
+
+def successor_builder(name: str) -> type[SuccessorBuilder]:
+    return get(SUCCESSOR_GROUP, name)

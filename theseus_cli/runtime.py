@@ -1,0 +1,134 @@
+"""The one runtime object every stage runs in: device, precision, processes, seeds.
+
+It is a thin owner of an :class:`accelerate.Accelerator`; Accelerate does the
+device placement, mixed precision (fp16 with loss scaling, bf16), gradient
+accumulation and multi-process data sharding. Stages never touch devices
+directly.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any
+
+from theseus_cli.errors import DeviceError
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+PRECISIONS = ("no", "fp16", "bf16")
+
+
+def available_devices() -> list[str]:
+    """Devices usable on this machine, best first (``cpu`` always)."""
+    import torch
+
+    found = []
+    if torch.cuda.is_available():
+        found.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return [*found, "cpu"]
+
+
+class Runtime:
+    """Device, mixed precision, seeding and gradient accumulation for a run.
+
+    Args:
+        device: ``auto`` (cuda, then mps, then cpu), ``cuda``, ``mps`` or ``cpu``.
+        precision: ``no`` (fp32), ``fp16`` (with loss scaling; needs cuda) or ``bf16``.
+        seed: seeds Python, NumPy and torch (all processes) via Accelerate.
+        gradient_accumulation_steps: micro-batches per optimizer step.
+
+    Raises:
+        DeviceError: an unknown value (lists the accepted ones) or a device /
+            precision this machine does not have (lists what it has).
+    """
+
+    def __init__(self, device: str = "auto", precision: str = "no", seed: int = 42,
+                 gradient_accumulation_steps: int = 1):
+        if device not in DEVICES:
+            raise DeviceError(f"invalid device {device!r}; accepted: {', '.join(DEVICES)}")
+        if precision not in PRECISIONS:
+            raise DeviceError(f"invalid precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
+        have = available_devices()
+        if device != "auto" and device not in have:
+            raise DeviceError(f"device {device!r} is not available on this machine; "
+                              f"available: {', '.join(have)}")
+        chosen = have[0] if device == "auto" else device
+        if precision == "fp16" and chosen == "cpu":
+            raise DeviceError("precision 'fp16' needs a GPU (cuda or mps); on cpu use 'bf16' or 'no'")
+        from accelerate import Accelerator
+        from accelerate.state import AcceleratorState, GradientState
+
+        # a fresh state per runtime, so one process can run several stages/tests
+        AcceleratorState._reset_state(reset_partial_state=False)
+        GradientState._reset_state()
+        self.accelerator = Accelerator(
+            cpu=chosen == "cpu", mixed_precision=precision,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+        )
+        self.device_name, self.precision, self.seed = chosen, precision, seed
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+
+    # -- facts ---------------------------------------------------------------
+    @property
+    def device(self) -> Any:
+        """The ``torch.device`` of this process."""
+        return self.accelerator.device
+
+    @property
+    def is_main_process(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def num_processes(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def process_index(self) -> int:
+        return self.accelerator.process_index
+
+    def describe(self) -> dict[str, Any]:
+        """What this runtime is, for manifests."""
+        return {"device": self.device_name, "precision": self.precision, "seed": self.seed,
+                "num_processes": self.num_processes,
+                "gradient_accumulation_steps": self.gradient_accumulation_steps}
+
+    # -- actions -------------------------------------------------------------
+    def seed_everything(self, offset: int = 0) -> None:
+        """Seed Python, NumPy and torch with ``seed + offset`` (same on every process)."""
+        from accelerate.utils import set_seed
+
+        set_seed(self.seed + offset)
+
+    def prepare(self, *objects: Any) -> Any:
+        """Place models/optimizers/dataloaders/schedulers (Accelerate ``prepare``)."""
+        return self.accelerator.prepare(*objects)
+
+    def accumulate(self, model: Any) -> AbstractContextManager:
+        """Context for one micro-batch; optimizer steps happen every N micro-batches."""
+        return self.accelerator.accumulate(model)
+
+    @property
+    def sync_gradients(self) -> bool:
+        """True on the micro-batch that completes an optimizer step."""
+        return self.accelerator.sync_gradients
+
+    def backward(self, loss: Any) -> None:
+        self.accelerator.backward(loss)
+
+    def clip_grad_norm_(self, parameters: Any, max_norm: float) -> Any:
+        return self.accelerator.clip_grad_norm_(parameters, max_norm)
+
+    def autocast(self) -> AbstractContextManager:
+        return self.accelerator.autocast()
+
+    def gather_for_metrics(self, tensor: Any) -> Any:
+        """Gather across processes, dropping the duplicated tail samples."""
+        return self.accelerator.gather_for_metrics(tensor)
+
+    def unwrap(self, model: Any) -> Any:
+        return self.accelerator.unwrap_model(model)
+
+    def wait(self) -> None:
+        self.accelerator.wait_for_everyone()
