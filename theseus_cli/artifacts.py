@@ -30,6 +30,7 @@ from theseus_cli.errors import ArtifactError
 MANIFEST = "manifest.json"
 SCHEMA = 1
 _VERSION_RE = re.compile(r"^v(\d+)$")
+_LAST_VERSION = ".last-version"  # highest version number ever published in a stage dir
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -79,6 +80,10 @@ class Artifact:
         outputs = self.manifest.get("outputs", {})
         return [rel for rel, meta in outputs.items()
                 if not (self.path / rel).is_file() or sha256_file(self.path / rel) != meta["sha256"]]
+
+
+class _NotAncestor(ArtifactError):
+    """``lineage``: the stage is not among an artifact's ancestors."""
 
 
 def parse_version(text: str) -> int:
@@ -151,10 +156,10 @@ class ArtifactStore:
                                     f"{artifact.stage}/{artifact.name} used it (manifest hash differs)")
             try:
                 return self.lineage(parent, stage)
-            except ArtifactError:
+            except _NotAncestor:  # a changed or missing ancestor is an error, not a miss
                 continue
-        raise ArtifactError(f"{artifact.task}/{artifact.stage}/{artifact.name} was not made from any "
-                            f"{stage} artifact")
+        raise _NotAncestor(f"{artifact.task}/{artifact.stage}/{artifact.name} was not made from any "
+                           f"{stage} artifact")
 
     def tasks(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
@@ -192,10 +197,16 @@ class ArtifactStore:
                 rel = p.relative_to(staging).as_posix()
                 outputs[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
         d = self.stage_dir(task, stage)
+        counter = d / _LAST_VERSION
         while True:
             latest = self.latest(task, stage)
-            # a version number is never reused, even if a directory was deleted by hand
+            # a version number is never reused, even if a directory was deleted by hand:
+            # the highest number ever published is also kept in a hidden file
             taken = [int(m.group(1)) for c in d.iterdir() if (m := _VERSION_RE.match(c.name))]
+            try:
+                taken.append(int(counter.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                pass
             version = max([0, *taken, latest.version if latest else 0]) + 1
             doc = {"schema": SCHEMA, "task": task, "stage": stage, "version": f"v{version}",
                    "status": "complete", **manifest, "outputs": outputs}
@@ -210,4 +221,11 @@ class ArtifactStore:
                 if (d / f"v{version}").exists():  # a concurrent run took that number
                     continue
                 raise
+            try:
+                version_seen = max(version, int(counter.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                version_seen = version
+            tmp_counter = d / f"{_LAST_VERSION}.tmp-{uuid.uuid4().hex[:12]}"
+            tmp_counter.write_text(str(version_seen), encoding="utf-8")
+            os.replace(tmp_counter, counter)
             return Artifact(d / f"v{version}", task, stage, version)

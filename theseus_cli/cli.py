@@ -229,6 +229,8 @@ def run_stage(stage: str, common: dict[str, Any], overrides: dict[str, Any],
     if common.get("glue_dir") is not None:
         data["glue_dir"] = str(Path(common["glue_dir"]).expanduser().resolve())
     runtime = {k: common.get(k) for k in ("device", "precision", "seed") if common.get(k) is not None}
+    P.build(DataSettings, data, "command line", cli=True)  # name the option in errors
+    P.build(RuntimeSettings, runtime, "command line", cli=True)
     config.data = P.build(DataSettings, {**P.to_dict(config.data), **data}, "command line")
     config.runtime = P.build(RuntimeSettings, {**P.to_dict(config.runtime), **runtime},
                              "command line")

@@ -134,13 +134,21 @@ def validate_section(cls: type, raw: dict[str, Any], where: str) -> Any:
         selector = f.name[:-1]
         table = getattr(built, f.name) or {}
         for name, args in table.items():
-            plugin = registry.get(group, name)
+            plugin = _plugin(group, name, f"{where}.{f.name}")
             if args is not None and not isinstance(args, dict):
                 raise ConfigError(f"{where}.{f.name}.{name}: expected a mapping, got {args!r}")
             P.build(plugin.Params, args or {}, f"{where}.{f.name}.{name}")
         if hasattr(built, selector):
-            registry.get(group, getattr(built, selector))  # unknown name lists the available
+            _plugin(group, getattr(built, selector), f"{where}.{selector}")  # lists the available
     return built
+
+
+def _plugin(group: str, name: str, where: str) -> type:
+    """``registry.get``, with an unknown name reported where it was written."""
+    try:
+        return registry.get(group, name)
+    except UnknownNameError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 TOP_LEVEL = ("model", "task", "data", "runtime")

@@ -58,7 +58,9 @@ def load_predecessor(model: str, task: GlueTask, root: Path | None = None) -> tu
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     source = resolve_model_source(model, root)
-    kwargs: dict[str, Any] = {"num_labels": task.num_labels}
+    # a local checkpoint may carry a head of another size (e.g. 2 classes, for STS-B's 1):
+    # the task's head replaces it instead of failing to load
+    kwargs: dict[str, Any] = {"num_labels": task.num_labels, "ignore_mismatched_sizes": True}
     if task.is_regression:
         kwargs["problem_type"] = "regression"
     else:

@@ -101,13 +101,14 @@ def check_value(f: dataclasses.Field, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: {value!r} is above the maximum {hi}")
 
 
-def build(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
+def build(cls: type, raw: Mapping[str, Any] | None, where: str, cli: bool = False) -> Any:
     """Instantiate Params dataclass ``cls`` from ``raw``, validating everything.
 
     Args:
         cls: a dataclass whose fields were declared with ``contracts.param``.
         raw: key -> value; missing keys take the field default.
         where: prefix for error messages, e.g. ``"theseus.yaml: replace"``.
+        cli: name keys as command-line options (``--max-seq-length``) in errors.
 
     Raises:
         ConfigError: unknown key (lists accepted keys), bad type, value outside
@@ -122,7 +123,7 @@ def build(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
     hints = field_types(cls)
     kwargs = {}
     for name, value in raw.items():
-        key_where = f"{where}.{name}"
+        key_where = f"--{name.replace('_', '-')}" if cli else f"{where}.{name}"
         value = coerce(value, hints[name], key_where)
         check_value(fields[name], value, key_where)
         kwargs[name] = value

@@ -12,8 +12,12 @@ import datetime as dt
 import hashlib
 import json
 import platform
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -40,6 +44,12 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+@contextmanager
+def _private_tmp() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="theseus-rank-") as d:
+        yield Path(d)
 
 
 def _now() -> str:
@@ -143,10 +153,14 @@ class Pipeline:
         runtime = self.runtime
         started, t0 = _now(), time.monotonic()
         self.console.rule(f"[bold]{stage}[/] · {task}")
-        with self.store.staging(task, stage) as tmp:
-            log = RunLog(tmp, self.console, enabled=runtime.is_main_process)
+        main = runtime.is_main_process
+        # only the main process stages and publishes; the others write to a private temp dir
+        staging = self.store.staging(task, stage) if main else _private_tmp()
+        with staging as tmp:
+            log = RunLog(tmp, self.console, enabled=main)
             ctx = StageContext(config=self.config, task=task, params=params, inputs=inputs,
                                out_dir=tmp, runtime=runtime, log=log)
+            runtime.seed_everything()  # e.g. a new classifier head's init is seeded too
             result = cls().run(ctx)
             seconds = time.monotonic() - t0
             manifest = {
@@ -164,10 +178,11 @@ class Pipeline:
                             "seconds": round(seconds, 2)},
                 "library_versions": library_versions(),
             }
-            runtime.wait()
-            if not runtime.is_main_process:
-                return self.store.latest(task, stage)  # type: ignore[return-value]
-            art = self.store.publish(tmp, task, stage, manifest)
+            if main:
+                art = self.store.publish(tmp, task, stage, manifest)
+        runtime.wait()
+        if not main:
+            return self.store.latest(task, stage)  # type: ignore[return-value]
         self.console.print(f"[green]published[/] {task}/{stage}/{art.name} in {seconds:.1f} s"
                            f" → {art.path}")
         return art

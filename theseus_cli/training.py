@@ -26,7 +26,7 @@ from theseus_cli.runtime import Runtime
 class TrainingParams:
     """Settings every training stage shares (units: epochs, optimizer steps)."""
 
-    epochs: int = param(3, "passes over the training set (epochs)", min=0)
+    epochs: int = param(3, "passes over the training set (epochs)", min=1)
     max_steps: int | None = param(
         None, "stop after this many optimizer steps (overrides epochs); null: use epochs", min=1)
     batch_size: int = param(32, "training examples per micro-batch per process (paper: 32)", min=1)
@@ -153,10 +153,13 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
         record = {"step": step, **{f"dev_{k}": v for k, v in metrics.items()}}
         best.evaluations.append(record)
         log.record("eval", **record)
-        if metrics["score"] > best.best_score:
+        improved = metrics["score"] > best.best_score
+        if improved:
             best.best_score, best.best_metrics, best.best_step = metrics["score"], metrics, step
             best_state = {names[id(p)]: p.detach().to("cpu", copy=True) for p in trainable}
         bar.update(step, dev=metrics["score"])
+        shown = ", ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items())
+        log.info(f"{phase} step {step}/{total}: dev {shown}{' (best so far)' if improved else ''}")
 
     model.train()
     with log.phase(phase, total) as bar:
