@@ -76,7 +76,8 @@ def test_manifest_params_resolved(trained):
     assert rep["info"]["scheduler"]["params"] == {"b": 0.3, "k": None, "steps_to_one": 4}
     assert "min(1" in rep["info"]["scheduler"]["formula"]
     ev = manifest(ws, "evaluate")["params"]
-    assert ev == {"eval_batch_size": 16, "speed_batches": 1, "speed_repeats": 1}
+    assert ev == {"eval_batch_size": 16, "speed_batches": 1, "speed_repeats": 1,
+                  "predict_test": False}
 
 
 def test_successor_has_half_the_layers(trained):

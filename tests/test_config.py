@@ -17,7 +17,8 @@ from theseus_cli.glue import TASKS
 STAGES = ("finetune-teacher", "replace", "finetune-successor", "evaluate", "export")
 TOP = "data, evaluate, export, finetune-successor, finetune-teacher, model, replace, runtime, task"
 TRAINING_KEYS = ("batch_size, epochs, eval_batch_size, eval_every, learning_rate, "
-                 "max_grad_norm, max_steps, warmup_ratio, weight_decay")
+                 "max_grad_norm, max_steps, save_every, save_every_minutes, warmup_ratio, "
+                 "weight_decay")
 
 
 def err(doc) -> str:
@@ -86,7 +87,10 @@ def test_valid_config_and_defaults():
                                      "replace": {"schedulers": {"linear": {"b": 0.1}}}})
     assert (cfg.task, cfg.model, cfg.runtime.precision, cfg.runtime.seed) == (
         "STS-B", "some/hub-id", "bf16", 7)
-    assert cfg.data.max_seq_length == 128 and cfg.glue_dir() is None
+    assert cfg.data.max_seq_length is None and cfg.glue_dir() is None  # null: the task's (paper)
+    assert cfg.tasks == ["STS-B"]
+    multi = parse_config(Path("/ws"), {"task": ["rte", "MRPC", "RTE"]})
+    assert multi.tasks == ["RTE", "MRPC"] and multi.task == "RTE"
     empty = parse_config(Path("/ws"), None)
     assert (empty.task, empty.model, empty.runtime.device) == ("MRPC", "embedded", "auto")
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # heavy imports only for type checkers
     from torch import nn
 
     from theseus_cli.artifacts import Artifact
+    from theseus_cli.checkpoint import Checkpointer
     from theseus_cli.config import WorkspaceConfig
     from theseus_cli.runtime import Runtime
     from theseus_cli.runlog import RunLog
@@ -55,6 +56,7 @@ def param(
     max: float | None = None,
     cli: bool = True,
     plugin_group: str | None = None,
+    fingerprint: bool = True,
 ) -> Any:
     """Declare one plugin setting as a dataclass field.
 
@@ -73,10 +75,13 @@ def param(
             plugin's ``Params``. The plugin in use is picked by the field named
             like this one without its final ``s`` (``scheduler``), and the CLI
             sets its arguments with ``--<that name>-arg KEY=VALUE``.
+        fingerprint: False for settings that cannot change a stage's result
+            (e.g. checkpoint frequency): they stay out of the fingerprint that
+            decides whether a stage is up to date or a run can resume.
     """
     meta = {"help": help, "choices": tuple(choices) if choices else None,
             "min": min, "max": max, "cli": cli and plugin_group is None,
-            "plugin_group": plugin_group}
+            "plugin_group": plugin_group, "fingerprint": fingerprint}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -109,6 +114,8 @@ class StageContext:
             atomically as the new version when ``run`` returns.
         runtime: the shared device/precision/process runtime.
         log: JSON-lines metrics log and rich progress for this run.
+        checkpoints: resumable checkpoints of this run; pass it to
+            ``theseus_cli.training.train`` (None: no checkpointing).
     """
 
     config: WorkspaceConfig
@@ -118,6 +125,7 @@ class StageContext:
     out_dir: Path
     runtime: Runtime
     log: RunLog
+    checkpoints: Checkpointer | None = None
 
 
 class Stage(ABC):
@@ -143,6 +151,16 @@ class Stage(ABC):
             TheseusError subclasses for bad input; anything else is a bug.
         """
 
+    def aggregate(self, pipeline: Any, tasks: list[str], options: dict[str, Any]) -> Any:
+        """Optional: run the stage over several tasks (``--glue-all``) as one job.
+
+        The default returns ``NotImplemented`` and the CLI runs the stage task by
+        task. A stage overriding it gets the ``Pipeline``, the task names and the
+        command's options (``overrides``, ``plugin_overrides``, ``force``) and
+        returns what it published (e.g. a cross-task ``Artifact``).
+        """
+        return NotImplemented
+
 
 class Scheduler(ABC):
     """Replacing-rate scheduler: the probability p that a module is replaced.
@@ -162,6 +180,15 @@ class Scheduler(ABC):
     @abstractmethod
     def rate(self, step: int) -> float:
         """Replacing rate p_d at optimizer step ``step`` (0-based), in [0, 1]."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """State beyond ``params`` that ``rate`` depends on, saved in training
+        checkpoints (plain Python values and tensors). Default: none, for a
+        scheduler whose rate is a function of the step only."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` when a run resumes. Default: nothing."""
 
     def describe(self) -> str:
         """One human-readable line, e.g. ``p_d = min(1, 0.0006·t + 0.3)``."""

@@ -302,7 +302,8 @@ def make_dataloader(ds: datasets.Dataset, tokenizer: Any, batch_size: int, shuff
 
 
 def load_tokenized(config: Any, task: GlueTask | str, tokenizer: Any, split: str) -> datasets.Dataset:
-    """A workspace's tokenised split: ``train``, or ``dev`` (the task's first dev split).
+    """A workspace's tokenised split: ``train``, ``dev`` (the task's first dev split:
+    MNLI's matched one), or any split name of the task (``dev_mismatched``, ``test``).
 
     Applies the workspace's ``data`` settings (glue_dir, max_seq_length,
     max_train_samples / max_eval_samples).
@@ -313,6 +314,9 @@ def load_tokenized(config: Any, task: GlueTask | str, tokenizer: Any, split: str
     task = get_task(task)
     if split == "dev":
         split = task.dev_splits[0]
-    limit = config.data.max_train_samples if split == "train" else config.data.max_eval_samples
+    if split == "train":
+        limit = config.data.max_train_samples
+    else:  # test splits are never cut: a submission needs every row
+        limit = None if task.is_test(split) else config.data.max_eval_samples
     ds = load_split(task, split, config.glue_dir(), max_samples=limit)
-    return tokenize_split(ds, tokenizer, task, config.data.max_seq_length)
+    return tokenize_split(ds, tokenizer, task, config.data.max_seq_length or task.max_seq_length)

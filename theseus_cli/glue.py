@@ -59,6 +59,10 @@ class GlueTask:
         labelled / test_layout: TSV layout of train+dev files and of test files.
         data_dir: folder inside the GLUE dir (defaults to ``name``).
         has_train: False for the diagnostic set (AX), which is test-only.
+        max_seq_length: the paper's maximum sequence length (section 4.3: 256 for
+            QNLI, 128 for the others), used when the workspace sets none.
+        submission_files: test split -> file name the GLUE server expects
+            (default ``<name>.tsv``; MNLI-m.tsv / MNLI-mm.tsv for MNLI).
     """
 
     name: str
@@ -73,6 +77,8 @@ class GlueTask:
     test_files: dict[str, str] = field(default_factory=lambda: {"test": "test.tsv"}, hash=False)
     data_dir: str = ""
     has_train: bool = True
+    max_seq_length: int = 128
+    submission_files: dict[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def is_regression(self) -> bool:
@@ -104,6 +110,16 @@ class GlueTask:
         """Every split: ``train`` (if any), then dev splits, then test splits."""
         train = ("train",) if self.has_train else ()
         return train + self.dev_splits + self.test_splits
+
+    def submission_file(self, split: str) -> str:
+        """Leaderboard file name of a test split, e.g. ``"MNLI-mm.tsv"``.
+
+        Raises:
+            UnknownNameError: ``split`` is not a test split of this task.
+        """
+        if split not in self.test_files:
+            raise UnknownNameError(f"test split of {self.name}", split, self.test_files)
+        return self.submission_files.get(split, f"{self.name}.tsv")
 
     def is_test(self, split: str) -> bool:
         """Whether ``split`` is an unlabelled test split of this task."""
@@ -186,9 +202,11 @@ _TABLE = (
              dev_files={"dev_matched": "dev_matched.tsv",
                         "dev_mismatched": "dev_mismatched.tsv"},
              test_files={"test_matched": "test_matched.tsv",
-                         "test_mismatched": "test_mismatched.tsv"}),
+                         "test_mismatched": "test_mismatched.tsv"},
+             submission_files={"test_matched": "MNLI-m.tsv", "test_mismatched": "MNLI-mm.tsv"}),
     GlueTask("QNLI", "qnli", ("question", "sentence"), _NOT_ENT, ("accuracy",), _NOT_ENT,
-             _hdr("question", "sentence", label="label"), _hdr("question", "sentence")),
+             _hdr("question", "sentence", label="label"), _hdr("question", "sentence"),
+             max_seq_length=256),
     GlueTask("RTE", "rte", _PAIR, _NOT_ENT, ("accuracy",), _NOT_ENT,
              _hdr(*_PAIR, label="label"), _hdr(*_PAIR)),
     GlueTask("WNLI", "wnli", _PAIR, ("not_entailment", "entailment"),
@@ -205,6 +223,13 @@ TASKS: dict[str, GlueTask] = {t.name: t for t in _TABLE}
 
 #: The 8 tasks averaged into the paper's macro score (WNLI left out, section 4.1).
 PAPER_TASKS: tuple[str, ...] = ("CoLA", "MNLI", "MRPC", "QNLI", "QQP", "RTE", "SST-2", "STS-B")
+
+#: Tasks a model is trained for (AX is predicted with the MNLI model), in GLUE's order.
+TRAINABLE_TASKS: tuple[str, ...] = ("CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI",
+                                    "RTE", "WNLI")
+
+#: Test-set task whose predictions come from another task's model.
+PREDICTED_WITH: dict[str, str] = {"AX": "MNLI"}
 
 
 def _norm(name: str) -> str:
@@ -235,4 +260,5 @@ def get_task(name: str | GlueTask) -> GlueTask:
     return TASKS[key]
 
 
-__all__ = ["Column", "GlueTask", "PAPER_TASKS", "TASKS", "TsvLayout", "get_task"]
+__all__ = ["Column", "GlueTask", "PAPER_TASKS", "PREDICTED_WITH", "TASKS", "TRAINABLE_TASKS",
+           "TsvLayout", "get_task"]

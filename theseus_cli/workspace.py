@@ -21,14 +21,15 @@ from theseus_cli.glue import get_task
 EMBEDDED_PRESET = {"replace": {"schedulers": {"linear": {"steps_to_one": 300}}}}
 
 
-def init_workspace(directory: Path, task: str = "MRPC", model: str = "embedded",
+def init_workspace(directory: Path, tasks: list[str] | None = None, model: str = "embedded",
                    glue_dir: Path | None = None, recipe: Path | None = None,
                    force: bool = False) -> Path:
     """Create ``directory`` with a commented ``theseus.yaml``; return its path.
 
     ``glue_dir`` (given relative to the current directory) is written relative
     to the workspace. A ``recipe`` (a theseus.yaml from ``workspaces/``) sets the
-    values; ``task``/``model``/``glue_dir`` given here override it.
+    values; ``tasks``/``model``/``glue_dir`` given here override it. ``tasks``
+    defaults to ``["MRPC"]``; several tasks make a multi-task workspace.
 
     Raises:
         WorkspaceError: theseus.yaml exists and ``force`` is not set.
@@ -48,11 +49,12 @@ def init_workspace(directory: Path, task: str = "MRPC", model: str = "embedded",
         doc = yaml.safe_load(recipe_file.read_text(encoding="utf-8")) or {}
         parse_config(directory.resolve(), doc, source=str(recipe_file))  # validate first
         overrides = {k: v for k, v in doc.items() if isinstance(v, dict)}
-        task = doc.get("task", task) if task == "MRPC" else task
+        tasks = tasks or doc.get("task")
         model = doc.get("model", model) if model == "embedded" else model
         if glue_dir is None and doc.get("data", {}).get("glue_dir"):
             glue_dir = (recipe_file.parent / doc["data"]["glue_dir"]).resolve()
-    task_name = get_task(task).name
+    names = [get_task(t).name for t in (tasks if isinstance(tasks, list) else [tasks or "MRPC"])]
+    task_value: str | list[str] = names[0] if len(names) == 1 else list(dict.fromkeys(names))
     glue_text = None
     if glue_dir is not None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -60,7 +62,7 @@ def init_workspace(directory: Path, task: str = "MRPC", model: str = "embedded",
     if recipe is None and model == "embedded":
         overrides = {k: dict(v) for k, v in EMBEDDED_PRESET.items()}
     overrides.setdefault("data", {}).pop("glue_dir", None)
-    text = render(model, task_name, glue_text, overrides)
+    text = render(model, task_value, glue_text, overrides)
     parse_config(directory.resolve(), yaml.safe_load(text))  # what we write must validate
     directory.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{CONFIG_NAME}.tmp-{os.getpid()}")
@@ -85,9 +87,11 @@ def status_rows(workspace: Path | None) -> tuple[list[tuple[str, ...]], Workspac
     store = ArtifactStore(config.artifacts_dir)
     stages = registry.stages()
     rows = []
-    tasks = sorted(set(store.tasks()) | {config.task})
+    tasks = list(dict.fromkeys([*config.tasks, *store.tasks()]))
     for task in tasks:
         for name, cls in stages.items():
+            if task == "GLUE" and name != "evaluate":  # the cross-task table (--glue-all)
+                continue
             versions = store.versions(task, name)
             staging = store.staging_dirs(task, name)
             if not versions:
@@ -97,6 +101,9 @@ def status_rows(workspace: Path | None) -> tuple[list[tuple[str, ...]], Workspac
             latest = versions[-1]
             m = latest.manifest
             note = _metric_text(m.get("metrics", {}), cls.summary_metrics)
+            if task == "GLUE":
+                note = "GLUE table; missing: " + (", ".join(m.get("info", {}).get("missing", {}))
+                                                  or "none")
             if staging:
                 note += f" ({len(staging)} incomplete run(s))"
             rows.append((task, name, str(len(versions)), latest.name,
