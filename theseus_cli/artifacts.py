@@ -5,10 +5,19 @@ Layout inside a workspace::
     artifacts/<task>/<stage>/v1/manifest.json   # one complete, immutable version
     artifacts/<task>/<stage>/v1/...             # the stage's output files
     artifacts/<task>/<stage>/.staging-<id>/     # a run in progress (never listed)
+    artifacts/<task>/<stage>/.checkpoints-<id>/ # its resumable checkpoints (never listed)
+    artifacts/<task>/<stage>/.lock              # held while a run of the stage is going
 
 A version directory only ever appears by an atomic ``rename`` of a finished
 staging directory whose ``manifest.json`` was written last, so a listed version
 is always complete; an interrupted run leaves at most a hidden staging dir.
+
+Test hook: when the environment variable ``THESEUS_TEST_HOLD_PUBLISH`` names a
+file, :meth:`ArtifactStore.publish` creates that file right before its rename
+(the manifest is written, the version not yet visible) and waits until the
+file is deleted, so a test can kill a process in the middle of a publish, or
+hold a run while it starts another. For the test-suite only; never set it
+otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +41,14 @@ MANIFEST = "manifest.json"
 SCHEMA = 1
 _VERSION_RE = re.compile(r"^v(\d+)$")
 _LAST_VERSION = ".last-version"  # highest version number ever published in a stage dir
+HOLD_PUBLISH_ENV = "THESEUS_TEST_HOLD_PUBLISH"  # test hook, see the module docstring
+
+
+def _hold(marker: Path) -> None:
+    """Test hook: create ``marker`` and wait until someone deletes it."""
+    marker.write_text(str(os.getpid()), encoding="utf-8")
+    while marker.exists():
+        time.sleep(0.05)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -169,12 +187,24 @@ class ArtifactStore:
         d = self.stage_dir(task, stage)
         return sorted(d.glob(".staging-*")) if d.is_dir() else []
 
+    def checkpoint_dir(self, task: str, stage: str, key: str) -> Path:
+        """Where the run ``key`` (a fingerprint prefix) keeps its checkpoints."""
+        return self.stage_dir(task, stage) / f".checkpoints-{key}"
+
     @contextmanager
-    def staging(self, task: str, stage: str) -> Iterator[Path]:
-        """A fresh hidden staging directory; removed if the block raises."""
+    def staging(self, task: str, stage: str, key: str | None = None) -> Iterator[Path]:
+        """A fresh, empty hidden staging directory; removed if the block raises.
+
+        Args:
+            key: name it ``.staging-<key>`` (one per run fingerprint), emptying
+                what a killed earlier run of the same key left there; None: a
+                random name.
+        """
         d = self.stage_dir(task, stage)
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".staging-{uuid.uuid4().hex[:12]}"
+        tmp = d / f".staging-{key or uuid.uuid4().hex[:12]}"
+        if key is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         try:
             yield tmp
@@ -215,6 +245,8 @@ class ArtifactStore:
             with open(tmp_manifest, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(tmp_manifest, staging / MANIFEST)
+            if os.environ.get(HOLD_PUBLISH_ENV):  # test hook, see the module docstring
+                _hold(Path(os.environ[HOLD_PUBLISH_ENV]))
             try:
                 os.rename(staging, d / f"v{version}")
             except OSError:

@@ -43,7 +43,8 @@ def handle_errors(fn: Any) -> Any:
             err_console.print(f"[bold red]error:[/] {e}", highlight=False)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted: nothing was published[/]")
+            err_console.print("[yellow]interrupted: nothing was published; the same command "
+                              "resumes from the last checkpoint[/]")
             raise typer.Exit(130) from None
 
     return wrapper
@@ -69,8 +70,11 @@ def _quiet_libraries() -> None:
 @handle_errors
 def init(
     directory: Path = typer.Argument(Path("."), help="workspace directory (created if missing)"),
-    task: str = typer.Option("MRPC", "--task", help="GLUE task: CoLA, SST-2, MRPC, STS-B, QQP, "
-                                                    "MNLI, QNLI, RTE, WNLI"),
+    task: Optional[list[str]] = typer.Option(
+        None, "--task", help="GLUE task (repeat for a multi-task workspace): CoLA, SST-2, MRPC, "
+                             "STS-B, QQP, MNLI, QNLI, RTE, WNLI; default: MRPC"),
+    glue_all: bool = typer.Option(False, "--glue-all", help="cover every GLUE task "
+                                  "(AX is predicted with the MNLI model)"),
     model: str = typer.Option("embedded", "--model", help="predecessor: `embedded`, a hub id, "
                                                           "or a local directory"),
     glue_dir: Optional[Path] = typer.Option(None, "--glue-dir", help="GLUE data in the original "
@@ -82,7 +86,10 @@ def init(
     """Create a workspace with a commented, validated theseus.yaml."""
     from theseus_cli.workspace import init_workspace
 
-    path = init_workspace(directory, task=task, model=model, glue_dir=glue_dir,
+    from theseus_cli.glue import TRAINABLE_TASKS
+
+    tasks = list(TRAINABLE_TASKS) if glue_all else task
+    path = init_workspace(directory, tasks=tasks, model=model, glue_dir=glue_dir,
                           recipe=recipe, force=force)
     console.print(f"[green]workspace ready:[/] {path}")
     console.print(f"next: cd {directory} && theseus replace --scheduler linear")
@@ -129,7 +136,11 @@ def _opt(name: str, annotation: Any, help: str, *decls: str) -> inspect.Paramete
 COMMON = [
     _opt("workspace", Optional[Path], "workspace directory; default: found from the current "
          "directory upward", "--workspace", "-w"),
-    _opt("task", Optional[str], "GLUE task; default: the workspace's", "--task"),
+    _opt("task", Optional[list[str]], "GLUE task (repeatable); default: the workspace's tasks",
+         "--task"),
+    inspect.Parameter("glue_all", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                      default=typer.Option(False, "--glue-all", help="every GLUE task (missing "
+                                           "data or models are named, not skipped silently)")),
     _opt("pins", Optional[list[str]], "input version to use, VERSION (the stage's primary input) "
          "or STAGE=VERSION; default: latest complete", "--from"),
     inspect.Parameter("no_upstream", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
@@ -146,6 +157,15 @@ COMMON = [
          "--max-train-samples"),
     _opt("max_eval_samples", Optional[int], "use only the first N dev examples",
          "--max-eval-samples"),
+    _opt("num_processes", Optional[int], "run in N processes (one per GPU; gloo on cpu) through "
+         "`accelerate launch`", "--num-processes"),
+    inspect.Parameter("restart", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                      default=typer.Option(False, "--restart", help="discard the checkpoints of "
+                                           "an interrupted run instead of resuming from them")),
+    inspect.Parameter("compile", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[bool],
+                      default=typer.Option(None, "--compile/--no-compile", help="torch.compile "
+                                           "the models (runtime.compile)", show_default=False)),
+    inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
 ]
 COMMON_NAMES = {p.name for p in COMMON}
 
@@ -228,26 +248,56 @@ def run_stage(stage: str, common: dict[str, Any], overrides: dict[str, Any],
             if common.get(k) is not None}
     if common.get("glue_dir") is not None:
         data["glue_dir"] = str(Path(common["glue_dir"]).expanduser().resolve())
-    runtime = {k: common.get(k) for k in ("device", "precision", "seed") if common.get(k) is not None}
+    runtime = {k: common.get(k) for k in ("device", "precision", "seed", "compile")
+               if common.get(k) is not None}
     P.build(DataSettings, data, "command line", cli=True)  # name the option in errors
     P.build(RuntimeSettings, runtime, "command line", cli=True)
     config.data = P.build(DataSettings, {**P.to_dict(config.data), **data}, "command line")
     config.runtime = P.build(RuntimeSettings, {**P.to_dict(config.runtime), **runtime},
                              "command line")
-    task = config.task
-    if common.get("task"):
-        from theseus_cli.glue import get_task
+    from theseus_cli.glue import TRAINABLE_TASKS, get_task
+    from theseus_cli.multitask import run_tasks
 
-        task = get_task(common["task"]).name
+    if common.get("glue_all"):
+        tasks = list(TRAINABLE_TASKS)
+    elif common.get("task"):
+        tasks = list(dict.fromkeys(get_task(t).name for t in common["task"]))
+    else:
+        tasks = list(config.tasks)
     stage_cls = registry.stage(stage)
+    if common.get("num_processes") is not None and _relaunch(
+            config, stage, tasks, common["num_processes"], common["ctx"]):
+        return
     pipeline = Pipeline(config, console)
-    art = pipeline.run(stage, task, overrides, plugin_overrides,
-                       pins=parse_pins(common.get("pins"), stage_cls),
-                       no_upstream=bool(common.get("no_upstream")), force=bool(common.get("force")))
-    metrics = art.manifest.get("metrics", {})
-    shown = [k for k in metrics if not k.endswith("_parameters")]
-    if shown:
-        console.print("  ".join(f"{k} [bold]{_fmt(metrics[k])}[/]" for k in shown))
+    options = dict(overrides=overrides, plugin_overrides=plugin_overrides,
+                   pins=parse_pins(common.get("pins"), stage_cls),
+                   no_upstream=bool(common.get("no_upstream")), force=bool(common.get("force")),
+                   restart=bool(common.get("restart")))
+    from theseus_cli.pipeline import is_main_process
+
+    for art in run_tasks(pipeline, stage, tasks, options):
+        metrics = art.manifest.get("metrics", {})
+        shown = [k for k in metrics if not k.endswith("_parameters")]
+        if shown and len(tasks) == 1 and is_main_process():
+            console.print("  ".join(f"{k} [bold]{_fmt(metrics[k])}[/]" for k in shown))
+
+
+def _relaunch(config: Any, stage: str, tasks: list[str], num_processes: int, ctx: Any) -> bool:
+    """``--num-processes N``: rerun this command through `accelerate launch` (True), or
+    go on in this process (False: N is 1, or this already is one of the N)."""
+    from theseus_cli import launch, lock
+    from theseus_cli.artifacts import ArtifactStore
+
+    if not launch.check_num_processes(num_processes):
+        return False
+    store = ArtifactStore(config.artifacts_dir)
+    for task in tasks:  # a locked stage fails now, before any worker starts
+        lock.probe(store.stage_dir(task, stage) / lock.LOCK_NAME, f"{task}/{stage}")
+    argv = launch.command_line(ctx)
+    code = launch.relaunch(num_processes, config.runtime.precision, argv, echo=console.print)
+    if code:
+        raise typer.Exit(code)
+    return True
 
 
 def _fmt(v: Any) -> str:

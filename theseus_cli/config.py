@@ -31,8 +31,9 @@ class DataSettings:
     glue_dir: str | None = param(
         None, "directory in the original GLUE TSV layout (relative to the workspace); "
               "null: $THESEUS_GLUE_DIR, else the Hugging Face hub (nyu-mll/glue)")
-    max_seq_length: int = param(128, "maximum tokens per example, pairs truncated "
-                                     "(paper: 128; 256 for QNLI)", min=8, max=8192)
+    max_seq_length: int | None = param(None, "maximum tokens per example, pairs truncated; "
+                                             "null: the paper's (256 for QNLI, else 128)",
+                                      min=8, max=8192)
     max_train_samples: int | None = param(
         None, "keep only the first N training examples (quick runs); null: all", min=1)
     max_eval_samples: int | None = param(
@@ -50,6 +51,8 @@ class RuntimeSettings:
     seed: int = param(42, "seed of every random number generator of a run", min=0)
     gradient_accumulation_steps: int = param(
         1, "micro-batches per optimizer step (effective batch = batch_size x this)", min=1)
+    compile: bool = param(False, "torch.compile the models (inductor backend): slower start, "
+                                 "faster steps on a GPU")
 
 
 @dataclass
@@ -59,16 +62,22 @@ class WorkspaceConfig:
     Attributes:
         root: the workspace directory (holds theseus.yaml and artifacts/).
         model: predecessor source: ``embedded``, a hub id, or a local directory.
-        task: GLUE task name as GLUE spells it.
+        tasks: the GLUE tasks this workspace covers (GLUE spelling); commands
+            without ``--task`` run each of them, in this order.
         stages_raw: stage name -> the validated raw section from the file.
     """
 
     root: Path
     model: str = EMBEDDED_MODEL
-    task: str = "MRPC"
+    tasks: list[str] = field(default_factory=lambda: ["MRPC"])
     data: DataSettings = field(default_factory=DataSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     stages_raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        """The workspace's first (default) task."""
+        return self.tasks[0]
 
     @property
     def artifacts_dir(self) -> Path:
@@ -173,10 +182,18 @@ def parse_config(root: Path, doc: Any, source: str = CONFIG_NAME) -> WorkspaceCo
         raise ConfigError(f"{source}: unknown key {unknown[0]!r}; accepted: "
                           + ", ".join(sorted(accepted)))
     model = P.coerce(doc.get("model", EMBEDDED_MODEL), str, f"{source}: model")
-    try:
-        task = get_task(P.coerce(doc.get("task", "MRPC"), str, f"{source}: task")).name
-    except UnknownNameError as e:
-        raise ConfigError(f"{source}: task: {e}") from None
+    raw_tasks = doc.get("task", "MRPC")
+    raw_tasks = raw_tasks if isinstance(raw_tasks, list) else [raw_tasks]
+    if not raw_tasks:
+        raise ConfigError(f"{source}: task: an empty list; give at least one GLUE task")
+    tasks = []
+    for item in raw_tasks:
+        try:
+            name = get_task(P.coerce(item, str, f"{source}: task")).name
+        except UnknownNameError as e:
+            raise ConfigError(f"{source}: task: {e}") from None
+        if name not in tasks:
+            tasks.append(name)
     data = P.build(DataSettings, doc.get("data"), f"{source}: data")
     runtime = P.build(RuntimeSettings, doc.get("runtime"), f"{source}: runtime")
     stages_raw: dict[str, dict[str, Any]] = {}
@@ -186,7 +203,7 @@ def parse_config(root: Path, doc: Any, source: str = CONFIG_NAME) -> WorkspaceCo
             raise ConfigError(f"{source}: {name}: expected a mapping, got {section!r}")
         validate_section(registry.stage(name).Params, section, f"{source}: {name}")
         stages_raw[name] = section
-    return WorkspaceConfig(root=root, model=model, task=task, data=data,
+    return WorkspaceConfig(root=root, model=model, tasks=tasks, data=data,
                            runtime=runtime, stages_raw=stages_raw)
 
 

@@ -68,3 +68,18 @@ class ExportError(TheseusError):
 def closest_keys_message(bad: str, accepted: Iterable[str]) -> str:
     """Return ``"'bad'; accepted: a, b, c"`` for error messages."""
     return f"{bad!r}; accepted: {', '.join(sorted(accepted))}"
+
+
+class LockError(TheseusError):
+    """Another process is running the same stage for the same task in this workspace.
+
+    The message names the holder's pid, host, start time and command line.
+    Exit status 75 (EX_TEMPFAIL: try again later).
+    """
+
+    exit_code = 75
+
+
+class CheckpointError(TheseusError):
+    """A training checkpoint cannot be resumed (unreadable, or written by a
+    different setup, e.g. another number of processes); ``--restart`` discards it."""

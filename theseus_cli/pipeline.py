@@ -4,13 +4,22 @@ A stage reads the latest complete version of each input (or a pinned one).
 A missing input runs its upstream stage first and says so, unless
 ``no_upstream``. A fingerprint (hash of params, configuration, runtime and
 input manifest hashes) decides, like a lockfile, whether the stage must rerun.
+
+One run at a time: a run holds ``artifacts/<task>/<stage>/.lock``
+(:mod:`theseus_cli.lock`) from start to publish. Resume: the run's staging
+directory and its checkpoints (:mod:`theseus_cli.checkpoint`) are named after
+the fingerprint, so rerunning the same command after a kill continues from the
+last checkpoint; ``restart`` discards it. With several processes only the main
+one locks, prints, writes and publishes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
+import os
 import platform
 import tempfile
 import time
@@ -25,9 +34,11 @@ from rich.console import Console
 from theseus_cli import params as P
 from theseus_cli import registry
 from theseus_cli.artifacts import Artifact, ArtifactStore
+from theseus_cli.checkpoint import Checkpointer
 from theseus_cli.config import WorkspaceConfig
 from theseus_cli.contracts import StageContext
-from theseus_cli.errors import ArtifactError
+from theseus_cli.errors import ArtifactError, LockError
+from theseus_cli.lock import LOCK_NAME, StageLock, describe_holder
 from theseus_cli.runlog import RunLog
 from theseus_cli.runtime import Runtime
 
@@ -56,6 +67,16 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def world_size() -> int:
+    """Processes of this run, from the environment a launcher (accelerate, torchrun) sets."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or no launcher); known without starting the runtime."""
+    return int(os.environ.get("RANK", "0") or 0) == 0
+
+
 class Pipeline:
     """Runs stages of one workspace.
 
@@ -76,8 +97,14 @@ class Pipeline:
         """The shared runtime, created on first use (one per pipeline)."""
         if self._runtime is None:
             r = self.config.runtime
-            self._runtime = Runtime(r.device, r.precision, r.seed, r.gradient_accumulation_steps)
+            self._runtime = Runtime(r.device, r.precision, r.seed, r.gradient_accumulation_steps,
+                                    compile=getattr(r, "compile", False))
         return self._runtime
+
+    def say(self, message: str) -> None:
+        """Print on the main process only."""
+        if is_main_process():
+            self.console.print(message)
 
     def resolve_inputs(self, stage: str, task: str, pins: dict[str, str],
                        no_upstream: bool) -> dict[str, Artifact]:
@@ -103,21 +130,33 @@ class Pipeline:
                     raise ArtifactError(
                         f"{stage} needs a complete {name} artifact for {task} and none exists; "
                         f"run `theseus {name}` first, or drop --no-upstream to run it automatically")
-                self.console.print(f"[yellow]{stage} needs {name} for {task}, which has no complete "
-                                   f"version: running {name} first[/]")
+                self.say(f"[yellow]{stage} needs {name} for {task}, which has no complete "
+                         f"version: running {name} first[/]")
                 art = self.run(name, task)
             inputs[name] = art
         return inputs
 
     def fingerprint(self, stage: str, task: str, params: Any,
                     inputs: dict[str, Artifact]) -> str:
-        """sha256 over everything that determines a stage's result."""
+        """sha256 over everything that determines a stage's result.
+
+        Params declared with ``param(..., fingerprint=False)`` (checkpoint
+        frequency) are left out; so are ``compile`` when off and the number
+        of processes when 1, so older fingerprints stay valid.
+        """
+        kept = {f.name for f in dataclasses.fields(params) if f.metadata.get("fingerprint", True)}
+        runtime = P.to_dict(self.config.runtime)
+        if not runtime.get("compile"):
+            runtime.pop("compile", None)
+        if world_size() > 1:
+            runtime["num_processes"] = world_size()
         doc = {
-            "stage": stage, "task": task, "params": P.to_dict(params),
+            "stage": stage, "task": task,
+            "params": {k: v for k, v in P.to_dict(params).items() if k in kept},
             "model": self.config.model,
             "data": {k: v for k, v in P.to_dict(self.config.data).items() if k != "glue_dir"},
             "glue_dir": str(self.config.glue_dir()),
-            "runtime": P.to_dict(self.config.runtime),
+            "runtime": runtime,
             "inputs": {k: a.manifest_sha256 for k, a in sorted(inputs.items())},
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
@@ -125,7 +164,7 @@ class Pipeline:
     def run(self, stage: str, task: str | None = None, overrides: dict[str, Any] | None = None,
             plugin_overrides: dict[str, dict[str, Any]] | None = None,
             pins: dict[str, str] | None = None, no_upstream: bool = False,
-            force: bool = False) -> Artifact:
+            force: bool = False, restart: bool = False) -> Artifact:
         """Run ``stage`` for ``task`` and publish a new version (or reuse an identical one).
 
         Args:
@@ -133,33 +172,82 @@ class Pipeline:
             pins: input stage name -> version (``--from``).
             no_upstream: a missing input is an error instead of running its stage.
             force: rerun even when the latest version has the same fingerprint.
+            restart: discard this run's checkpoints instead of resuming from them
+                (upstream stages run on the way still resume).
 
         Returns:
             The published (or reused) artifact.
 
         Raises:
-            TheseusError subclasses; on any error nothing is published.
+            LockError: another process is running this stage for this task.
+            TheseusError subclasses; on any error nothing is published (the
+                checkpoints stay, and the same command resumes from them).
         """
         task = task or self.config.task
+        with self.stage_lock(task, stage):
+            return self._run_locked(stage, task, overrides, plugin_overrides, pins or {},
+                                    no_upstream, force, restart)
+
+    @contextmanager
+    def stage_lock(self, task: str, stage: str) -> Iterator[None]:
+        """Hold the stage's lock (main process); every process fails if it is taken.
+
+        Raises:
+            LockError: held by a live process (named in the message).
+        """
+        label = f"{task}/{stage}"
+        lock = StageLock(self.store.stage_dir(task, stage) / LOCK_NAME, label)
+        error = None
+        if is_main_process():
+            try:
+                lock.acquire()
+            except LockError as e:
+                error = str(e)
+        if world_size() > 1:
+            error = self.runtime.broadcast(error)
+        if error is not None:
+            lock.release()
+            raise LockError(error)
+        if lock.stale:
+            self.say(f"[yellow]took over the lock of {label} left by "
+                     f"{describe_holder(lock.stale)}, which is no longer running[/]")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _run_locked(self, stage: str, task: str, overrides: dict[str, Any] | None,
+                    plugin_overrides: dict[str, dict[str, Any]] | None, pins: dict[str, str],
+                    no_upstream: bool, force: bool, restart: bool) -> Artifact:
         cls = registry.stage(stage)
         params = self.config.stage_params(stage, overrides, plugin_overrides)
-        inputs = self.resolve_inputs(stage, task, pins or {}, no_upstream)
+        inputs = self.resolve_inputs(stage, task, pins, no_upstream)
         fp = self.fingerprint(stage, task, params, inputs)
+        key = fp[:16]
+        main = is_main_process()
+        checkpoints = Checkpointer(self.store.checkpoint_dir(task, stage, key), f"{task}/{stage}")
         latest = self.store.latest(task, stage)
         if not force and latest is not None and latest.manifest.get("fingerprint") == fp:
-            self.console.print(f"{task}/{stage}/{latest.name} is up to date (same params and "
-                               "inputs); use --force to run it again")
+            if main:
+                checkpoints.discard()  # left by a run killed right after it published
+            self.say(f"{task}/{stage}/{latest.name} is up to date (same params and "
+                     "inputs); use --force to run it again")
             return latest
         runtime = self.runtime
+        if restart and main and checkpoints.exists():
+            self.say(f"--restart: discarding the checkpoints of {task}/{stage} in "
+                     f"{checkpoints.root}")
+            checkpoints.discard()
+        runtime.wait()
         started, t0 = _now(), time.monotonic()
-        self.console.rule(f"[bold]{stage}[/] · {task}")
-        main = runtime.is_main_process
+        if main:
+            self.console.rule(f"[bold]{stage}[/] · {task}")
         # only the main process stages and publishes; the others write to a private temp dir
-        staging = self.store.staging(task, stage) if main else _private_tmp()
+        staging = self.store.staging(task, stage, key) if main else _private_tmp()
         with staging as tmp:
             log = RunLog(tmp, self.console, enabled=main)
             ctx = StageContext(config=self.config, task=task, params=params, inputs=inputs,
-                               out_dir=tmp, runtime=runtime, log=log)
+                               out_dir=tmp, runtime=runtime, log=log, checkpoints=checkpoints)
             runtime.seed_everything()  # e.g. a new classifier head's init is seeded too
             result = cls().run(ctx)
             seconds = time.monotonic() - t0
@@ -180,6 +268,7 @@ class Pipeline:
             }
             if main:
                 art = self.store.publish(tmp, task, stage, manifest)
+                checkpoints.discard()
         runtime.wait()
         if not main:
             return self.store.latest(task, stage)  # type: ignore[return-value]

@@ -88,6 +88,80 @@ def draw_replacement_mask(p: float, num_modules: int, seed: int, step: int) -> t
     return u < p
 
 
+MASK_DEBUG_ENV = "THESEUS_DEBUG_MASK_DIR"
+
+
+class ReplacingSchedule:
+    """Per optimizer step: the scheduler's p, then the module mask (eq. 2) for the encoder.
+
+    Used as ``train(before_step=schedule.before_step, extra_state=schedule)``.
+    The mask of step t depends only on (seed, t) (:func:`draw_replacement_mask`),
+    so all processes draw the same mask and a resumed run redraws it; the
+    scheduler's own state (if any) is saved in checkpoints.
+
+    Debugging: when the environment variable ``THESEUS_DEBUG_MASK_DIR`` names a
+    directory, every process appends ``{"step", "p", "mask", "rank"}`` per
+    optimizer step to ``masks-rank<k>.jsonl`` there (off by default).
+
+    Args:
+        scheduler: a ``contracts.Scheduler``.
+        encoder: the hybrid's :class:`TheseusEncoder`.
+        seed: the run seed.
+        rank: this process's index (names the debug file).
+    """
+
+    def __init__(self, scheduler: Any, encoder: TheseusEncoder, seed: int, rank: int = 0):
+        import os
+
+        self.scheduler, self.encoder, self.seed, self.rank = scheduler, encoder, int(seed), rank
+        debug = os.environ.get(MASK_DEBUG_ENV)
+        self.debug_file = None
+        if debug:
+            from pathlib import Path
+
+            Path(debug).mkdir(parents=True, exist_ok=True)
+            self.debug_file = Path(debug) / f"masks-rank{rank}.jsonl"
+
+    def before_step(self, t: int) -> dict[str, Any]:
+        """Set the mask of optimizer step ``t`` (0-based); return what to log.
+
+        ``grad_path`` is False when every module drew its frozen predecessor.
+        """
+        p = self.scheduler.rate(t)
+        mask = draw_replacement_mask(p, self.encoder.num_modules, self.seed, t)  # (n,) bool
+        self.encoder.set_replacement_mask(mask)
+        bits = [int(r) for r in mask.tolist()]
+        if self.debug_file is not None:
+            import json
+
+            with open(self.debug_file, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": t, "p": p, "mask": bits, "rank": self.rank}) + "\n")
+        return {"p": p, "mask": bits, "grad_path": any(bits)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Scheduler state and the mask generator's identity (seed, modules)."""
+        return {"scheduler": type(self.scheduler).__name__,
+                "scheduler_state": self.scheduler.state_dict(),
+                "mask_generator": {"kind": "blake2b(seed, step) -> torch.Generator",
+                                   "seed": self.seed, "num_modules": self.encoder.num_modules}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the scheduler state; check the masks would be the same.
+
+        Raises:
+            CheckpointError: the checkpoint used another seed or module count.
+        """
+        from theseus_cli.errors import CheckpointError
+
+        gen = state["mask_generator"]
+        if (gen["seed"], gen["num_modules"]) != (self.seed, self.encoder.num_modules):
+            raise CheckpointError(
+                f"checkpoint drew masks with seed {gen['seed']} over {gen['num_modules']} modules, "
+                f"this run uses seed {self.seed} over {self.encoder.num_modules}; rerun with "
+                "--restart to start over")
+        self.scheduler.load_state_dict(state["scheduler_state"])
+
+
 # ---------------------------------------------------------------- encoder --
 
 class TheseusEncoder(nn.Module):

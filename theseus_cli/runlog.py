@@ -67,6 +67,10 @@ class RunLog:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(doc) + "\n")
 
+    def set_elapsed(self, seconds: float) -> None:
+        """Make ``time_s`` continue from ``seconds`` (a resumed run)."""
+        self._t0 = time.monotonic() - seconds
+
     def info(self, message: str) -> None:
         if self.enabled:
             self.console.print(message)

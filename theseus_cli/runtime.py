@@ -38,14 +38,22 @@ class Runtime:
         precision: ``no`` (fp32), ``fp16`` (with loss scaling; needs cuda) or ``bf16``.
         seed: seeds Python, NumPy and torch (all processes) via Accelerate.
         gradient_accumulation_steps: micro-batches per optimizer step.
+        compile: ``torch.compile`` every prepared model (Accelerate's dynamo
+            plugin, backend ``inductor``).
+
+    Several processes (``accelerate launch``, ``torchrun`` or
+    ``theseus <stage> --num-processes N``) are picked up from the environment
+    Accelerate reads; on cpu they talk over gloo.
 
     Raises:
-        DeviceError: an unknown value (lists the accepted ones) or a device /
-            precision this machine does not have (lists what it has).
+        DeviceError: an unknown value (lists the accepted ones), a device /
+            precision this machine does not have (lists what it has), or
+            ``compile`` where torch.compile cannot work (no C++ compiler on cpu,
+            unsupported Python).
     """
 
     def __init__(self, device: str = "auto", precision: str = "no", seed: int = 42,
-                 gradient_accumulation_steps: int = 1):
+                 gradient_accumulation_steps: int = 1, compile: bool = False):
         if device not in DEVICES:
             raise DeviceError(f"invalid device {device!r}; accepted: {', '.join(DEVICES)}")
         if precision not in PRECISIONS:
@@ -57,6 +65,8 @@ class Runtime:
         chosen = have[0] if device == "auto" else device
         if precision == "fp16" and chosen == "cpu":
             raise DeviceError("precision 'fp16' needs a GPU (cuda or mps); on cpu use 'bf16' or 'no'")
+        if compile:
+            _check_compile(chosen)
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState, GradientState
 
@@ -66,9 +76,10 @@ class Runtime:
         self.accelerator = Accelerator(
             cpu=chosen == "cpu", mixed_precision=precision,
             gradient_accumulation_steps=gradient_accumulation_steps,
+            dynamo_backend="inductor" if compile else None,
         )
         self.device_name, self.precision, self.seed = chosen, precision, seed
-        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.gradient_accumulation_steps, self.compile = gradient_accumulation_steps, compile
 
     # -- facts ---------------------------------------------------------------
     @property
@@ -91,7 +102,7 @@ class Runtime:
     def describe(self) -> dict[str, Any]:
         """What this runtime is, for manifests."""
         return {"device": self.device_name, "precision": self.precision, "seed": self.seed,
-                "num_processes": self.num_processes,
+                "num_processes": self.num_processes, "compile": self.compile,
                 "gradient_accumulation_steps": self.gradient_accumulation_steps}
 
     # -- actions -------------------------------------------------------------
@@ -101,9 +112,37 @@ class Runtime:
 
         set_seed(self.seed + offset)
 
-    def prepare(self, *objects: Any) -> Any:
-        """Place models/optimizers/dataloaders/schedulers (Accelerate ``prepare``)."""
+    def prepare(self, *objects: Any, find_unused_parameters: bool = False) -> Any:
+        """Place models/optimizers/dataloaders/schedulers (Accelerate ``prepare``).
+
+        Args:
+            find_unused_parameters: models are wrapped in DDP (several
+                processes) with ``find_unused_parameters=True``; needed when a
+                step leaves some trainable parameters out of the graph (module
+                replacing), and slower, so off by default.
+        """
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        self.accelerator.ddp_handler = (DistributedDataParallelKwargs(find_unused_parameters=True)
+                                        if find_unused_parameters else None)
         return self.accelerator.prepare(*objects)
+
+    def skip_first_batches(self, loader: Any, num_batches: int) -> Any:
+        """A prepared dataloader that yields from batch ``num_batches`` on (resume)."""
+        return self.accelerator.skip_first_batches(loader, num_batches)
+
+    def broadcast(self, value: Any) -> Any:
+        """The main process's ``value`` on every process (picklable; collective)."""
+        if self.num_processes == 1:
+            return value
+        from accelerate.utils import broadcast_object_list
+
+        return broadcast_object_list([value])[0]
+
+    @property
+    def scaler(self) -> Any:
+        """The fp16 loss scaler (``torch.amp.GradScaler``), else None."""
+        return getattr(self.accelerator, "scaler", None)
 
     def accumulate(self, model: Any) -> AbstractContextManager:
         """Context for one micro-batch; optimizer steps happen every N micro-batches."""
@@ -128,7 +167,23 @@ class Runtime:
         return self.accelerator.gather_for_metrics(tensor)
 
     def unwrap(self, model: Any) -> Any:
-        return self.accelerator.unwrap_model(model)
+        """The model without its DDP / torch.compile wrappers (mixed precision kept)."""
+        return self.accelerator.unwrap_model(model, keep_torch_compile=False)
 
     def wait(self) -> None:
         self.accelerator.wait_for_everyone()
+
+
+def _check_compile(device: str) -> None:
+    """Fail early, with a clear message, where torch.compile cannot work."""
+    import shutil
+
+    import torch._dynamo
+
+    supported = getattr(torch._dynamo, "is_dynamo_supported", lambda: True)
+    if not supported():
+        raise DeviceError("--compile: torch.compile is not supported with this Python/torch; "
+                          "run without --compile")
+    if device == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise DeviceError("--compile on cpu needs a C++ compiler (g++ or clang++) for "
+                          "torch.compile's inductor backend; install one or run without --compile")

@@ -11,15 +11,20 @@ Bernoulli mask once per optimizer step.
 from __future__ import annotations
 
 import math
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from theseus_cli.contracts import param
 from theseus_cli.glue import GlueTask
 from theseus_cli.runlog import RunLog
 from theseus_cli.runtime import Runtime
+
+if TYPE_CHECKING:
+    from theseus_cli.checkpoint import Checkpointer
 
 
 @dataclass
@@ -39,6 +44,12 @@ class TrainingParams:
                                              "null: no clipping", min=0.0)
     eval_every: int | None = param(None, "evaluate on dev every N optimizer steps; null: once per "
                                          "epoch", min=1)
+    save_every: int | None = param(
+        200, "save a resumable checkpoint every N optimizer steps; null: not by steps", min=1,
+        fingerprint=False)
+    save_every_minutes: float | None = param(
+        10.0, "also save one when this many minutes (wall time) passed since the last; "
+              "null or 0: not by time", min=0.0, fingerprint=False)
 
 
 @dataclass
@@ -68,7 +79,7 @@ def predict(model: Any, loader: Any, runtime: Runtime) -> tuple[Any, Any]:
     all_logits, all_labels = [], []
     with torch.inference_mode():
         for batch in loader:
-            out = model(**batch)
+            out = model(**{k: v for k, v in batch.items() if k != "labels"})  # test labels are -1
             logits, labels = runtime.gather_for_metrics((out.logits.float(), batch["labels"]))
             all_logits.append(logits.cpu().numpy())
             all_labels.append(labels.cpu().numpy())
@@ -103,7 +114,9 @@ def _optimizer(model: Any, trainable: list[Any], params: TrainingParams) -> Any:
 
 def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: Any,
           params: TrainingParams, runtime: Runtime, log: RunLog, phase: str,
-          before_step: Callable[[int], dict[str, Any]] | None = None) -> TrainOutcome:
+          before_step: Callable[[int], dict[str, Any]] | None = None,
+          extra_state: Any = None, checkpoints: Checkpointer | None = None,
+          find_unused_parameters: bool = False) -> TrainOutcome:
     """Train the parameters of ``model`` that have ``requires_grad`` and keep the best.
 
     Args:
@@ -111,19 +124,38 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
             parameters are those with ``requires_grad=True``.
         train_ds, dev_ds: tokenised datasets (``theseus_cli.data.tokenize_split``).
         before_step: called with the 0-based optimizer step ``t`` before its
-            first micro-batch; returns values to log (e.g. ``{"p": 0.4}``).
-        phase: progress-bar label.
+            first micro-batch, identically on every process; returns values to
+            log (e.g. ``{"p": 0.4}``). A returned ``grad_path=False`` (not
+            logged) says the step has no gradient path to any trainable
+            parameter: its forward passes run on the unwrapped model without
+            autograd, so no DDP reduction is pending, and it does no backward.
+        extra_state: an object with ``state_dict()`` / ``load_state_dict(d)``
+            saved in, and restored from, checkpoints (e.g. the replacing
+            scheduler).
+        checkpoints: where to checkpoint and resume (``StageContext.checkpoints``);
+            None: no checkpoints. Frequency: ``params.save_every`` steps /
+            ``params.save_every_minutes`` minutes.
+        find_unused_parameters: DDP must expect parameters unused in a step.
+        phase: progress-bar label and checkpoint namespace.
 
-    A step whose loss has no gradient path to any trainable parameter (e.g.
-    every module drew its frozen predecessor) does no backward pass; the
-    step still counts, so schedules stay aligned with ``t``.
+    A step whose loss has no gradient path (e.g. every module drew its frozen
+    predecessor) does no backward pass and no optimizer update; the step still
+    counts, so schedules stay aligned with ``t``. The data order of epoch ``e``
+    comes from the seed ``seed + e``, so a resumed run replays the same
+    batches; with the RNG states restored, it ends bitwise where an
+    uninterrupted run ends.
 
     Returns:
         :class:`TrainOutcome`; ``model`` is left holding the best dev weights.
+
+    Raises:
+        CheckpointError: a checkpoint exists but cannot be resumed.
+        DeviceError: ``torch.compile`` failed (``--compile``).
     """
     import torch
     from transformers import get_linear_schedule_with_warmup
 
+    from theseus_cli.checkpoint import CheckpointPolicy, plain, restore_rng
     from theseus_cli.data import make_dataloader
 
     t0 = time.monotonic()
@@ -131,21 +163,70 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
     trainable = [p for p in model.parameters() if p.requires_grad]
     train_loader = make_dataloader(train_ds, tokenizer, params.batch_size, shuffle=True,
                                    seed=runtime.seed)
+    order = train_loader.generator  # the shuffle generator, reseeded at every epoch start
     dev_loader = make_dataloader(dev_ds, tokenizer, params.eval_batch_size, shuffle=False)
     optimizer = _optimizer(model, trainable, params)
     model, optimizer, train_loader, dev_loader = runtime.prepare(
-        model, optimizer, train_loader, dev_loader)
+        model, optimizer, train_loader, dev_loader, find_unused_parameters=find_unused_parameters)
     accum = runtime.gradient_accumulation_steps
     steps_per_epoch = max(1, math.ceil(len(train_loader) / accum))
     total = params.max_steps or params.epochs * steps_per_epoch
     lr_schedule = get_linear_schedule_with_warmup(
         optimizer, int(params.warmup_ratio * total), max(total, 1))
     eval_every = params.eval_every or steps_per_epoch
-    names = {id(p): n for n, p in runtime.unwrap(model).named_parameters()}
+    plain_model = runtime.unwrap(model)
+    names = {id(p): n for n, p in plain_model.named_parameters()}
 
     best = TrainOutcome(-math.inf, {}, 0, 0, 0.0)
     best_state: dict[str, Any] | None = None
-    step, micro, losses, extra = 0, 0, [], {}
+    step, epoch, skip, losses, extra, grad_path, elapsed = 0, 0, 0, [], {}, True, 0.0
+
+    def snapshot() -> dict[str, Any]:
+        scaler = runtime.scaler
+        return {"step": step, "epoch": epoch, "batches_in_epoch": skip, "elapsed_s": elapsed_now(),
+                "model": {names[id(p)]: p.detach().to("cpu", copy=True) for p in trainable},
+                "optimizer": optimizer.state_dict(), "lr_scheduler": lr_schedule.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "best": plain({"score": best.best_score, "metrics": best.best_metrics,
+                               "step": best.best_step, "evaluations": best.evaluations}),
+                "best_state": best_state,
+                "extra": plain(extra_state.state_dict()) if extra_state is not None else None}
+
+    def elapsed_now() -> float:
+        return elapsed + time.monotonic() - t0
+
+    resumed = checkpoints.load(phase, runtime) if checkpoints is not None else None
+    if resumed is not None:
+        s = resumed.state
+        by_name = {names[id(p)]: p for p in trainable}
+        if set(s["model"]) != set(by_name):
+            from theseus_cli.errors import CheckpointError
+
+            raise CheckpointError(f"checkpoint {resumed.path} holds other trainable parameters "
+                                  "than this run; rerun with --restart to start over")
+        with torch.no_grad():
+            for name, p in by_name.items():
+                p.copy_(s["model"][name].to(p.device))
+        optimizer.load_state_dict(s["optimizer"])
+        lr_schedule.load_state_dict(s["lr_scheduler"])
+        if s["scaler"] is not None and runtime.scaler is not None:
+            runtime.scaler.load_state_dict(s["scaler"])
+        b = s["best"]
+        best.best_score, best.best_metrics, best.best_step = b["score"], b["metrics"], b["step"]
+        best.evaluations = list(b["evaluations"])
+        best_state = s["best_state"]
+        if extra_state is not None and s["extra"] is not None:
+            extra_state.load_state_dict(s["extra"])
+        step, epoch, skip, elapsed = s["step"], s["epoch"], s["batches_in_epoch"], s["elapsed_s"]
+        if runtime.is_main_process and log.path is not None:
+            if resumed.log is not None:
+                shutil.copyfile(resumed.log, log.path)
+            else:
+                log.path.unlink(missing_ok=True)
+        log.set_elapsed(elapsed)
+        log.info(f"resuming {checkpoints.label} from step {step} (checkpoint {resumed.path})")
+        restore_rng(resumed.rng)  # last: nothing above may draw random numbers after it
+    policy = CheckpointPolicy(params.save_every, params.save_every_minutes, runtime)
 
     def run_eval() -> None:
         nonlocal best_state
@@ -162,26 +243,31 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
         log.info(f"{phase} step {step}/{total}: dev {shown}{' (best so far)' if improved else ''}")
 
     model.train()
-    with log.phase(phase, total) as bar:
-        epoch = 0
+    with log.phase(phase, total) as bar, _compile_errors(runtime):
+        bar.update(step)
         while step < total:
-            for batch in train_loader:
-                if micro % accum == 0:
-                    extra = before_step(step) if before_step else {}
-                micro += 1
+            order.manual_seed(runtime.seed + epoch)
+            loader = runtime.skip_first_batches(train_loader, skip) if skip else train_loader
+            new_step = True
+            for batch in loader:
+                if new_step:
+                    extra = dict(before_step(step)) if before_step else {}
+                    grad_path, new_step = extra.pop("grad_path", True), False
+                skip += 1
                 with runtime.accumulate(model):
-                    loss = model(**batch).loss
+                    if grad_path:
+                        loss = model(**batch).loss
+                    else:  # no trainable parameter in the graph: no autograd, no DDP
+                        with torch.no_grad():
+                            loss = plain_model(**batch).loss
                     losses.append(loss.detach().float().item())
                     if loss.requires_grad:
                         runtime.backward(loss)
                     if runtime.sync_gradients:
-                        if params.max_grad_norm and any(p.grad is not None for p in trainable):
-                            runtime.clip_grad_norm_(trainable, params.max_grad_norm)
-                        optimizer.step()
-                        lr_schedule.step()
-                        optimizer.zero_grad(set_to_none=True)
+                        _optimizer_step(runtime, optimizer, lr_schedule, trainable, params)
                 if not runtime.sync_gradients:
                     continue
+                new_step = True
                 step += 1
                 mean_loss = sum(losses) / len(losses)
                 losses = []
@@ -192,10 +278,51 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
                     run_eval()
                 if step >= total:
                     break
-            epoch += 1
+                if checkpoints is not None and policy.enabled and policy.due(step):
+                    checkpoints.save(phase, step, runtime, snapshot() if runtime.is_main_process
+                                     else {}, log.path, {"epoch": epoch, "batches_in_epoch": skip})
+                    policy.saved()
+            else:
+                epoch, skip = epoch + 1, 0
     if best_state is not None:
         with torch.no_grad():
             for p in trainable:
                 p.copy_(best_state[names[id(p)]].to(p.device))
-    best.steps, best.seconds = step, time.monotonic() - t0
+    best.steps, best.seconds = step, elapsed_now()
     return best
+
+
+def _optimizer_step(runtime: Runtime, optimizer: Any, lr_schedule: Any, trainable: list[Any],
+                    params: TrainingParams) -> None:
+    """Clip, step and zero the gradients; a step without any gradient (no
+    gradient path) skips the optimizer (a GradScaler cannot step without
+    gradients) but still advances the learning-rate schedule."""
+    import warnings
+
+    if any(p.grad is not None for p in trainable):
+        if params.max_grad_norm:
+            runtime.clip_grad_norm_(trainable, params.max_grad_norm)
+        optimizer.step()
+        lr_schedule.step()
+    else:
+        with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()"
+            warnings.simplefilter("ignore", UserWarning)
+            lr_schedule.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+@contextmanager
+def _compile_errors(runtime: Runtime) -> Iterator[None]:
+    """Turn a torch.compile failure into a DeviceError (only with ``--compile``)."""
+    if not runtime.compile:
+        yield
+        return
+    import torch._dynamo
+
+    try:
+        yield
+    except torch._dynamo.exc.TorchDynamoException as e:
+        from theseus_cli.errors import DeviceError
+
+        raise DeviceError(f"--compile: torch.compile failed ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''}); run without --compile") from e

@@ -44,7 +44,7 @@ class FinetuneSuccessor(Stage):
         dev_ds = load_tokenized(ctx.config, task, tokenizer, "dev")
         outcome = train(model=model, tokenizer=tokenizer, task=task, train_ds=train_ds,
                         dev_ds=dev_ds, params=ctx.params, runtime=ctx.runtime, log=ctx.log,
-                        phase="finetune-successor")
+                        phase="finetune-successor", checkpoints=ctx.checkpoints)
         model = ctx.runtime.unwrap(model)
         model.requires_grad_(True)
         if ctx.runtime.is_main_process:

@@ -36,7 +36,7 @@ class FinetuneTeacher(Stage):
                      f"{len(train_ds)} train / {len(dev_ds)} dev examples")
         outcome = train(model=model, tokenizer=tokenizer, task=task, train_ds=train_ds,
                         dev_ds=dev_ds, params=ctx.params, runtime=ctx.runtime, log=ctx.log,
-                        phase="finetune-teacher")
+                        phase="finetune-teacher", checkpoints=ctx.checkpoints)
         model = ctx.runtime.unwrap(model)
         if ctx.runtime.is_main_process:
             models.save(model, tokenizer, ctx.out_dir / models.MODEL_DIR)

@@ -44,9 +44,9 @@ class Replace(Stage):
         from theseus_cli.data import load_tokenized
         from theseus_cli.glue import get_task
         from theseus_cli.replacing import (
+            ReplacingSchedule,
             assemble_successor,
             count_parameters,
-            draw_replacement_mask,
             group_layers,
             make_hybrid,
         )
@@ -63,22 +63,17 @@ class Replace(Stage):
         builder_cls, builder_params = plugin_params(params, "successor")
         successor_modules = builder_cls(builder_params).build(list(model.base_model.encoder.layer), n)
         hybrid = make_hybrid(model, successor_modules, n)
-        encoder = hybrid.base_model.encoder
-        seed = ctx.runtime.seed
         ctx.log.info(f"{num_layers} predecessor layers → {n} modules of {num_layers // n}; "
                      f"scheduler {scheduler.describe()}; successor builder {builder_cls.name}")
-
-        def before_step(t: int) -> dict:
-            p = scheduler.rate(t)
-            mask = draw_replacement_mask(p, n, seed, t)  # (n,) bool, same on every process
-            encoder.set_replacement_mask(mask)
-            return {"p": p, "mask": [int(r) for r in mask.tolist()]}
-
+        # masks drawn from (seed, step): the same on every process and after a resume
+        schedule = ReplacingSchedule(scheduler, hybrid.base_model.encoder, ctx.runtime.seed,
+                                     rank=ctx.runtime.process_index)
         train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
         dev_ds = load_tokenized(ctx.config, task, tokenizer, "dev")
         outcome = train(model=hybrid, tokenizer=tokenizer, task=task, train_ds=train_ds,
                         dev_ds=dev_ds, params=params, runtime=ctx.runtime, log=ctx.log,
-                        phase="replace", before_step=before_step)
+                        phase="replace", before_step=schedule.before_step, extra_state=schedule,
+                        checkpoints=ctx.checkpoints, find_unused_parameters=True)
         hybrid = ctx.runtime.unwrap(hybrid)
         successor = assemble_successor(hybrid)  # eq. 5
         if ctx.runtime.is_main_process:
