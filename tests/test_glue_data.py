@@ -212,6 +212,9 @@ def _real_glue_dir() -> Path | None:
     return None
 
 
+# read at import: the session fixture in conftest.py unsets $THESEUS_GLUE_DIR for the tests
+REAL_GLUE_DIR = _real_glue_dir()
+
 OFFICIAL_ROWS = {  # data rows, from SOURCES.md / the GLUE paper
     ("CoLA", "train"): 8551, ("CoLA", "dev"): 1043, ("CoLA", "test"): 1063,
     ("SST-2", "train"): 67349, ("SST-2", "dev"): 872, ("SST-2", "test"): 1821,
@@ -228,9 +231,9 @@ OFFICIAL_ROWS = {  # data rows, from SOURCES.md / the GLUE paper
 }
 
 
-@pytest.mark.skipif(_real_glue_dir() is None, reason="real GLUE data not available")
+@pytest.mark.skipif(REAL_GLUE_DIR is None, reason="real GLUE data not available")
 def test_real_glue_files_row_counts():
-    root = _real_glue_dir()
+    root = REAL_GLUE_DIR
     checked = 0
     for task in TASKS.values():
         for split in task.splits:

@@ -21,8 +21,12 @@ def _check_step(step: int) -> int:
 
 
 def _fmt(x: float) -> str:
-    """Plain decimal, no exponent, trailing zeros dropped: 3e-05 -> '0.00003'."""
-    return f"{x:.10f}".rstrip("0").rstrip(".") or "0"
+    """Plain decimal with 4 significant digits, no exponent: 3e-05 -> '0.00003',
+    0.0023333 -> '0.002333'."""
+    if x == 0:
+        return "0"
+    digits = max(0, 3 - math.floor(math.log10(abs(x))))
+    return f"{x:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{x:.0f}"
 
 
 class ConstantScheduler(Scheduler):
