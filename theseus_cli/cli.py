@@ -105,7 +105,8 @@ def status(
     from theseus_cli.workspace import status_rows
 
     rows, config = status_rows(workspace)
-    table = Table(title=f"theseus workspace {config.root} (model {config.model}, task {config.task})")
+    table = Table(title=f"theseus workspace {config.root} (model {config.model}, "
+                        f"tasks {', '.join(config.tasks)})")
     for col in ("task", "stage", "versions", "latest", "created", "seconds", "key metrics"):
         table.add_column(col)
     for row in rows:
