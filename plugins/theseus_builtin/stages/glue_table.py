@@ -25,12 +25,14 @@ COLUMNS = (*PAPER_TASKS, "WNLI")
 
 
 def variant_label(store: Any, evaluation: Artifact) -> str:
-    """A successor variant's name, from its lineage: layers, scheduler, what trained."""
+    """A successor variant's name, from its lineage: layers, scheduler and its
+    arguments, and what was fine-tuned (e.g. ``successor 3L, linear b=0.3 steps_to_one=300``)."""
     successor = store.lineage(evaluation, "finetune-successor")
-    replace = store.lineage(successor, "replace").manifest
-    scheduler = replace.get("info", {}).get("scheduler", {})
-    label = (f"successor {replace['info'].get('layers', '?')}L, "
-             f"{scheduler.get('formula') or scheduler.get('name', '?')}")
+    info = store.lineage(successor, "replace").manifest.get("info", {})
+    scheduler = info.get("scheduler", {})
+    args = " ".join(f"{k}={v}" for k, v in (scheduler.get("params") or {}).items()
+                    if v is not None)
+    label = f"successor {info.get('layers', '?')}L, {scheduler.get('name', '?')} {args}".strip()
     if successor.manifest["params"].get("train") == "all":
         label += ", all parameters fine-tuned"
     return label
