@@ -152,7 +152,8 @@ def render_markdown(report: dict, retention: float) -> str:
         rows.append([f"{role} ({report[role]})", str(report["layers"][role]),
                      f"{report['parameters'][role]['total'] / 1e6:.1f}M",
                      *(f"{100 * m[k]:.2f}" for k in names), f"{100 * m['score']:.2f}",
-                     "100.0%" if role == "teacher" else f"{retention:.1f}%",
+                     "100.0%" if role == "teacher" else (
+                         f"{retention:.1f}%" if retention == retention else "n/a (teacher 0)"),
                      "1.00×" if role == "teacher" else f"{report['speed']['speedup']:.2f}×"])
     lines = [f"### {report['task']} dev ({report['dev_examples']} examples)", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
