@@ -49,6 +49,12 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
     Returns:
         The published ``GLUE/evaluate/vN`` artifact.
     """
+    import datetime as dt
+    import time
+
+    from theseus_cli.pipeline import library_versions
+
+    started, t0 = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), time.monotonic()
     store, console = pipeline.store, pipeline.console
     evaluations: dict[str, list[Artifact]] = {}
     missing: dict[str, str] = {}
@@ -79,12 +85,15 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
         (tmp / "glue_table.json").write_text(json.dumps(table, indent=2) + "\n")
         (tmp / "glue_table.md").write_text(render_markdown(table))
         manifest = {
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "params": {"tasks": tasks, "predict_test": predict},
             "inputs": {f"{t}/evaluate": {"version": a.name, "manifest_sha256": a.manifest_sha256}
                        for t, arts in evaluations.items() for a in arts},
             "metrics": {f"{row['model']}:macro": row["macro"] for row in table["rows"]
                         if row["macro"] is not None},
             "info": {"missing": missing, "submission": table.get("submission")},
+            "timings": {"started_at": started, "seconds": round(time.monotonic() - t0, 2)},
+            "library_versions": library_versions(),
         }
         art = store.publish(tmp, GLUE_TASK, "evaluate", manifest)
     print_table(console, table)
