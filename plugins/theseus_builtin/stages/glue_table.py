@@ -111,15 +111,15 @@ def build_table(store: Any, evaluations: dict[str, list[Artifact]],
             m = art.manifest["metrics"]
             label = variant_label(store, art)
             variants.setdefault(label, {})[task] = {"score": m["successor_score"],
+                                                    "teacher": m["teacher_score"],
                                                     "artifact": f"{task}/evaluate/{art.name}"}
             teacher[task] = {"score": m["teacher_score"], "layers": m["teacher_layers"],
                              "artifact": f"{task}/evaluate/{art.name}"}
     layers = sorted({t["layers"] for t in teacher.values()})
     rows = [_row(f"teacher ({'/'.join(map(str, layers))}L)" if layers else "teacher", teacher)]
     rows += [_row(label, cells) for label, cells in variants.items()]
-    base = rows[0]
     for row in rows:
-        row["retention"], row["retention_over"] = _retention(row, base)
+        row["retention"], row["retention_over"] = _retention(row)
     return {"columns": list(COLUMNS), "paper_tasks": list(PAPER_TASKS), "rows": rows,
             "missing": missing}
 
@@ -128,22 +128,22 @@ def _row(label: str, cells: dict[str, dict]) -> dict[str, Any]:
     scores = {t: (cells[t]["score"] if t in cells else None) for t in COLUMNS}
     paper = [scores[t] for t in PAPER_TASKS]
     macro = statistics.fmean(paper) if all(v is not None for v in paper) else None
-    return {"model": label, "scores": scores, "macro": macro,
+    # each successor is compared with the teacher it was compressed from (same evaluation)
+    teachers = {t: cells[t].get("teacher", cells[t]["score"]) for t in cells}
+    return {"model": label, "scores": scores, "macro": macro, "teacher_scores": teachers,
             "artifacts": {t: c["artifact"] for t, c in cells.items()}}
 
 
-def _retention(row: dict, teacher: dict) -> tuple[float | None, list[str]]:
-    """Successor / teacher × 100: over the macro score when all 8 tasks are there,
-    else over the mean of the paper tasks both rows have (named in ``retention_over``)."""
-    if row["macro"] is not None and teacher["macro"]:
-        return 100.0 * row["macro"] / teacher["macro"], list(PAPER_TASKS)
-    common = [t for t in PAPER_TASKS
-              if row["scores"][t] is not None and teacher["scores"][t] is not None]
-    if not common:
+def _retention(row: dict) -> tuple[float | None, list[str]]:
+    """Row / its own teachers × 100 (teacher scores from the same evaluations): over
+    the macro score when all 8 tasks are there, else over the mean of the paper
+    tasks the row has (named in ``retention_over``)."""
+    have = [t for t in PAPER_TASKS if row["scores"][t] is not None]
+    if not have:
         return None, []
-    t_mean = statistics.fmean(teacher["scores"][t] for t in common)
-    r_mean = statistics.fmean(row["scores"][t] for t in common)
-    return (100.0 * r_mean / t_mean if t_mean else None), common
+    t_mean = statistics.fmean(row["teacher_scores"][t] for t in have)
+    r_mean = statistics.fmean(row["scores"][t] for t in have)
+    return (100.0 * r_mean / t_mean if t_mean else None), have
 
 
 def _cell(v: float | None) -> str:
