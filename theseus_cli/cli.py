@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import sys
 from pathlib import Path
 from typing import Any, Optional
 

@@ -98,7 +98,7 @@ class Pipeline:
         if self._runtime is None:
             r = self.config.runtime
             self._runtime = Runtime(r.device, r.precision, r.seed, r.gradient_accumulation_steps,
-                                    compile=getattr(r, "compile", False))
+                                    compile=r.compile)
         return self._runtime
 
     def say(self, message: str) -> None:

@@ -34,7 +34,6 @@ class Evaluate(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         from theseus_cli import models
         from theseus_cli.artifacts import ArtifactStore
-        from theseus_cli.data import make_dataloader
         from theseus_cli.glue import get_task
         from theseus_cli.replacing import count_parameters
         from theseus_cli.speed import compare_speed

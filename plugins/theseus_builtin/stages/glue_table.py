@@ -18,7 +18,7 @@ from typing import Any
 
 from theseus_cli.artifacts import Artifact
 from theseus_cli.errors import TheseusError
-from theseus_cli.glue import PAPER_TASKS, PREDICTED_WITH, TASKS, get_task
+from theseus_cli.glue import PAPER_TASKS, PREDICTED_WITH, TASKS
 
 GLUE_TASK = "GLUE"  # artifacts/GLUE/evaluate/vN holds the cross-task table
 COLUMNS = (*PAPER_TASKS, "WNLI")
@@ -199,9 +199,9 @@ def collect_submission(table: dict[str, Any], evaluations: dict[str, list[Artifa
     """
     from theseus_cli.submission import ZIP_NAME, zip_submission
 
-    expected = [get_task(t).submission_file(s) for t in (*TASKS,) for s in get_task(t).test_splits]
+    expected = [TASKS[t].submission_file(s) for t in TASKS for s in TASKS[t].test_splits]
     files = {}
-    for task, arts in evaluations.items():
+    for arts in evaluations.values():
         latest = max(arts, key=lambda a: a.version)
         for p in sorted((latest.path / "submission").glob("*.tsv")):
             files[p.name] = p
