@@ -37,7 +37,7 @@ def test_publish_versions_and_manifest(store):
     assert a1.path == store.root / "MRPC" / "s" / "v1"
     m = a1.manifest
     assert (m["schema"], m["task"], m["stage"], m["version"], m["status"]) == (
-        1, "MRPC", "s", "v1", "complete")
+        2, "MRPC", "s", "v1", "complete")
     assert m["metrics"] == {"m": 1.0}
     assert set(m["outputs"]) == {"model/w.bin", "log.jsonl"}  # not manifest.json itself
     for rel, meta in m["outputs"].items():
@@ -134,12 +134,19 @@ def test_lineage(store):
 
 
 def test_verify_detects_modified_files(store):
+    from theseus_cli.integrity import HashCache, check_artifact
+
+    cache = HashCache(None)
     art = publish(store, "s", {"model/w.bin": b"abc", "r.json": b"{}"})
-    assert art.verify() == []
-    (art.path / "model/w.bin").write_bytes(b"abd")
-    assert art.verify() == ["model/w.bin"]
+    assert check_artifact(art, cache).problems == []
+    (art.path / "model/w.bin").write_bytes(b"abd")  # same size, other bytes: re-hashed
+    assert check_artifact(art, cache).problems == [
+        "model/w.bin: sha256 differs from the manifest (the file changed after it was published)"]
     (art.path / "r.json").unlink()
-    assert sorted(art.verify()) == ["model/w.bin", "r.json"]
+    assert check_artifact(art, cache).problems[1] == "r.json: missing (the manifest lists it)"
+    m = art.manifest_path.read_text().replace('"complete"', '"completed"')
+    art.manifest_path.write_text(m)
+    assert "manifest.json was edited" in check_artifact(art, cache).problems[0]
 
 
 # -------------------------------------------------- a stage that fails mid-run
@@ -152,7 +159,7 @@ def test_failing_stage_publishes_nothing(tmp_path, tiny_model_dir):
     ws = make_workspace(tmp_path / "ws", tiny_model_dir, glue)
 
     result = cli("finetune-teacher", "-w", ws, ok=False)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"{dev}: line 5: expected 5 tab-separated columns, found 3" in flat(result.stderr)
     assert "Traceback" not in result.output
     stage_dir = ws / "artifacts" / "MRPC" / "finetune-teacher"
@@ -162,6 +169,6 @@ def test_failing_stage_publishes_nothing(tmp_path, tiny_model_dir):
 
     # the same through an upstream run: nothing of either stage is published
     result = cli("replace", "-w", ws, ok=False)
-    assert result.exit_code == 1 and "line 5" in flat(result.stderr)
+    assert result.exit_code == 2 and "line 5" in flat(result.stderr)
     assert versions(ws, "finetune-teacher") == versions(ws, "replace") == []
     assert not list((ws / "artifacts").rglob(".staging-*"))

@@ -39,7 +39,7 @@ def test_manifest_fields(trained, stage):
     ws, _ = trained
     m = manifest(ws, stage)
     assert (m["stage"], m["task"], m["version"], m["status"]) == (stage, "MRPC", "v1", "complete")
-    assert m["schema"] == 1 and len(m["fingerprint"]) == 64
+    assert m["schema"] == 2 and len(m["fingerprint"]) == 64
     # inputs: version + sha256 of that input's manifest.json
     assert sorted(m["inputs"]) == INPUTS[stage]
     for name, ref in m["inputs"].items():
@@ -49,7 +49,8 @@ def test_manifest_fields(trained, stage):
     # outputs: every file but the manifest, hashed
     art = ws / "artifacts" / "MRPC" / stage / "v1"
     files = {p.relative_to(art).as_posix() for p in art.rglob("*") if p.is_file()}
-    assert set(m["outputs"]) == files - {"manifest.json"} and m["outputs"]
+    assert set(m["outputs"]) == files - {"manifest.json", ".manifest.sha256"} and m["outputs"]
+    assert (art / ".manifest.sha256").read_text().strip() == sha256_file(art / "manifest.json")
     for rel, meta in m["outputs"].items():
         assert meta["sha256"] == sha256_file(art / rel)
         assert meta["bytes"] == (art / rel).stat().st_size

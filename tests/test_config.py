@@ -17,8 +17,8 @@ from theseus_cli.glue import TASKS
 STAGES = ("finetune-teacher", "replace", "finetune-successor", "evaluate", "export")
 TOP = "data, evaluate, export, finetune-successor, finetune-teacher, model, replace, runtime, task"
 TRAINING_KEYS = ("batch_size, epochs, eval_batch_size, eval_every, learning_rate, "
-                 "max_grad_norm, max_steps, save_every, save_every_minutes, warmup_ratio, "
-                 "weight_decay")
+                 "max_grad_norm, max_nonfinite_steps, max_steps, save_every, save_every_minutes, "
+                 "warmup_ratio, weight_decay")
 
 
 def err(doc) -> str:
@@ -52,10 +52,6 @@ def err(doc) -> str:
     ({"runtime": {"seed": None}}, "runtime.seed: a value is required (got null)"),
     ({"task": "MRPCX"}, "theseus.yaml: task: unknown task 'MRPCX'; available: AX, CoLA, MNLI, "
                         "MRPC, QNLI, QQP, RTE, SST-2, STS-B, WNLI"),
-    ({"replace": {"schedulers": {"cosine": {}}}},
-     "unknown scheduler 'cosine'; available: constant, linear"),
-    ({"replace": {"scheduler": "cosine"}}, "unknown scheduler 'cosine'; available: constant, linear"),
-    ({"replace": {"successor": "last-n"}}, "unknown successor builder 'last-n'; available: first-n"),
     ({"replace": {"schedulers": {"linear": {"b": "high"}}}},
      "theseus.yaml: replace.schedulers.linear.b: expected float, got 'high'"),
     ({"replace": {"schedulers": {"linear": {"slope": 1}}}},
@@ -72,13 +68,25 @@ def test_parse_config_errors(doc, message):
     assert message in err(doc)
 
 
-def test_unknown_plugin_names_say_where():
-    assert err({"replace": {"scheduler": "nope"}}).startswith(
-        "theseus.yaml: replace.scheduler: unknown scheduler 'nope'; available: constant, linear")
-    assert err({"replace": {"schedulers": {"cosine": {}}}}).startswith(
-        "theseus.yaml: replace.schedulers: unknown scheduler 'cosine'")
-    assert err({"replace": {"successors": {"last-n": {}}}}).startswith(
-        "theseus.yaml: replace.successors: unknown successor builder 'last-n'; available: first-n")
+def test_absent_plugins_warn_on_load_and_fail_only_when_selected():
+    """A plugin uninstalled since theseus.yaml named it: the workspace still loads
+    (a warning names it); selecting it is an error that lists the available ones."""
+    cfg = parse_config(Path("/ws"), {"replace": {"scheduler": "nope",
+                                                 "schedulers": {"cosine": {"x": 1}},
+                                                 "successors": {"last-n": {}}}})
+    text = " | ".join(cfg.warnings)
+    assert "theseus.yaml: replace.scheduler: scheduler 'nope' is not installed (available: " \
+           "constant, linear)" in text
+    assert "replace.schedulers.cosine: scheduler 'cosine' is not installed" in text
+    assert "replace.successors.last-n: successor builder 'last-n' is not installed" in text
+    with pytest.raises(ConfigError) as e:
+        cfg.stage_params("replace")
+    assert "replace.scheduler: unknown scheduler 'nope'; available: constant, linear" in str(e.value)
+    # not selected: running with an installed scheduler ignores the absent one's arguments
+    ok = parse_config(Path("/ws"), {"replace": {"schedulers": {"cosine": {"x": 1}}}})
+    assert ok.stage_params("replace").scheduler == "linear"
+    with pytest.raises(ConfigError, match="unknown successor builder 'last-n'; available: first-n"):
+        parse_config(Path("/ws"), {"replace": {"successor": "last-n"}}).stage_params("replace")
 
 
 def test_valid_config_and_defaults():
@@ -117,7 +125,7 @@ def test_load_config_file_errors(tmp_path):
     ({"finetune-teacher": {"epochs": "many"}}, ["evaluate"], "expected int, got 'many'"),
     ({"finetune-teacher": {"learning_rate": -1}}, ["finetune-teacher"], "below the minimum 0.0"),
     ({"task": "glu"}, ["status"], "unknown task 'glu'; available:"),
-    ({"replace": {"schedulers": {"cosine": {"b": 1}}}}, ["replace"],
+    ({"replace": {"scheduler": "cosine"}}, ["replace"],
      "unknown scheduler 'cosine'; available: constant, linear"),
     ({"replace": {"schedulers": {"linear": {"b": 7}}}}, ["replace"],
      "schedulers.linear.b: 7.0 is above the maximum 1.0"),

@@ -35,10 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from theseus_cli.errors import ArtifactError
+from theseus_cli import jsonio
+from theseus_cli.errors import ArtifactError, IntegrityError
 
 MANIFEST = "manifest.json"
-SCHEMA = 1
+SCHEMA = 2  # 2: a seal (.manifest.sha256) beside the manifest; strict JSON
 _VERSION_RE = re.compile(r"^v(\d+)$")
 _LAST_VERSION = ".last-version"  # highest version number ever published in a stage dir
 HOLD_PUBLISH_ENV = "THESEUS_TEST_HOLD_PUBLISH"  # test hook, see the module docstring
@@ -49,6 +50,35 @@ def _hold(marker: Path) -> None:
     marker.write_text(str(os.getpid()), encoding="utf-8")
     while marker.exists():
         time.sleep(0.05)
+
+
+def _follow_umask(root: Path) -> None:
+    """Give every file and folder under ``root`` the mode the user's umask gives new
+    files (libraries write some files 0600 through temporary files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(root, 0o777 & ~mask)
+    for p in root.rglob("*"):
+        if not p.is_symlink():
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM (main thread only) until the block ends, so a
+    signal never lands between the rename of a version and its bookkeeping."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -79,25 +109,42 @@ class Artifact:
         return self.path / MANIFEST
 
     @property
+    def label(self) -> str:
+        """``"MRPC/replace/v3"``."""
+        return f"{self.task}/{self.stage}/{self.name}"
+
+    @property
     def manifest(self) -> dict[str, Any]:
-        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        """The parsed manifest.
+
+        Raises:
+            IntegrityError: it is unreadable or not JSON.
+        """
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            from theseus_cli.integrity import recovery_hint
+
+            raise IntegrityError(f"{self.label}: manifest.json is unreadable ({e}); to recover, "
+                                 f"{recovery_hint(self.label)}") from None
 
     @property
     def manifest_sha256(self) -> str:
         return sha256_file(self.manifest_path)
 
     def file(self, relpath: str) -> Path:
-        """Path of an output file; ArtifactError if the version lacks it."""
+        """Path of an output file or directory of this version.
+
+        Raises:
+            IntegrityError: the version lacks it (names how to recover).
+        """
         p = self.path / relpath
         if not p.exists():
-            raise ArtifactError(f"{self.task}/{self.stage}/{self.name} has no {relpath!r}")
-        return p
+            from theseus_cli.integrity import recovery_hint
 
-    def verify(self) -> list[str]:
-        """Re-hash every output file; return the relpaths whose sha256 changed."""
-        outputs = self.manifest.get("outputs", {})
-        return [rel for rel, meta in outputs.items()
-                if not (self.path / rel).is_file() or sha256_file(self.path / rel) != meta["sha256"]]
+            raise IntegrityError(f"{self.label} has no {relpath!r}; to recover, "
+                                 f"{recovery_hint(self.label)}")
+        return p
 
 
 class _NotAncestor(ArtifactError):
@@ -241,14 +288,19 @@ class ArtifactStore:
             doc = {"schema": SCHEMA, "task": task, "stage": stage, "version": f"v{version}",
                    "status": "complete", **manifest, "outputs": outputs}
             tmp_manifest = staging / (MANIFEST + ".tmp")
-            tmp_manifest.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+            tmp_manifest.write_text(jsonio.dumps(doc, indent=2) + "\n", encoding="utf-8")
             with open(tmp_manifest, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(tmp_manifest, staging / MANIFEST)
+            from theseus_cli.integrity import SEAL
+
+            (staging / SEAL).write_text(sha256_file(staging / MANIFEST) + "\n", encoding="utf-8")
+            _follow_umask(staging)
             if os.environ.get(HOLD_PUBLISH_ENV):  # test hook, see the module docstring
                 _hold(Path(os.environ[HOLD_PUBLISH_ENV]))
             try:
-                os.rename(staging, d / f"v{version}")
+                with _signals_deferred():  # a version appears whole, with its counter
+                    os.rename(staging, d / f"v{version}")
             except OSError:
                 if (d / f"v{version}").exists():  # a concurrent run took that number
                     continue

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from theseus_cli import jsonio
 from theseus_cli.errors import CheckpointError
 
 FORMAT = "theseus-checkpoint-v1"
@@ -184,7 +185,7 @@ class Checkpointer:
                    "num_processes": runtime.num_processes,
                    "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                    **meta}
-            (tmp / "meta.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            (tmp / "meta.json").write_text(jsonio.dumps(doc, indent=2) + "\n", encoding="utf-8")
         runtime.wait()  # every RNG file is written
         if main:
             _fsync_dir(tmp)
@@ -229,6 +230,14 @@ class Checkpointer:
         rng = _load(path / f"rng-rank{runtime.process_index}.pt")
         log = path / "metrics.jsonl"
         return Loaded(path, int(meta["step"]), state, rng, log if log.is_file() else None)
+
+    def latest_path(self, phase: str) -> Path | None:
+        """Directory of the newest complete checkpoint of ``phase``, or None."""
+        pointer = self._dir(phase) / LATEST
+        try:
+            return self._dir(phase) / pointer.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
 
     def discard(self) -> None:
         """Delete every checkpoint of this run."""

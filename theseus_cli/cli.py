@@ -19,7 +19,7 @@ from rich.table import Table
 
 from theseus_cli import params as P
 from theseus_cli import registry
-from theseus_cli.errors import ConfigError, TheseusError
+from theseus_cli.errors import ConfigError, StageInterrupted, TheseusError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,23 +30,45 @@ app = typer.Typer(
 )
 
 
+INTERRUPTED = ("nothing was published; rerun the same command to resume from the last "
+               "checkpoint (--restart discards it)")
+
+
 def handle_errors(fn: Any) -> Any:
-    """Turn typed library errors into a red message and the error's exit code."""
+    """Turn typed library errors into a red message and the error's exit code;
+    SIGINT and SIGTERM end a run the same way (nothing half-published)."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except StageInterrupted as e:
+            err_console.print(f"[yellow]{e}: {INTERRUPTED}[/]", highlight=False)
+            raise typer.Exit(e.exit_code) from None
         except TheseusError as e:
             err_console.print(f"[bold red]error:[/] {e}", highlight=False)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted: nothing was published; the same command "
-                              "resumes from the last checkpoint[/]")
+            err_console.print(f"[yellow]interrupted by SIGINT: {INTERRUPTED}[/]")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _raise_on_sigterm() -> None:
+    """SIGTERM raises :class:`StageInterrupted` in the main thread, like Ctrl-C
+    raises KeyboardInterrupt: staging directories are removed on the way out,
+    checkpoints stay, and a publish in progress finishes first (it holds the signal)."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise StageInterrupted(signum)
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        pass
 
 
 def _quiet_libraries() -> None:
@@ -104,6 +126,7 @@ def status(
     from theseus_cli.workspace import status_rows
 
     rows, config = status_rows(workspace)
+    _print_warnings(config)
     table = Table(title=f"theseus workspace {config.root} (model {config.model}, "
                         f"tasks {', '.join(config.tasks)})")
     for col in ("task", "stage", "versions", "latest", "created", "seconds", "key metrics"):
@@ -111,6 +134,41 @@ def status(
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+# ------------------------------------------------------------------- verify
+@app.command()
+@handle_errors
+def verify(
+    workspace: Optional[Path] = typer.Option(None, "--workspace", "-w", help="workspace directory"),
+) -> None:
+    """Check every artifact version against its manifest (files, sizes, sha256, the
+    manifest's seal, inputs); exit status 4 if anything does not match."""
+    from theseus_cli.artifacts import ArtifactStore
+    from theseus_cli.config import find_workspace, load_config
+    from theseus_cli.errors import IntegrityError
+    from theseus_cli.integrity import recovery_hint, verify_workspace
+
+    config = load_config(find_workspace(workspace))
+    _print_warnings(config)
+    reports = verify_workspace(ArtifactStore(config.artifacts_dir))
+    table = Table(title=f"theseus verify {config.root}")
+    for col in ("version", "result"):
+        table.add_column(col)
+    for r in reports:
+        table.add_row(r.label, "[green]ok[/]" if r.ok else "[red]" + "; ".join(r.problems) + "[/]")
+    console.print(table)
+    bad = [r for r in reports if not r.ok]
+    if bad:
+        raise IntegrityError(
+            f"{len(bad)} of {len(reports)} versions do not match their manifests: "
+            + ", ".join(r.label for r in bad) + f". To recover, {recovery_hint(bad[0].label)}")
+    console.print(f"[green]all {len(reports)} versions match their manifests[/]")
+
+
+def _print_warnings(config: Any) -> None:
+    for text in getattr(config, "warnings", []):
+        err_console.print(f"[yellow]warning: {text}[/]", highlight=False)
 
 
 # ------------------------------------------------------------------ plugins
@@ -250,6 +308,7 @@ def run_stage(stage: str, common: dict[str, Any], overrides: dict[str, Any],
         data["glue_dir"] = str(Path(common["glue_dir"]).expanduser().resolve())
     runtime = {k: common.get(k) for k in ("device", "precision", "seed", "compile")
                if common.get(k) is not None}
+    _print_warnings(config)
     P.build(DataSettings, data, "command line", cli=True)  # name the option in errors
     P.build(RuntimeSettings, runtime, "command line", cli=True)
     config.data = P.build(DataSettings, {**P.to_dict(config.data), **data}, "command line")
@@ -318,4 +377,5 @@ register_stage_commands()
 
 def main() -> None:
     """Console-script entry point."""
+    _raise_on_sigterm()
     app()

@@ -48,7 +48,8 @@ class RuntimeSettings:
                         choices=("auto", "cuda", "mps", "cpu"))
     precision: str = param("no", "mixed precision: no (fp32), fp16 (loss scaling, GPU) or bf16",
                            choices=("no", "fp16", "bf16"))
-    seed: int = param(42, "seed of every random number generator of a run", min=0)
+    seed: int = param(42, "seed of every random number generator of a run", min=0,
+                      max=2**32 - 1)
     gradient_accumulation_steps: int = param(
         1, "micro-batches per optimizer step (effective batch = batch_size x this)", min=1)
     compile: bool = param(False, "torch.compile the models (inductor backend): slower start, "
@@ -73,6 +74,7 @@ class WorkspaceConfig:
     data: DataSettings = field(default_factory=DataSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     stages_raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def task(self) -> str:
@@ -133,23 +135,52 @@ def plugin_params(params: Any, selector: str) -> tuple[type, Any]:
     return cls, P.build(cls.Params, args, f"{selector} {name}")
 
 
-def validate_section(cls: type, raw: dict[str, Any], where: str) -> Any:
-    """Build a Params dataclass, also validating plugin-argument tables."""
+def validate_section(cls: type, raw: dict[str, Any], where: str,
+                     warnings: list[str] | None = None) -> Any:
+    """Build a Params dataclass, also validating plugin-argument tables.
+
+    Args:
+        warnings: when given (loading a workspace), a plugin that is not installed
+            is a warning appended here, so that ``status`` and other stages still
+            work after it was uninstalled; when None (running the stage), selecting
+            it is an error, and arguments of other, absent plugins are ignored.
+
+    Raises:
+        ConfigError: bad keys or values; an unknown selected plugin (strict mode).
+    """
     built = P.build(cls, raw, where)
     for f in dataclasses.fields(cls):
         group = f.metadata.get("plugin_group")
         if not group:
             continue
         selector = f.name[:-1]
+        selected = getattr(built, selector, None)
         table = getattr(built, f.name) or {}
         for name, args in table.items():
-            plugin = _plugin(group, name, f"{where}.{f.name}")
+            if name not in registry.available(group) and name != selected:
+                if warnings is not None:
+                    warnings.append(f"{where}.{f.name}.{name}: {_missing(group, name)}; its "
+                                    "arguments are ignored")
+                continue
             if args is not None and not isinstance(args, dict):
                 raise ConfigError(f"{where}.{f.name}.{name}: expected a mapping, got {args!r}")
-            P.build(plugin.Params, args or {}, f"{where}.{f.name}.{name}")
-        if hasattr(built, selector):
-            _plugin(group, getattr(built, selector), f"{where}.{selector}")  # lists the available
+            if name in registry.available(group):
+                P.build(registry.get(group, name).Params, args or {}, f"{where}.{f.name}.{name}")
+        if selected is not None:
+            if warnings is not None and selected not in registry.available(group):
+                warnings.append(f"{where}.{selector}: {_missing(group, selected)}; running this "
+                                "stage needs another choice")
+                continue
+            _plugin(group, selected, f"{where}.{selector}")  # lists the available
     return built
+
+
+def _missing(group: str, name: str) -> str:
+    """``"scheduler 'cosine' is not installed (available: constant, linear)"``."""
+    kind = registry.KIND.get(group, "plugin")
+    broken = {p.name: p.error for p in registry.broken()}
+    state = f"failed to load ({broken[name]})" if name in broken else "is not installed"
+    return f"{kind} {name!r} {state} (available: {', '.join(registry.available(group))})"
 
 
 def _plugin(group: str, name: str, where: str) -> type:
@@ -175,9 +206,14 @@ def parse_config(root: Path, doc: Any, source: str = CONFIG_NAME) -> WorkspaceCo
         doc = {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(doc).__name__}")
+    warnings: list[str] = []
     stage_names = set(registry.stages())
     accepted = set(TOP_LEVEL) | stage_names
-    unknown = sorted(set(doc) - accepted)
+    broken_stages = {p.name for p in registry.broken() if p.group == registry.STAGE_GROUP}
+    for key in sorted(set(doc) & broken_stages - accepted):
+        warnings.append(f"{source}: section {key!r} belongs to {_missing(registry.STAGE_GROUP, key)}; "
+                        "it is ignored")
+    unknown = sorted(set(doc) - accepted - broken_stages)
     if unknown:
         raise ConfigError(f"{source}: unknown key {unknown[0]!r}; accepted: "
                           + ", ".join(sorted(accepted)))
@@ -201,10 +237,10 @@ def parse_config(root: Path, doc: Any, source: str = CONFIG_NAME) -> WorkspaceCo
         section = doc[name] or {}
         if not isinstance(section, dict):
             raise ConfigError(f"{source}: {name}: expected a mapping, got {section!r}")
-        validate_section(registry.stage(name).Params, section, f"{source}: {name}")
+        validate_section(registry.stage(name).Params, section, f"{source}: {name}", warnings)
         stages_raw[name] = section
     return WorkspaceConfig(root=root, model=model, tasks=tasks, data=data,
-                           runtime=runtime, stages_raw=stages_raw)
+                           runtime=runtime, stages_raw=stages_raw, warnings=warnings)
 
 
 def load_config(root: Path) -> WorkspaceConfig:
@@ -221,6 +257,10 @@ def load_config(root: Path) -> WorkspaceConfig:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if doc is None:
+        raise ConfigError(f"{path} is empty (no settings at all); write a new one with "
+                          f"`theseus init --force {root}` (with the --model, --task and "
+                          "--glue-dir you used), or restore it")
     return parse_config(root.resolve(), doc, source=str(path))
 
 

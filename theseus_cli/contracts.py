@@ -128,6 +128,58 @@ class StageContext:
     checkpoints: Checkpointer | None = None
 
 
+@dataclass
+class ModelFacts:
+    """What a model's config tells without loading weights (for :meth:`Stage.check`).
+
+    Attributes:
+        source: where it was read (a directory, ``embedded`` or a hub id).
+        model_type: ``config.model_type`` (``"bert"``, ``"roberta"``, ...).
+        num_layers: Transformer layers (``config.num_hidden_layers``).
+        max_positions: longest input in tokens the position embeddings allow
+            (None: no absolute positions).
+        config: the Hugging Face ``PretrainedConfig``.
+    """
+
+    source: str
+    model_type: str
+    num_layers: int
+    max_positions: int | None
+    config: Any = None
+
+
+@dataclass
+class CheckContext:
+    """What :meth:`Stage.check` may inspect before any stage of a command runs.
+
+    Attributes:
+        config: the resolved workspace configuration.
+        task: GLUE task name.
+        stage: the stage being checked.
+        params: the stage's resolved ``Params``.
+        model: facts of the model this stage will read (its input artifact's
+            model if one exists, else the predecessor source).
+        given: names of the params set on the command line (for messages).
+    """
+
+    config: WorkspaceConfig
+    task: str
+    stage: str
+    params: Any
+    model: ModelFacts
+    given: frozenset[str] = frozenset()
+
+    def setting(self, name: str) -> str:
+        """Param ``name`` and its value as the user set it, for messages:
+        ``--successor-layers 3`` when given on the command line, else
+        ``replace.successor_layers: 3 (theseus.yaml or default)``."""
+        value = getattr(self.params, name)
+        if name in self.given:
+            return f"--{name.replace('_', '-')} {value}"
+        shown = "null" if value is None else value
+        return f"{self.stage}.{name}: {shown} (theseus.yaml or default)"
+
+
 class Stage(ABC):
     """A pipeline stage: reads input artifacts, writes one new artifact version.
 
@@ -149,6 +201,15 @@ class Stage(ABC):
 
         Raises:
             TheseusError subclasses for bad input; anything else is a bug.
+        """
+
+    def check(self, ctx: CheckContext) -> None:
+        """Optional: reject a configuration this stage cannot run, before any stage of
+        the command (upstream ones included) does work. Cheap: no weights, no data.
+
+        Raises:
+            ConfigError: naming the option as the user set it (:meth:`CheckContext.option`)
+                and the accepted values.
         """
 
     def aggregate(self, pipeline: Any, tasks: list[str], options: dict[str, Any]) -> Any:

@@ -8,8 +8,10 @@ inside the functions that need them.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import io
 import json
 import math
 import os
@@ -30,6 +32,7 @@ HUB_DATASET = "nyu-mll/glue"
 #: Columns that :func:`tokenize_split` produces and models consume.
 MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "labels")
 _CACHE_FORMAT = "theseus-tokenized-v1"
+STSB_SCORE_RANGE = (0.0, 5.0)
 _WHERE_DATA = (f"point at a GLUE download with --glue-dir or {GLUE_DIR_ENV}, or leave "
                f"both unset to load {HUB_DATASET} from the Hugging Face Hub")
 
@@ -85,7 +88,8 @@ def read_tsv_split(task: GlueTask | str, split: str, glue_dir: str | Path) -> di
         raise DataError(f"no {task.name} {split} data: file {path} does not exist; {_WHERE_DATA}")
     out: dict[str, list] = {"idx": [], **{f: [] for f in task.text_fields}, "label": []}
     is_test = task.is_test(split)
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+    text = _decode(path, split)
+    with io.StringIO(text, newline="") as fh:
         reader = csv.reader(fh, delimiter="\t", quotechar=None, quoting=csv.QUOTE_NONE)
         header = next(reader, None) if layout.header else None
         ncols = len(header) if header is not None else layout.num_columns
@@ -107,8 +111,32 @@ def read_tsv_split(task: GlueTask | str, split: str, glue_dir: str | Path) -> di
             out["idx"].append(_parse_index(row, index_col, len(out["idx"]), where))
             out["label"].append(-1 if label_col is None else _parse_label(task, row[label_col], where))
     if not out["idx"]:
-        raise DataError(f"{path}: no data rows")
+        what = "only a header line" if layout.header else "no lines"
+        raise DataError(f"{path}: the {task.name} {split} split has no rows ({what}); "
+                        "restore the file from the GLUE download")
     return out
+
+
+def _decode(path: Path, split: str) -> str:
+    """The file's text (UTF-8, optional BOM).
+
+    Raises:
+        DataError: the file is empty, or holds a byte that is not UTF-8 (names the
+            line and the byte offset in the file).
+    """
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{path}: the {split} split has no rows (the file is empty, "
+                        f"{len(raw)} bytes); restore the file from the GLUE download")
+    skip = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return raw[skip:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        offset = skip + e.start
+        line = raw.count(b"\n", 0, offset) + 1
+        raise DataError(f"{path}: line {line}, byte offset {offset}: byte 0x{raw[offset]:02x} is "
+                        f"not valid UTF-8 ({e.reason}); GLUE files are UTF-8: re-save the file "
+                        "as UTF-8 or restore it from the GLUE download") from None
 
 
 def _parse_index(row: list[str], col: int | None, row_number: int, where: str) -> int:
@@ -130,6 +158,9 @@ def _parse_label(task: GlueTask, value: str, where: str) -> int | float:
             score = math.nan
         if not math.isfinite(score):
             raise DataError(f"{where}: score {value!r} is not a number")
+        if not STSB_SCORE_RANGE[0] <= score <= STSB_SCORE_RANGE[1]:
+            raise DataError(f"{where}: score {value!r} is outside [{STSB_SCORE_RANGE[0]:g}, "
+                            f"{STSB_SCORE_RANGE[1]:g}], the STS-B similarity scale")
         return score
     if value not in task.label_tokens:
         raise DataError(f"{where}: unknown label {value!r}; accepted: "

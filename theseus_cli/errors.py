@@ -44,11 +44,61 @@ class WorkspaceError(TheseusError):
 
 
 class ArtifactError(TheseusError):
-    """An artifact version is missing, incomplete, or fails its hash check."""
+    """An artifact version is missing or incomplete, or a pinned version does not exist."""
+
+
+class IntegrityError(ArtifactError):
+    """A published artifact version no longer matches its manifest.
+
+    A file is missing, has another size or sha256 than recorded, the manifest
+    itself was edited (its seal differs), or an ancestor changed since the
+    version was made from it. The message names the version, the file and how
+    to recover (rerun the producing stage with ``--force``). Exit status 4.
+    """
+
+    exit_code = 4
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
+class TrainingDivergedError(TheseusError):
+    """Training produced a non-finite loss (NaN/inf) that did not recover,
+    or no dev evaluation gave a finite score, or a model's weights are not finite.
+
+    Nothing is published; the last checkpoint from before the divergence is
+    kept. Exit status 3.
+    """
+
+    exit_code = 3
+
+
+class ModelSourceError(ConfigError):
+    """The predecessor model cannot be found or read (missing directory,
+    unreachable hub, corrupted or truncated weights), or module replacing
+    does not support its architecture."""
+
+
+class StageInterrupted(TheseusError):
+    """A run was stopped by a signal (SIGINT or SIGTERM) before it published.
+
+    Exit status 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
 
 
 class DataError(TheseusError):
-    """Task data is missing or malformed (names the file and line)."""
+    """Task data is missing or malformed (names the file and line). Exit status 2:
+    the input has to be fixed before anything can run."""
+
+    exit_code = 2
 
 
 class DeviceError(TheseusError):

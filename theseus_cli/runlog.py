@@ -7,7 +7,6 @@ Only the main process prints or writes.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from theseus_cli import jsonio
 
 LOG_NAME = "metrics.jsonl"
 
@@ -65,7 +66,7 @@ class RunLog:
             return
         doc = {"event": event, "time_s": round(time.monotonic() - self._t0, 3), **values}
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(doc) + "\n")
+            f.write(jsonio.dumps(doc) + "\n")
 
     def set_elapsed(self, seconds: float) -> None:
         """Make ``time_s`` continue from ``seconds`` (a resumed run)."""

@@ -170,6 +170,15 @@ class Runtime:
         """The model without its DDP / torch.compile wrappers (mixed precision kept)."""
         return self.accelerator.unwrap_model(model, keep_torch_compile=False)
 
+    def any_process(self, flag: bool) -> bool:
+        """True on every process if ``flag`` is True on any (collective when several)."""
+        if self.num_processes == 1:
+            return bool(flag)
+        import torch
+
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        return bool(self.accelerator.reduce(t, reduction="sum").item() > 0)
+
     def wait(self) -> None:
         self.accelerator.wait_for_everyone()
 

@@ -50,6 +50,10 @@ class TrainingParams:
     save_every_minutes: float | None = param(
         10.0, "also save one when this many minutes (wall time) passed since the last; "
               "null or 0: not by time", min=0.0, fingerprint=False)
+    max_nonfinite_steps: int | None = param(
+        None, "consecutive optimizer steps with a NaN/inf training loss tolerated before the run "
+              "counts as diverged; null: 0, or 10 with fp16 loss scaling", min=0,
+        fingerprint=False)
 
 
 @dataclass
@@ -88,11 +92,19 @@ def predict(model: Any, loader: Any, runtime: Runtime) -> tuple[Any, Any]:
 
 
 def evaluate(model: Any, loader: Any, runtime: Runtime, task: GlueTask) -> dict[str, float]:
-    """GLUE dev metrics of ``model`` plus ``score`` (the paper's per-task number)."""
+    """GLUE dev metrics of ``model`` plus ``score`` (the paper's per-task number).
+
+    Logits holding NaN/inf make every metric NaN (an argmax over NaN would
+    otherwise score as "always class 0"); a NaN score is never selected as best.
+    """
+    import numpy as np
+
     from theseus_cli.metrics import compute_metrics, logits_to_predictions, task_score
 
     logits, labels = predict(model, loader, runtime)
     metrics = compute_metrics(task, logits_to_predictions(task, logits), labels)
+    if not np.isfinite(logits).all():
+        metrics = {k: math.nan for k in metrics}
     metrics["score"] = task_score(task, metrics)
     return metrics
 
@@ -151,12 +163,16 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
     Raises:
         CheckpointError: a checkpoint exists but cannot be resumed.
         DeviceError: ``torch.compile`` failed (``--compile``).
+        TrainingDivergedError: the loss became NaN/inf and stayed so (see
+            :mod:`theseus_cli.divergence`), or no dev evaluation had a finite
+            score; the last checkpoint from before it is kept.
     """
     import torch
     from transformers import get_linear_schedule_with_warmup
 
     from theseus_cli.checkpoint import CheckpointPolicy, plain, restore_rng
     from theseus_cli.data import make_dataloader
+    from theseus_cli.divergence import DivergenceGuard
 
     t0 = time.monotonic()
     runtime.seed_everything()
@@ -227,6 +243,10 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
         log.info(f"resuming {checkpoints.label} from step {step} (checkpoint {resumed.path})")
         restore_rng(resumed.rng)  # last: nothing above may draw random numbers after it
     policy = CheckpointPolicy(params.save_every, params.save_every_minutes, runtime)
+    label = f"{task.name}/{phase}"
+    guard = DivergenceGuard(label, runtime, params.learning_rate, params.max_nonfinite_steps,
+                            checkpoint_hint=lambda: checkpoints.latest_path(phase)
+                            if checkpoints is not None else None)
 
     def run_eval() -> None:
         nonlocal best_state
@@ -234,7 +254,7 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
         record = {"step": step, **{f"dev_{k}": v for k, v in metrics.items()}}
         best.evaluations.append(record)
         log.record("eval", **record)
-        improved = metrics["score"] > best.best_score
+        improved = math.isfinite(metrics["score"]) and metrics["score"] > best.best_score
         if improved:
             best.best_score, best.best_metrics, best.best_step = metrics["score"], metrics, step
             best_state = {names[id(p)]: p.detach().to("cpu", copy=True) for p in trainable}
@@ -264,6 +284,7 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
                     if loss.requires_grad:
                         runtime.backward(loss)
                     if runtime.sync_gradients:
+                        guard.after_step(step + 1, losses, lr_schedule.get_last_lr()[0])
                         _optimizer_step(runtime, optimizer, lr_schedule, trainable, params)
                 if not runtime.sync_gradients:
                     continue
@@ -278,12 +299,22 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
                     run_eval()
                 if step >= total:
                     break
-                if checkpoints is not None and policy.enabled and policy.due(step):
+                if checkpoints is not None and policy.enabled and guard.healthy and policy.due(step):
+                    guard.check_weights(step, trainable, names, lr_schedule.get_last_lr()[0])
                     checkpoints.save(phase, step, runtime, snapshot() if runtime.is_main_process
                                      else {}, log.path, {"epoch": epoch, "batches_in_epoch": skip})
                     policy.saved()
             else:
                 epoch, skip = epoch + 1, 0
+    if best_state is None:
+        from theseus_cli.errors import TrainingDivergedError
+
+        scores = ", ".join(f"step {e['step']}: {e.get('dev_score')}" for e in best.evaluations)
+        raise TrainingDivergedError(
+            f"{label}: no dev evaluation gave a finite score ({scores or 'none ran'}); the model's "
+            "dev predictions are non-finite or constant (a correlation of constant predictions "
+            "is undefined). Nothing was published. Rerun with a lower --learning-rate or more "
+            "training steps")
     if best_state is not None:
         with torch.no_grad():
             for p in trainable:

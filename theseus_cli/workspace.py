@@ -10,7 +10,8 @@ import yaml
 from theseus_cli import registry
 from theseus_cli.artifacts import ArtifactStore
 from theseus_cli.config import CONFIG_NAME, WorkspaceConfig, find_workspace, load_config, parse_config
-from theseus_cli.errors import ConfigError, WorkspaceError
+from theseus_cli.errors import ArtifactError, ConfigError, WorkspaceError
+from theseus_cli.integrity import problems_by_version
 from theseus_cli.glue import get_task
 
 
@@ -39,6 +40,9 @@ def init_workspace(directory: Path, tasks: list[str] | None = None, model: str =
 
     directory = Path(directory).expanduser()
     path = directory / CONFIG_NAME
+    if directory.exists() and not directory.is_dir():
+        raise WorkspaceError(f"{directory} exists and is a file, not a directory; choose a new "
+                             "or an existing directory for the workspace")
     if path.exists() and not force:
         raise WorkspaceError(f"{path} already exists; use --force to overwrite it")
     overrides: dict = {}
@@ -57,17 +61,20 @@ def init_workspace(directory: Path, tasks: list[str] | None = None, model: str =
     task_value: str | list[str] = names[0] if len(names) == 1 else list(dict.fromkeys(names))
     glue_text = None
     if glue_dir is not None:
-        directory.mkdir(parents=True, exist_ok=True)
         glue_text = os.path.relpath(Path(glue_dir).expanduser().resolve(), directory.resolve())
     if recipe is None and model == "embedded":
         overrides = {k: dict(v) for k, v in EMBEDDED_PRESET.items()}
     overrides.setdefault("data", {}).pop("glue_dir", None)
     text = render(model, task_value, glue_text, overrides)
     parse_config(directory.resolve(), yaml.safe_load(text))  # what we write must validate
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{CONFIG_NAME}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{CONFIG_NAME}.tmp-{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise WorkspaceError(f"cannot write the workspace {directory}: {e.strerror} "
+                             f"({e.filename})") from None
     return path
 
 
@@ -99,14 +106,22 @@ def status_rows(workspace: Path | None) -> tuple[list[tuple[str, ...]], Workspac
                              f"{len(staging)} incomplete run(s)" if staging else "not run"))
                 continue
             latest = versions[-1]
-            m = latest.manifest
+            corrupted = problems_by_version(store, task, name)
+            marks = ", ".join(f"{v} CORRUPTED: {'; '.join(p)}" for v, p in corrupted.items())
+            try:
+                m = latest.manifest
+            except ArtifactError:
+                m = {}
             note = _metric_text(m.get("metrics", {}), cls.summary_metrics)
+            if marks:
+                note = f"[red]{marks}[/] (`theseus verify`)" + (f"; {note}" if note else "")
             if task == "GLUE":
                 note = "GLUE table; missing: " + (", ".join(m.get("info", {}).get("missing", {}))
                                                   or "none")
             if staging:
                 note += f" ({len(staging)} incomplete run(s))"
-            rows.append((task, name, str(len(versions)), latest.name,
+            rows.append((task, name, str(len(versions)),
+                         latest.name + (" [red](corrupted)[/]" if latest.name in corrupted else ""),
                          m.get("created_at", "")[:19].replace("T", " "),
                          str(m.get("timings", {}).get("seconds", "")), note))
     return rows, config

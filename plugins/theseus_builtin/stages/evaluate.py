@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+
+from theseus_cli import jsonio
 
 from theseus_cli.contracts import Stage, StageContext, StageResult, param
 
@@ -70,7 +71,7 @@ class Evaluate(Stage):
         if p.predict_test:
             info["submission"] = predict_test(successor, tokenizer, task, ctx)
         if ctx.runtime.is_main_process:
-            (ctx.out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+            (ctx.out_dir / "report.json").write_text(jsonio.dumps(report, indent=2) + "\n")
             (ctx.out_dir / "report.md").write_text(render_markdown(report, metrics["retention"]))
             ctx.log.info(render_markdown(report, metrics["retention"]))
         return StageResult(metrics=metrics, info=info)

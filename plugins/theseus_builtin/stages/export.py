@@ -55,16 +55,28 @@ class Export(Stage):
         batch.pop("labels")
         model.eval(), stock.eval()
         with torch.inference_mode():
-            diff = (model(**batch).logits - stock(**batch).logits).abs().max().item()
-        if diff > TOLERANCE:
+            ours, theirs = model(**batch).logits, stock(**batch).logits
+        diff = logits_difference(ours, theirs)
+        if not diff <= TOLERANCE:  # NaN-aware: a NaN difference fails too
             raise ExportError(f"exported model's logits differ by {diff:g} (> {TOLERANCE:g}) "
-                              "from the successor inside theseus")
+                              "from the successor inside theseus, or are not finite; nothing "
+                              "was published")
         if ctx.params.output:
             copy_to(out, Path(ctx.params.output))
             ctx.log.info(f"copied to {ctx.params.output}")
         return StageResult(metrics={"logits_max_abs_diff": diff},
                            info={"successor_artifact": successor_art.name,
                                  "layers": models.num_layers(stock), "output": ctx.params.output})
+
+
+def logits_difference(a, b) -> float:
+    """max |a - b| over two logit tensors of shape (batch, num_labels); ``nan`` when
+    either holds a NaN or infinite value (a comparison with NaN is never "close")."""
+    import torch
+
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        return float("nan")
+    return (a - b).abs().max().item()
 
 
 def copy_to(src: Path, dest: Path) -> None:

@@ -12,10 +12,10 @@ pseudo-task ``GLUE`` (Markdown + JSON), with the leaderboard zip when
 
 from __future__ import annotations
 
-import json
 import statistics
 from typing import Any
 
+from theseus_cli import jsonio
 from theseus_cli.artifacts import Artifact
 from theseus_cli.errors import TheseusError
 from theseus_cli.glue import PAPER_TASKS, PREDICTED_WITH, TASKS
@@ -82,7 +82,7 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
     with store.staging(GLUE_TASK, "evaluate") as tmp:
         if predict:
             table["submission"] = collect_submission(table, evaluations, tmp)
-        (tmp / "glue_table.json").write_text(json.dumps(table, indent=2) + "\n")
+        (tmp / "glue_table.json").write_text(jsonio.dumps(table, indent=2) + "\n")
         (tmp / "glue_table.md").write_text(render_markdown(table))
         manifest = {
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

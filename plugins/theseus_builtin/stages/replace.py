@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from theseus_cli.contracts import SCHEDULER_GROUP, SUCCESSOR_GROUP, Stage, StageContext, StageResult, param
+from theseus_cli.contracts import (
+    SCHEDULER_GROUP,
+    SUCCESSOR_GROUP,
+    CheckContext,
+    Stage,
+    StageContext,
+    StageResult,
+    param,
+)
 from theseus_cli.training import TrainingParams
 
 
@@ -37,6 +45,21 @@ class Replace(Stage):
         successor: str = param("first-n", "successor builder (`theseus plugins` lists them)")
         successors: dict = param({}, "arguments of each successor builder",
                                  plugin_group=SUCCESSOR_GROUP)
+
+    def check(self, ctx: CheckContext) -> None:
+        """The model family is supported and n divides the predecessor's L layers."""
+        from theseus_cli.errors import ConfigError
+        from theseus_cli.replacing import check_replaceable
+
+        check_replaceable(ctx.model.model_type, ctx.model.source)
+        num_layers = ctx.model.num_layers
+        n = ctx.params.successor_layers or max(1, num_layers // 2)
+        if not (1 <= n <= num_layers) or num_layers % n:
+            divisors = [d for d in range(1, num_layers + 1) if num_layers % d == 0]
+            raise ConfigError(
+                f"{ctx.setting('successor_layers')}: {n} successor layers cannot replace the "
+                f"{num_layers} layers of the predecessor in modules of equal size; accepted: "
+                f"{', '.join(map(str, divisors))}")
 
     def run(self, ctx: StageContext) -> StageResult:
         from theseus_cli import models

@@ -1,0 +1,170 @@
+"""Check everything the configuration can tell before any stage of a command runs.
+
+``theseus replace`` in a fresh workspace runs ``finetune-teacher`` first; a
+successor layer count that cannot divide the predecessor's layers must fail
+now, not after the teacher trained for twenty minutes. :func:`check_command`
+plans the stages the command will run (upstream ones included), verifies the
+input artifacts that already exist (:mod:`theseus_cli.integrity`), reads the
+model config each stage will see (no weights), and runs the generic checks
+(GLUE directory, model source, sequence length against the position
+embeddings) and each stage's own :meth:`Stage.check`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from theseus_cli import registry
+from theseus_cli.artifacts import Artifact
+from theseus_cli.contracts import CheckContext, ModelFacts
+from theseus_cli.errors import ArtifactError, ConfigError, DataError
+
+if TYPE_CHECKING:
+    from theseus_cli.pipeline import Pipeline
+
+
+def plan(pipeline: Pipeline, stage: str, task: str, pins: dict[str, str],
+         no_upstream: bool) -> list[tuple[str, Artifact | None]]:
+    """Stages the command will run, upstream first, each with the existing artifact
+    its model comes from (None: the predecessor source, or an input that runs first).
+
+    Existing inputs are verified against their manifests on the way.
+
+    Raises:
+        ArtifactError: a pinned version does not exist, or an input is missing
+            with ``no_upstream``.
+        IntegrityError: an existing input (or an ancestor) is corrupted.
+    """
+    from theseus_cli.integrity import verify_lineage
+
+    cls = registry.stage(stage)
+    chain: list[tuple[str, Artifact | None]] = []
+    primary: Artifact | None = None
+    for name in cls.inputs:
+        if name in pins:
+            art = pipeline.store.get(task, name, pins[name])
+        else:
+            art = pipeline.store.latest(task, name)
+        if art is None:
+            if no_upstream:
+                raise ArtifactError(
+                    f"{stage} needs a complete {name} artifact for {task} and none exists; "
+                    f"run `theseus {name}` first, or drop --no-upstream to run it automatically")
+            chain += plan(pipeline, name, task, {}, no_upstream)
+            continue
+        verify_lineage(pipeline.store, art)
+        primary = art
+    return [*chain, (stage, primary)]
+
+
+def _model_artifact(store: Any, art: Artifact) -> Artifact | None:
+    """The artifact in ``art``'s lineage (itself first) that holds ``model/config.json``."""
+    from theseus_cli.models import MODEL_DIR
+
+    if (art.path / MODEL_DIR / "config.json").is_file():
+        return art
+    for name, ref in (art.manifest.get("inputs") or {}).items():
+        if "/" in name:
+            continue
+        try:
+            found = _model_artifact(store, store.get(art.task, name, ref["version"]))
+        except ArtifactError:
+            continue
+        if found is not None:
+            return found
+    return None
+
+
+def _facts(pipeline: Pipeline, source_art: Artifact | None, cache: dict[str, ModelFacts]) -> ModelFacts:
+    from theseus_cli.models import MODEL_DIR, model_facts, resolve_model_source
+
+    found = _model_artifact(pipeline.store, source_art) if source_art is not None else None
+    source = (str(found.path / MODEL_DIR) if found is not None
+              else resolve_model_source(pipeline.config.model, pipeline.config.root))
+    if source not in cache:
+        cache[source] = model_facts(source)
+        if found is None:
+            cache[source].source = pipeline.config.model
+    return cache[source]
+
+
+def check_data_source(config: Any, task: str) -> None:
+    """The GLUE directory (if one is set) and the task's folder in it exist.
+
+    Raises:
+        DataError: names the path looked for and how to point at data.
+    """
+    from theseus_cli.data import GLUE_DIR_ENV, resolve_glue_dir
+    from theseus_cli.glue import get_task
+
+    root = resolve_glue_dir(config.glue_dir())
+    if root is None:
+        import os
+
+        from theseus_cli.data import HUB_DATASET
+        from theseus_cli.models import hub_reachable
+
+        offline = os.environ.get("HF_DATASETS_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        if not offline and not hub_reachable():
+            raise DataError(f"no {task} data: neither data.glue_dir (theseus.yaml, --glue-dir) nor "
+                            f"${GLUE_DIR_ENV} is set, and the Hugging Face hub ({HUB_DATASET}) "
+                            "is unreachable from here; point --glue-dir at a GLUE download "
+                            "(set HF_DATASETS_OFFLINE=1 to use a cached hub copy)")
+        return
+    if not root.is_dir():
+        what = "is a file" if root.exists() else "does not exist"
+        raise DataError(f"GLUE directory {root} {what} (data.glue_dir in theseus.yaml, "
+                        f"--glue-dir or ${GLUE_DIR_ENV}); point it at a folder in the original "
+                        "GLUE TSV layout")
+    folder = root / get_task(task).folder
+    if not folder.is_dir():
+        raise DataError(f"no {task} data: folder {folder} does not exist in the GLUE directory "
+                        f"{root}; add the task's TSV files there or point --glue-dir elsewhere")
+
+
+def check_sequence_length(config: Any, task: str, facts: ModelFacts) -> None:
+    """``data.max_seq_length`` (or the task's default) fits the position embeddings.
+
+    Raises:
+        ConfigError: names the setting, the limit and the model.
+    """
+    from theseus_cli.glue import get_task
+
+    if facts.max_positions is None:
+        return
+    length = config.data.max_seq_length or get_task(task).max_seq_length
+    if length > facts.max_positions:
+        setting = (f"data.max_seq_length: {length}" if config.data.max_seq_length else
+                   f"{task}'s default maximum sequence length {length} (data.max_seq_length: null)")
+        raise ConfigError(f"{setting} exceeds the {facts.max_positions} positions of model "
+                          f"{facts.source} (max_position_embeddings); set data.max_seq_length "
+                          f"to at most {facts.max_positions} in theseus.yaml")
+
+
+def check_command(pipeline: Pipeline, stage: str, task: str, overrides: dict[str, Any] | None,
+                  plugin_overrides: dict[str, dict[str, Any]] | None, pins: dict[str, str],
+                  no_upstream: bool) -> None:
+    """Run every check that needs no training before ``stage`` (and its upstream) run.
+
+    Raises:
+        ConfigError / ModelSourceError / DataError / ArtifactError / IntegrityError:
+            the first problem found, before any work.
+    """
+    config = pipeline.config
+    check_data_source(config, task)
+    given = frozenset(k for k, v in (overrides or {}).items() if v is not None)
+    facts_cache: dict[str, ModelFacts] = {}
+    for name, source_art in plan(pipeline, stage, task, pins, no_upstream):
+        top = name == stage
+        params = config.stage_params(name, overrides if top else None,
+                                     plugin_overrides if top else None)
+        facts = _facts(pipeline, source_art, facts_cache)
+        check_sequence_length(config, task, facts)
+        ctx = CheckContext(config=config, task=task, stage=name, params=params, model=facts,
+                           given=given if top else frozenset())
+        try:
+            registry.stage(name)().check(ctx)
+        except ConfigError as e:
+            if top:
+                raise
+            raise ConfigError(f"{name} (run first, for {stage}): {e}") from None
