@@ -180,11 +180,11 @@ CONFIG_CASES = [
     ("C7", {"data": {"max_seq_length": 256}}, ["replace"],
      ["data.max_seq_length: 256 exceeds the 128 positions", "at most 128"]),
     ("C8", {}, ["replace", "--scheduler", "cosine"],
-     ["unknown scheduler 'cosine'; available: constant, linear"]),
+     ["unknown scheduler 'cosine'; available: anti-curriculum, constant, linear"]),
     ("C9", {}, ["replace", "--scheduler-arg", "b=2"], ["2.0 is above the maximum 1.0"]),
     ("C10", {}, ["replace", "--scheduler-arg", "steps_to_one=0"], ["steps_to_one: 0 is below"]),
     ("C11", {}, ["replace", "--successor", "last-n"],
-     ["unknown successor builder 'last-n'; available: first-n"]),
+     ["unknown successor builder 'last-n'; available: every-other, first-n"]),
     ("C12", {}, ["finetune-teacher", "--learning-rate", "-1"], ["-1.0 is below the minimum 0.0"]),
     ("C13", {}, ["finetune-teacher", "--precision", "fp8"],
      ["--precision: invalid value 'fp8'; accepted: no, fp16, bf16"]),
@@ -333,7 +333,7 @@ def test_W7_read_only_stage_directory(workspace):
 
 def test_W8_unknown_top_level_key(workspace):
     set_yaml(workspace, {"modle": "x"})
-    fails(workspace, ["status"], 2, "unknown key 'modle'; accepted: data, evaluate")
+    fails(workspace, ["status"], 2, "unknown key 'modle'; accepted: data, distill, evaluate")
 
 
 # ---------------------------------------------------- V: divergence (exit 3)
@@ -485,12 +485,12 @@ def test_I10_changed_bytes_with_the_old_mtime_are_still_caught(corrupt_ws):
 
 
 def test_I11_I12_I13_verify_and_status(corrupt_ws):
-    text = expect(cli("verify", "-w", corrupt_ws), 0, "all 5 versions match their manifests")
+    text = expect(cli("verify", "-w", corrupt_ws), 0, "all 6 versions match their manifests")
     assert "MRPC/export/v1" in text
     flip(art(corrupt_ws, "finetune-teacher", "model/model.safetensors"))
     before = published(corrupt_ws)
     expect(cli("verify", "-w", corrupt_ws, ok=False), 4,
-           "1 of 5 versions do not match their manifests: MRPC/finetune-teacher/v1",
+           "1 of 6 versions do not match their manifests: MRPC/finetune-teacher/v1",
            "model/model.safetensors: sha256 differs", "theseus finetune-teacher --task MRPC --force")
     expect(cli("status", "-w", corrupt_ws), 0, "v1 (corrupted)", "v1 CORRUPTED: "
            "model/model.safetensors: sha256 differs", "theseus verify")
@@ -564,10 +564,10 @@ def test_a_scheduler_breaking_its_contract_is_named(corrupt_ws, tmp_path, case, 
 def test_P6_P7_uninstalled_plugins_named_in_theseus_yaml(workspace):
     set_yaml(workspace, {"replace": {"schedulers": {"cosine": {"t0": 5}}}})
     expect(cli("status", "-w", workspace), 0, "warning: ", "replace.schedulers.cosine: scheduler "
-           "'cosine' is not installed (available: constant, linear); its arguments are ignored")
+           "'cosine' is not installed (available: anti-curriculum, constant, linear); its arguments are ignored")
     set_yaml(workspace, {"replace": {"scheduler": "cosine"}})
     expect(cli("status", "-w", workspace), 0, "replace.scheduler: scheduler 'cosine' is not installed")
-    fails(workspace, ["replace"], 2, "unknown scheduler 'cosine'; available: constant, linear")
+    fails(workspace, ["replace"], 2, "unknown scheduler 'cosine'; available: anti-curriculum, constant, linear")
 
 
 # ----------------------------------------------------------- F: published files

@@ -72,13 +72,15 @@ def test_manifest_params_resolved(trained):
     rep = manifest(ws, "replace")
     p = rep["params"]
     assert p["scheduler"] == "linear" and p["successor"] == "first-n"
-    assert p["schedulers"]["linear"] == {"b": 0.3, "k": None, "steps_to_one": 4}
+    assert p["schedulers"]["linear"] == {"b": 0.3, "k": None, "steps_to_one": 4,
+                                         "fraction_to_one": None}
     assert rep["info"]["scheduler"]["name"] == "linear"
-    assert rep["info"]["scheduler"]["params"] == {"b": 0.3, "k": None, "steps_to_one": 4}
+    assert rep["info"]["scheduler"]["params"] == {"b": 0.3, "k": None, "steps_to_one": 4,
+                                                  "fraction_to_one": None}
     assert "min(1" in rep["info"]["scheduler"]["formula"]
     ev = manifest(ws, "evaluate")["params"]
     assert ev == {"eval_batch_size": 16, "speed_batches": 1, "speed_repeats": 1,
-                  "predict_test": False}
+                  "predict_test": False, "successor": "finetune-successor"}
 
 
 def test_successor_has_half_the_layers(trained):
@@ -191,6 +193,10 @@ def test_up_to_date_force_and_pins(trained, tmp_path):
     assert "published MRPC/finetune-successor/v2" in flat(
         cli("finetune-successor", "-w", ws).output)
     assert manifest(ws, "finetune-successor", "v2")["inputs"]["replace"]["version"] == "v2"
+    # any earlier version with the same fingerprint is reused, not only the latest
+    out = flat(cli("finetune-successor", "--from", "replace=v1", "-w", ws).output)
+    assert "MRPC/finetune-successor/v1 is up to date" in out
+    assert versions(ws, "finetune-successor") == ["v1", "v2"]
     # pinning a version that does not exist lists the existing ones
     bad = cli("finetune-successor", "--from", "v9", "-w", ws, ok=False)
     assert bad.exit_code == 1
@@ -209,7 +215,7 @@ def test_unknown_scheduler_lists_available(trained):
     ws, _ = trained
     bad = cli("replace", "--scheduler", "nope", "-w", ws, ok=False)
     assert bad.exit_code == 2
-    assert "unknown scheduler 'nope'; available: constant, linear" in flat(bad.output)
+    assert "unknown scheduler 'nope'; available: anti-curriculum, constant, linear" in flat(bad.output)
     assert "Traceback" not in bad.output
     assert versions(ws, "replace") == ["v1"]
 
@@ -217,10 +223,10 @@ def test_unknown_scheduler_lists_available(trained):
 @pytest.mark.parametrize("args,message", [
     (["--scheduler-arg", "b=2"], "schedulers.linear.b: 2.0 is above the maximum 1.0"),
     (["--scheduler-arg", "b=high"], "schedulers.linear.b: expected float, got 'high'"),
-    (["--scheduler-arg", "zz=1"], "unknown key 'zz'; accepted: b, k, steps_to_one"),
+    (["--scheduler-arg", "zz=1"], "unknown key 'zz'; accepted: b, fraction_to_one, k, steps_to_one"),
     (["--scheduler-arg", "b"], "--scheduler-arg: expected KEY=VALUE, got 'b'"),
     (["--scheduler", "constant", "--scheduler-arg", "p=1.5"], "schedulers.constant.p: 1.5 is above"),
-    (["--successor", "nope"], "unknown successor builder 'nope'; available: first-n"),
+    (["--successor", "nope"], "unknown successor builder 'nope'; available: every-other, first-n"),
 ])
 def test_bad_scheduler_args(trained, args, message):
     ws, _ = trained
@@ -256,10 +262,11 @@ def test_plugins_lists_builtins():
     text = cli("plugins").output
     rows = [line for line in text.splitlines() if line.startswith("│")]
     kinds = [line.split("│")[1].strip() for line in rows]
-    assert kinds.count("stage") == 5
-    assert kinds.count("scheduler") == 2
-    assert kinds.count("successor builder") == 1
-    for name in (*STAGES, "constant", "linear", "first-n"):
+    assert kinds.count("stage") == 7
+    assert kinds.count("scheduler") == 3
+    assert kinds.count("successor builder") == 2
+    for name in (*STAGES, "truncate", "distill", "constant", "linear", "anti-curriculum",
+                 "first-n", "every-other"):
         assert f" {name} " in text
     assert "broken" not in text
 

@@ -14,9 +14,11 @@ from theseus_cli.config import load_config, parse_config
 from theseus_cli.errors import ConfigError, WorkspaceError
 from theseus_cli.glue import TASKS
 
-STAGES = ("finetune-teacher", "replace", "finetune-successor", "evaluate", "export")
-TOP = "data, evaluate, export, finetune-successor, finetune-teacher, model, replace, runtime, task"
-TRAINING_KEYS = ("batch_size, epochs, eval_batch_size, eval_every, learning_rate, "
+STAGES = ("finetune-teacher", "replace", "finetune-successor", "evaluate", "export", "truncate",
+          "distill")
+TOP = ("data, distill, evaluate, export, finetune-successor, finetune-teacher, model, replace, "
+       "runtime, task, truncate")
+TRAINING_KEYS = ("batch_size, epochs, eval_batch_size, eval_every, group_by_length, learning_rate, "
                  "max_grad_norm, max_nonfinite_steps, max_steps, save_every, save_every_minutes, "
                  "warmup_ratio, weight_decay")
 
@@ -31,7 +33,8 @@ def err(doc) -> str:
 @pytest.mark.parametrize("doc,message", [
     ({"modle": "x"}, f"theseus.yaml: unknown key 'modle'; accepted: {TOP}"),
     ({"replace": {"epoch": 1}},
-     "theseus.yaml: replace: unknown key 'epoch'; accepted: batch_size, epochs, eval_batch_size"),
+     "theseus.yaml: replace: unknown key 'epoch'; accepted: batch_size, distill_weight, epochs, "
+     "eval_batch_size"),
     ({"finetune-teacher": {"lr": 1}},
      f"theseus.yaml: finetune-teacher: unknown key 'lr'; accepted: {TRAINING_KEYS}"),
     ({"data": {"glue": "x"}}, "theseus.yaml: data: unknown key 'glue'; accepted: glue_dir, "
@@ -55,7 +58,7 @@ def err(doc) -> str:
     ({"replace": {"schedulers": {"linear": {"b": "high"}}}},
      "theseus.yaml: replace.schedulers.linear.b: expected float, got 'high'"),
     ({"replace": {"schedulers": {"linear": {"slope": 1}}}},
-     "replace.schedulers.linear: unknown key 'slope'; accepted: b, k, steps_to_one"),
+     "replace.schedulers.linear: unknown key 'slope'; accepted: b, fraction_to_one, k, steps_to_one"),
     ({"replace": {"schedulers": {"linear": {"k": -1}}}}, "linear scheduler: k=-1.0 must be > 0"),
     ({"replace": {"schedulers": {"constant": {"p": 1.2}}}},
      "replace.schedulers.constant.p: 1.2 is above the maximum 1.0"),
@@ -76,16 +79,16 @@ def test_absent_plugins_warn_on_load_and_fail_only_when_selected():
                                                  "successors": {"last-n": {}}}})
     text = " | ".join(cfg.warnings)
     assert "theseus.yaml: replace.scheduler: scheduler 'nope' is not installed (available: " \
-           "constant, linear)" in text
+           "anti-curriculum, constant, linear)" in text
     assert "replace.schedulers.cosine: scheduler 'cosine' is not installed" in text
     assert "replace.successors.last-n: successor builder 'last-n' is not installed" in text
     with pytest.raises(ConfigError) as e:
         cfg.stage_params("replace")
-    assert "replace.scheduler: unknown scheduler 'nope'; available: constant, linear" in str(e.value)
+    assert "replace.scheduler: unknown scheduler 'nope'; available: anti-curriculum, constant, linear" in str(e.value)
     # not selected: running with an installed scheduler ignores the absent one's arguments
     ok = parse_config(Path("/ws"), {"replace": {"schedulers": {"cosine": {"x": 1}}}})
     assert ok.stage_params("replace").scheduler == "linear"
-    with pytest.raises(ConfigError, match="unknown successor builder 'last-n'; available: first-n"):
+    with pytest.raises(ConfigError, match="unknown successor builder 'last-n'; available: every-other, first-n"):
         parse_config(Path("/ws"), {"replace": {"successor": "last-n"}}).stage_params("replace")
 
 
@@ -119,14 +122,14 @@ def test_load_config_file_errors(tmp_path):
 
 # --------------------------------------------------------- through the CLI
 @pytest.mark.parametrize("updates,command,message", [
-    ({"modle": "x"}, ["status"], "unknown key 'modle'; accepted: data, evaluate"),
+    ({"modle": "x"}, ["status"], "unknown key 'modle'; accepted: data, distill, evaluate"),
     ({"replace": {"epoch": 1}}, ["replace"], "replace: unknown key 'epoch'; accepted:"),
     ({"runtime": {"precision": "fp8"}}, ["finetune-teacher"], "accepted: no, fp16, bf16"),
     ({"finetune-teacher": {"epochs": "many"}}, ["evaluate"], "expected int, got 'many'"),
     ({"finetune-teacher": {"learning_rate": -1}}, ["finetune-teacher"], "below the minimum 0.0"),
     ({"task": "glu"}, ["status"], "unknown task 'glu'; available:"),
     ({"replace": {"scheduler": "cosine"}}, ["replace"],
-     "unknown scheduler 'cosine'; available: constant, linear"),
+     "unknown scheduler 'cosine'; available: anti-curriculum, constant, linear"),
     ({"replace": {"schedulers": {"linear": {"b": 7}}}}, ["replace"],
      "schedulers.linear.b: 7.0 is above the maximum 1.0"),
 ])
@@ -228,7 +231,7 @@ def test_init_template_parses_and_is_commented(tmp_path, tiny_model_dir, glue_di
         import dataclasses
         fields = {f.name for f in dataclasses.fields(registry.stage(name).Params)}
         assert set(doc[name]) == fields, name
-    assert set(doc["replace"]["schedulers"]) == {"constant", "linear"}
+    assert set(doc["replace"]["schedulers"]) == {"constant", "linear", "anti-curriculum"}
     # every key has a comment: values inline, sections/tables on the line above
     lines = text.splitlines()
     for i, line in enumerate(lines):

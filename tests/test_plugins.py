@@ -17,12 +17,13 @@ from theseus_cli.errors import UnknownNameError
 
 def test_builtins_register_through_entry_points():
     assert set(registry.stages()) == {"finetune-teacher", "replace", "finetune-successor",
-                                      "evaluate", "export"}
+                                      "evaluate", "export", "truncate", "distill"}
     # pipeline order: inputs before the stages that read them
-    assert list(registry.stages()) == ["finetune-teacher", "replace", "finetune-successor",
-                                       "evaluate", "export"]
-    assert set(registry.available(SCHEDULER_GROUP)) == {"constant", "linear"}
-    assert set(registry.available(SUCCESSOR_GROUP)) == {"first-n"}
+    order = list(registry.stages())
+    for name, cls in registry.stages().items():
+        assert all(order.index(dep) < order.index(name) for dep in cls.inputs), name
+    assert set(registry.available(SCHEDULER_GROUP)) == {"constant", "linear", "anti-curriculum"}
+    assert set(registry.available(SUCCESSOR_GROUP)) == {"first-n", "every-other"}
     for info in registry.discover(STAGE_GROUP):
         assert info.distribution.startswith("theseus-cli")
 

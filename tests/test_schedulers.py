@@ -1,13 +1,16 @@
-"""Replacing-rate schedulers (paper section 3.3, eq. 6)."""
+"""Replacing-rate schedulers (paper section 3.3, eq. 6; anti-curriculum: section 5.3)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 
-from theseus_builtin.schedulers import ConstantScheduler, LinearScheduler
+from conftest import cli, manifest
+from theseus_builtin.schedulers import AntiCurriculumScheduler, ConstantScheduler, LinearScheduler
+from theseus_cli import params as P
 from theseus_cli.errors import ConfigError
 
 
@@ -17,6 +20,10 @@ def const(**kw) -> ConstantScheduler:
 
 def linear(**kw) -> LinearScheduler:
     return LinearScheduler(LinearScheduler.Params(**kw))
+
+
+def anti(**kw) -> AntiCurriculumScheduler:
+    return AntiCurriculumScheduler(AntiCurriculumScheduler.Params(**kw))
 
 
 def test_constant_defaults_and_switch():
@@ -69,11 +76,131 @@ def test_linear_monotone_in_unit_interval():
 
 @pytest.mark.parametrize("kw, bad", [
     ({"k": 0.0}, "k=0.0"), ({"k": -0.001}, "-0.001"), ({"b": 1.5}, "1.5"),
-    ({"steps_to_one": None}, "both"), ({"steps_to_one": 0}, "steps_to_one=0"),
+    ({"steps_to_one": None}, "all null"), ({"steps_to_one": 0}, "steps_to_one=0"),
 ])
 def test_linear_validation(kw, bad):
     with pytest.raises(ConfigError, match=bad):
         linear(**kw)
+
+
+# ------------------------------------------------------------ fraction_to_one
+
+
+def test_fraction_to_one_resolved_by_bind():
+    s = linear(b=0.3, fraction_to_one=0.6)
+    s.bind(500)  # the stage's planned optimizer steps -> p = 1 from step round(0.6 * 500) = 300
+    assert s.step_at_one == 300
+    assert s.rate(0) == pytest.approx(0.3)
+    assert s.rate(150) == pytest.approx(0.3 + 0.7 * 150 / 300)
+    assert s.rate(299) < 1.0
+    assert s.rate(300) == 1.0 and s.rate(10**6) == 1.0
+    assert s.describe() == "p_d = min(1, 0.002333·t + 0.3), p=1 from step 300 (60% of 500 steps)"
+
+
+@pytest.mark.parametrize("fraction, total, expected", [
+    (1.0, 7, 7), (0.5, 6, 3), (0.26, 10, 3), (0.24, 10, 2), (0.001, 10, 1), (0.5, 0, 1)])
+def test_fraction_rounding(fraction, total, expected):
+    s = linear(fraction_to_one=fraction)
+    s.bind(total)  # steps_to_one = max(1, round(fraction * total))
+    assert s.step_at_one == expected
+    assert s.rate(expected - 1) < 1.0 and s.rate(expected) == 1.0
+
+
+def test_precedence_k_over_fraction_over_steps_to_one():
+    s = linear(b=0.1, k=0.0006, fraction_to_one=0.5, steps_to_one=10)
+    assert s.rate(0) == pytest.approx(0.1)  # k needs no bind
+    s.bind(100)
+    assert s.k == pytest.approx(0.0006) and s.step_at_one == 1500
+    assert s.rate(1000) == pytest.approx(0.7)
+    assert "%" not in s.describe()
+    s = linear(b=0.1, fraction_to_one=0.5, steps_to_one=10)
+    s.bind(100)
+    assert s.step_at_one == 50 and s.k == pytest.approx(0.9 / 50)
+
+
+def test_default_keeps_steps_to_one_1000():
+    p = LinearScheduler.Params()
+    assert (p.b, p.k, p.fraction_to_one, p.steps_to_one) == (0.3, None, None, 1000)
+    s = linear()
+    s.bind(50)  # ignored without fraction_to_one
+    assert s.step_at_one == 1000
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, 1.5, -1, float("nan")])
+@pytest.mark.parametrize("make", [linear, anti])
+def test_fraction_validation_names_value_and_range(make, bad):
+    with pytest.raises(ConfigError) as exc:
+        make(fraction_to_one=bad)
+    assert f"fraction_to_one={bad!r}" in str(exc.value)
+    assert "(0, 1]" in str(exc.value)
+
+
+def test_fraction_validation_through_params_build():
+    with pytest.raises(ConfigError, match=r"fraction_to_one=1.5 is outside \(0, 1\]"):
+        P.build(LinearScheduler.Params, {"fraction_to_one": "1.5"}, "scheduler linear")
+    built = P.build(AntiCurriculumScheduler.Params, {"fraction_to_one": 0.5},
+                    "scheduler anti-curriculum")
+    assert built.fraction_to_one == 0.5
+
+
+@pytest.mark.parametrize("make", [linear, anti])
+def test_rate_before_bind_raises(make):
+    s = make(fraction_to_one=0.6)
+    with pytest.raises(RuntimeError, match="bind"):
+        s.rate(0)
+    assert "60% of the stage's optimizer steps" in s.describe()  # describe still works
+    with pytest.raises(ValueError):
+        s.bind(-1)
+
+
+# ------------------------------------------------------------ anti-curriculum
+
+
+@pytest.mark.parametrize("kw", [{}, {"b": 0.1, "steps_to_one": 30}, {"b": 0.3, "steps_to_one": 7},
+                                {"b": 0.0, "steps_to_one": 1}, {"b": 1.0},
+                                {"b": 0.1, "k": 0.05}, {"b": 0.3, "fraction_to_one": 0.4}])
+def test_anti_curriculum_is_one_minus_linear(kw):
+    lin, ant = linear(**kw), anti(**kw)
+    lin.bind(100)
+    ant.bind(100)
+    steps = range(0, 1200)
+    rates = [ant.rate(t) for t in steps]
+    assert rates == [1.0 - lin.rate(t) for t in steps]
+    assert all(0.0 <= r <= 1.0 for r in rates)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))  # non-increasing
+    assert ant.rate(0) == pytest.approx(1.0 - kw.get("b", 0.3))
+    assert ant.rate(lin.step_at_one) == 0.0 and ant.step_at_one == lin.step_at_one
+
+
+def test_anti_curriculum_describe_and_validation():
+    s = anti(b=0.3, fraction_to_one=0.6)
+    s.bind(500)
+    assert s.describe() == "p = 1 − min(1, 0.002333·t + 0.3), p=0 from step 300 (60% of 500 steps)"
+    assert anti().describe() == "p = 1 − min(1, 0.0007·t + 0.3), p=0 from step 1000"
+    with pytest.raises(ConfigError, match="anti-curriculum scheduler: b=1.5"):
+        anti(b=1.5)
+    with pytest.raises(ConfigError, match="k=-0.1"):
+        anti(k=-0.1)
+
+
+def test_replace_fraction_to_one_through_cli(workspace):
+    cli("replace", "--scheduler-arg", "fraction_to_one=0.5", "-w", workspace)
+    m = manifest(workspace, "replace")
+    info = m["info"]
+    total = info["optimizer_steps"]
+    expected = max(1, round(0.5 * total))
+    assert info["scheduler"]["name"] == "linear"
+    assert info["scheduler"]["params"]["fraction_to_one"] == 0.5
+    assert f"p=1 from step {expected} (50% of {total} steps)" in info["scheduler"]["formula"]
+    log = [json.loads(line) for line in
+           (workspace / "artifacts/MRPC/replace/v1/metrics.jsonl").read_text().splitlines()]
+    train = [r for r in log if r["event"] == "train"]
+    assert len(train) == total
+    # a "train" record's step counts steps done; its p is that of 0-based step (step - 1)
+    p_by_step = {r["step"] - 1: r["p"] for r in train}
+    assert all(p_by_step[t] < 1.0 for t in range(expected))
+    assert all(p_by_step[t] == 1.0 for t in range(expected, total))
+    assert p_by_step[0] == pytest.approx(0.3)
 
 
 def test_negative_step_rejected():

@@ -125,7 +125,8 @@ class Artifact:
         except (OSError, ValueError) as e:
             from theseus_cli.integrity import recovery_hint
 
-            raise IntegrityError(f"{self.label}: manifest.json is unreadable ({e}); to recover, "
+            raise IntegrityError(f"{self.label} is corrupted: manifest.json is unreadable ({e}). "
+                                 f"Nothing was read from it. To recover, "
                                  f"{recovery_hint(self.label)}") from None
 
     @property

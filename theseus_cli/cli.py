@@ -166,6 +166,50 @@ def verify(
     console.print(f"[green]all {len(reports)} versions match their manifests[/]")
 
 
+# -------------------------------------------------------------------- sweep
+@app.command()
+@handle_errors
+def sweep(
+    stage: str = typer.Argument(..., help="stage whose parameters are searched (it must "
+                                "publish a dev score), e.g. replace or finetune-teacher"),
+    param: Optional[list[str]] = typer.Option(
+        None, "--param", help="NAME=V1,V2,... (values), NAME=LOW:HIGH or NAME=LOW:HIGH:log "
+        "(ranges, random/tpe); NAME is a stage parameter (learning_rate) or SELECTOR.ARG "
+        "(scheduler.b); repeatable"),
+    seeds: str = typer.Option("1", "--seeds", help="N: the N seeds runtime.seed, +1, ...; or "
+                              "S1,S2,...: those seeds; a trial's score is the median over them "
+                              "(the paper: 5)"),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="grid | random | tpe; "
+                                          "default: grid when every --param is a list, else tpe"),
+    trials: Optional[int] = typer.Option(None, "--trials", help="trials to finish; default: "
+                                         "the grid size (required with ranges)"),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna RDB URL shared by "
+                                          "several machines; default: sqlite in "
+                                          "artifacts/<task>/sweep/study.db"),
+    study: Optional[str] = typer.Option(None, "--study", help="study name; default: derived "
+                                        "from the stage, space, seeds and settings (rerunning "
+                                        "the same command resumes it)"),
+    select: str = typer.Option("dev", "--select", help="where the best configuration is "
+                               "selected: dev (holdout is not available yet)"),
+    task: Optional[str] = typer.Option(None, "--task", help="GLUE task; default: the "
+                                       "workspace's first task"),
+    workspace: Optional[Path] = typer.Option(None, "--workspace", "-w", help="workspace directory"),
+) -> None:
+    """Search a stage's hyper-parameters (paper section 4.3: grid, early stopping on dev,
+    median over seeds); every run is an artifact version; resumes after a kill; publishes
+    artifacts/<task>/sweep/vN with the trials table, the best configuration and its command."""
+    from theseus_cli import sweep as sweeping
+    from theseus_cli.config import find_workspace, load_config
+
+    _quiet_libraries()
+    config = load_config(find_workspace(workspace))
+    _print_warnings(config)
+    plan = sweeping.plan_sweep(config, stage, task=task, params=list(param or []), seeds=seeds,
+                               sampler=sampler, trials=trials, storage=storage, study=study,
+                               select=select, console=console)
+    sweeping.run_sweep(config, plan, console)
+
+
 def _print_warnings(config: Any) -> None:
     for text in getattr(config, "warnings", []):
         err_console.print(f"[yellow]warning: {text}[/]", highlight=False)
@@ -210,6 +254,9 @@ COMMON = [
     _opt("device", Optional[str], "auto | cuda | mps | cpu", "--device"),
     _opt("precision", Optional[str], "no | fp16 | bf16", "--precision"),
     _opt("seed", Optional[int], "random seed of the run", "--seed"),
+    _opt("seeds", Optional[str], "run once per seed: a count (3: seeds base..base+2, base = "
+         "--seed or runtime.seed) or a list (1,2,3); each seed is its own artifact version",
+         "--seeds"),
     _opt("glue_dir", Optional[Path], "GLUE data directory (original TSV layout)", "--glue-dir"),
     _opt("max_train_samples", Optional[int], "use only the first N training examples",
          "--max-train-samples"),
@@ -327,17 +374,32 @@ def run_stage(stage: str, common: dict[str, Any], overrides: dict[str, Any],
     if common.get("num_processes") is not None and _relaunch(
             config, stage, tasks, common["num_processes"], common["ctx"]):
         return
-    pipeline = Pipeline(config, console)
     options = dict(overrides=overrides, plugin_overrides=plugin_overrides,
                    pins=parse_pins(common.get("pins"), stage_cls),
                    no_upstream=bool(common.get("no_upstream")), force=bool(common.get("force")),
                    restart=bool(common.get("restart")))
     from theseus_cli.pipeline import is_main_process
+    from theseus_cli.seeds import parse_seeds
 
-    for art in run_tasks(pipeline, stage, tasks, options):
+    if common.get("seeds") and common.get("seed") is not None:
+        raise ConfigError("--seed and --seeds: give one (--seeds 3 starts at runtime.seed; "
+                          "--seeds 1,2,3 lists them)")
+    seeds = (parse_seeds(common["seeds"], config.runtime.seed) if common.get("seeds")
+             else [config.runtime.seed])
+    from theseus_cli.contracts import Stage
+
+    if stage_cls.aggregate is not Stage.aggregate and not options["pins"]:
+        seeds = seeds[:1]  # an aggregating stage (evaluate) covers every seed's versions at once
+    results = []
+    for seed in seeds:
+        if len(seeds) > 1:
+            console.rule(f"seed {seed} ({seeds.index(seed) + 1} of {len(seeds)})")
+        seeded = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, seed=seed))
+        results += run_tasks(Pipeline(seeded, console), stage, tasks, options)
+    for art in results:
         metrics = art.manifest.get("metrics", {})
         shown = [k for k in metrics if not k.endswith("_parameters")]
-        if shown and len(tasks) == 1 and is_main_process():
+        if shown and len(tasks) == 1 and len(seeds) == 1 and is_main_process():
             console.print("  ".join(f"{k} [bold]{_fmt(metrics[k])}[/]" for k in shown))
 
 

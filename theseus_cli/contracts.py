@@ -194,6 +194,27 @@ class Stage(ABC):
     inputs: ClassVar[tuple[str, ...]] = ()
     Params: ClassVar[type]
     summary_metrics: ClassVar[tuple[str, ...]] = ()
+    #: True for a stage whose artifact is a compressed model ready to evaluate and
+    #: export (``model/``, with the teacher in its lineage): ``evaluate``,
+    #: ``export``, ``status`` and the GLUE table treat every such stage alike
+    #: (the Theseus successor and the baselines). Its manifest's ``info.method``
+    #: names the method for tables.
+    produces_successor: ClassVar[bool] = False
+    #: True when one version serves runs of every seed downstream (the teacher: the
+    #: paper fine-tunes the predecessor once and compresses it in several runs).
+    #: Otherwise a run with seed s reads inputs made with seed s, running them first.
+    shared_across_seeds: ClassVar[bool] = False
+
+    def inputs_for(self, params: Any) -> tuple[str, ...]:
+        """Upstream stages this run reads, given its resolved params. Default:
+        :attr:`inputs`; a stage may choose (``evaluate --successor truncate``)."""
+        return self.inputs
+
+    def accepts_input(self, name: str, manifest: dict[str, Any], params: Any) -> bool:
+        """Whether an unpinned run may read this version (its ``manifest``) of input
+        ``name``; the newest accepted version is used. Default: any (``export
+        --successor truncate`` accepts only evaluations of a truncate successor)."""
+        return True
 
     @abstractmethod
     def run(self, ctx: StageContext) -> StageResult:
@@ -242,6 +263,14 @@ class Scheduler(ABC):
     def rate(self, step: int) -> float:
         """Replacing rate p_d at optimizer step ``step`` (0-based), in [0, 1]."""
 
+    def bind(self, total_steps: int) -> None:
+        """Learn the stage's planned number of optimizer steps, once, before the first
+        :meth:`rate` call (e.g. to reach p = 1 at a fraction of training). Default: nothing.
+
+        Raises:
+            ConfigError: the scheduler's params cannot work with ``total_steps``.
+        """
+
     def state_dict(self) -> dict[str, Any]:
         """State beyond ``params`` that ``rate`` depends on, saved in training
         checkpoints (plain Python values and tensors). Default: none, for a
@@ -277,12 +306,21 @@ class SuccessorBuilder(ABC):
     def __init__(self, params: Any):
         self.params = params
 
+    @property
+    def init_source(self) -> str:
+        """Whose layers :meth:`build` receives: ``"teacher"`` (the fine-tuned
+        predecessor, as the official code) or ``"pretrained"`` (the predecessor
+        before task fine-tuning, as the paper's section 4.3 wording). Default: teacher."""
+        return "teacher"
+
     @abstractmethod
     def build(self, predecessor_layers: Sequence[nn.Module], num_modules: int) -> nn.ModuleList:
         """Return ``num_modules`` new, trainable successor modules.
 
         Args:
-            predecessor_layers: the predecessor's L layers, in order (not modified).
+            predecessor_layers: the L layers to initialise from, in order (not
+                modified): the teacher's or the pretrained predecessor's, as
+                :attr:`init_source` asks.
             num_modules: n, the number of modules; L is divisible by n.
 
         Raises:

@@ -193,6 +193,26 @@ def save(model: Any, tokenizer: Any, path: Path) -> None:
     tokenizer.save_pretrained(path)
 
 
+def keep_bottom_layers(model: Any, n: int) -> Any:
+    """Cut a BERT-style ``*ForSequenceClassification`` to its bottom ``n`` layers, in place
+    (``base_model.encoder.layer[:n]``, ``config.num_hidden_layers = n``); it stays a stock
+    model of its class. Returns ``model``.
+
+    Raises:
+        ConfigError: ``n`` is not between 1 and the model's layer count.
+    """
+    from torch import nn
+
+    from theseus_cli.errors import ConfigError
+
+    layers = model.base_model.encoder.layer
+    if not 1 <= n <= len(layers):
+        raise ConfigError(f"cannot keep {n} of {len(layers)} layers; accepted: 1 to {len(layers)}")
+    model.base_model.encoder.layer = nn.ModuleList(list(layers)[:n])
+    model.config.num_hidden_layers = n
+    return model
+
+
 def num_layers(model: Any) -> int:
     """Transformer layers of a plain HF model (``config.num_hidden_layers``)."""
     return int(model.config.num_hidden_layers)

@@ -16,21 +16,23 @@ class TasksFailed(TheseusError):
 def run_tasks(pipeline: Any, stage: str, tasks: list[str], options: dict[str, Any]) -> list[Artifact]:
     """Run ``stage`` for each task; returns the published artifacts.
 
-    With one task this is ``pipeline.run``. With several, a stage that
-    implements ``Stage.aggregate`` (``evaluate``: the GLUE table) runs them as
-    one job; any other stage runs task by task, and a task that fails (e.g. its
+    A stage that implements ``Stage.aggregate`` (``evaluate``: every successor,
+    the method tables and the GLUE table) runs them as one job, unless an input
+    is pinned (``--from``); with one task any other stage is ``pipeline.run``;
+    with several it runs task by task, and a task that fails (e.g. its
     data is missing) is reported and the next one runs.
 
     Raises:
         TasksFailed: after the loop, naming every failed task and why.
         TheseusError: the single task's error when only one task was asked for.
     """
+    stage_obj = registry.stage(stage)()
+    if not options.get("pins"):  # a pinned input means: exactly that run
+        combined = stage_obj.aggregate(pipeline, tasks, options)
+        if combined is not NotImplemented:
+            return [combined] if combined is not None else []
     if len(tasks) == 1:
         return [pipeline.run(stage, tasks[0], **options)]
-    stage_obj = registry.stage(stage)()
-    combined = stage_obj.aggregate(pipeline, tasks, options)
-    if combined is not NotImplemented:
-        return [combined] if combined is not None else []
     done, failed = [], {}
     for task in tasks:
         try:

@@ -115,7 +115,7 @@ class Pipeline:
             self.console.print(message)
 
     def resolve_inputs(self, stage: str, task: str, pins: dict[str, str],
-                       no_upstream: bool) -> dict[str, Artifact]:
+                       no_upstream: bool, params: Any = None) -> dict[str, Artifact]:
         """Input artifacts of ``stage``: pinned, else latest, else run upstream.
 
         Raises:
@@ -123,16 +123,17 @@ class Pipeline:
                 missing and ``no_upstream`` is set.
         """
         cls = registry.stage(stage)
-        unknown = sorted(set(pins) - set(cls.inputs))
+        names = cls().inputs_for(params) if params is not None else cls.inputs
+        unknown = sorted(set(pins) - set(names))
         if unknown:
             raise ArtifactError(f"--from {unknown[0]}=...: {stage} does not read {unknown[0]}; "
-                                f"its inputs: {', '.join(cls.inputs) or '(none)'}")
+                                f"its inputs: {', '.join(names) or '(none)'}")
         inputs = {}
-        for name in cls.inputs:
+        for name in names:
             if name in pins:
                 art = self.store.get(task, name, pins[name])
             else:
-                art = self.store.latest(task, name)
+                art = self.latest_input(task, name, stage, params)
             if art is None:
                 if no_upstream:
                     raise ArtifactError(
@@ -144,6 +145,49 @@ class Pipeline:
             verify_lineage(self.store, art)  # files, manifest seal, ancestors: before any use
             inputs[name] = art
         return inputs
+
+    def latest_input(self, task: str, stage: str, reader: str | None = None,
+                     params: Any = None) -> Artifact | None:
+        """The version of ``stage`` a run of ``reader`` reads: among those the reader
+        accepts (``Stage.accepts_input``), the latest made with this run's seed (so
+        each seed's chain stays its own: replace of seed 43 -> finetune-successor of
+        seed 43); for a stage ``shared_across_seeds`` (the teacher), else the latest
+        of any seed; None when there is none (the stage runs first, with this seed)."""
+        seed = self.config.runtime.seed
+        accepted = []
+        for art in self.store.versions(task, stage):
+            m = art.manifest  # an unreadable manifest stops here (IntegrityError), loudly
+            if reader is None or params is None or registry.stage(reader)().accepts_input(
+                    stage, m, params):
+                accepted.append((art, m.get("config", {}).get("runtime", {}).get("seed")))
+        same = [a for a, s in accepted if s == seed]
+        if same:
+            return same[-1]
+        if accepted and registry.stage(stage).shared_across_seeds:
+            return accepted[-1][0]
+        return None
+
+    def _same_run(self, task: str, stage: str, fp: str) -> Artifact | None:
+        """The newest intact version published with fingerprint ``fp`` (the same params,
+        configuration, seed and inputs), or None. A corrupted one is named and skipped,
+        so the stage runs again and publishes a new version."""
+        cache = HashCache(self.store.root / CACHE_NAME)
+        try:
+            for art in reversed(self.store.versions(task, stage)):
+                try:
+                    if art.manifest.get("fingerprint") != fp:
+                        continue
+                except ArtifactError:
+                    continue
+                report = check_artifact(art, cache)
+                if report.ok:
+                    return art
+                self.say(f"[yellow]{art.label} is corrupted ({'; '.join(report.problems)}): "
+                         f"running {stage} again to publish a new version[/]")
+                return None
+            return None
+        finally:
+            cache.save()
 
     def fingerprint(self, stage: str, task: str, params: Any,
                     inputs: dict[str, Artifact]) -> str:
@@ -248,24 +292,18 @@ class Pipeline:
                     no_upstream: bool, force: bool, restart: bool) -> Artifact:
         cls = registry.stage(stage)
         params = self.config.stage_params(stage, overrides, plugin_overrides)
-        inputs = self.resolve_inputs(stage, task, pins, no_upstream)
+        inputs = self.resolve_inputs(stage, task, pins, no_upstream, params)
         fp = self.fingerprint(stage, task, params, inputs)
         key = fp[:16]
         main = is_main_process()
         checkpoints = Checkpointer(self.store.checkpoint_dir(task, stage, key), f"{task}/{stage}")
-        latest = self.store.latest(task, stage)
-        if not force and latest is not None:
-            report = check_artifact(latest, HashCache(self.store.root / CACHE_NAME))
-            if not report.ok:
-                self.say(f"[yellow]{latest.label} is corrupted ({'; '.join(report.problems)}): "
-                         f"running {stage} again to publish a new version[/]")
-                latest = None
-        if not force and latest is not None and latest.manifest.get("fingerprint") == fp:
+        same = None if force else self._same_run(task, stage, fp)
+        if same is not None:
             if main:
                 checkpoints.discard()  # left by a run killed right after it published
-            self.say(f"{task}/{stage}/{latest.name} is up to date (same params and "
-                     "inputs); use --force to run it again")
-            return latest
+            self.say(f"{same.label} is up to date (same params and inputs); use --force to run "
+                     "it again")
+            return same
         runtime = self.runtime
         if restart and main and checkpoints.exists():
             self.say(f"--restart: discarding the checkpoints of {task}/{stage} in "

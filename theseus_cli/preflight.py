@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def plan(pipeline: Pipeline, stage: str, task: str, pins: dict[str, str],
-         no_upstream: bool) -> list[tuple[str, Artifact | None]]:
+         no_upstream: bool, params: Any = None) -> list[tuple[str, Artifact | None]]:
     """Stages the command will run, upstream first, each with the existing artifact
     its model comes from (None: the predecessor source, or an input that runs first).
 
@@ -40,11 +40,11 @@ def plan(pipeline: Pipeline, stage: str, task: str, pins: dict[str, str],
     cls = registry.stage(stage)
     chain: list[tuple[str, Artifact | None]] = []
     primary: Artifact | None = None
-    for name in cls.inputs:
+    for name in (cls().inputs_for(params) if params is not None else cls.inputs):
         if name in pins:
             art = pipeline.store.get(task, name, pins[name])
         else:
-            art = pipeline.store.latest(task, name)
+            art = pipeline.latest_input(task, name, stage, params)
         if art is None:
             if no_upstream:
                 raise ArtifactError(
@@ -154,7 +154,8 @@ def check_command(pipeline: Pipeline, stage: str, task: str, overrides: dict[str
     check_data_source(config, task)
     given = frozenset(k for k, v in (overrides or {}).items() if v is not None)
     facts_cache: dict[str, ModelFacts] = {}
-    for name, source_art in plan(pipeline, stage, task, pins, no_upstream):
+    top_params = config.stage_params(stage, overrides, plugin_overrides)
+    for name, source_art in plan(pipeline, stage, task, pins, no_upstream, top_params):
         top = name == stage
         params = config.stage_params(name, overrides if top else None,
                                      plugin_overrides if top else None)

@@ -167,6 +167,10 @@ class ReplacingSchedule:
             Path(debug).mkdir(parents=True, exist_ok=True)
             self.debug_file = Path(debug) / f"masks-rank{rank}.jsonl"
 
+    def before_training(self, total_steps: int) -> None:
+        """Tell the scheduler the stage's planned optimizer steps (``Scheduler.bind``)."""
+        self.scheduler.bind(total_steps)
+
     def before_step(self, t: int) -> dict[str, Any]:
         """Set the mask of optimizer step ``t`` (0-based); return what to log.
 

@@ -54,6 +54,9 @@ class TrainingParams:
         None, "consecutive optimizer steps with a NaN/inf training loss tolerated before the run "
               "counts as diverged; null: 0, or 10 with fp16 loss scaling", min=0,
         fingerprint=False)
+    group_by_length: bool = param(
+        True, "batch training examples of similar length together (as transformers' "
+              "group_by_length), so padding is near zero; the order stays deterministic per seed")
 
 
 @dataclass
@@ -128,7 +131,9 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
           params: TrainingParams, runtime: Runtime, log: RunLog, phase: str,
           before_step: Callable[[int], dict[str, Any]] | None = None,
           extra_state: Any = None, checkpoints: Checkpointer | None = None,
-          find_unused_parameters: bool = False) -> TrainOutcome:
+          find_unused_parameters: bool = False,
+          before_training: Callable[[int], None] | None = None,
+          loss_fn: Callable[[Any, dict[str, Any]], Any] | None = None) -> TrainOutcome:
     """Train the parameters of ``model`` that have ``requires_grad`` and keep the best.
 
     Args:
@@ -149,6 +154,13 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
             ``params.save_every_minutes`` minutes.
         find_unused_parameters: DDP must expect parameters unused in a step.
         phase: progress-bar label and checkpoint namespace.
+        loss_fn: ``loss_fn(outputs, batch)`` -> scalar loss instead of the model's
+            own task loss (e.g. knowledge distillation, which reads the batch's
+            ``teacher_logits``); batch keys the model does not take are never
+            passed to it.
+        before_training: called once with the planned number of optimizer steps
+            (after resume state is known, before the first step), e.g. to bind a
+            scheduler that reaches p = 1 at a fraction of training.
 
     A step whose loss has no gradient path (e.g. every module drew its frozen
     predecessor) does no backward pass and no optimizer update; the step still
@@ -178,7 +190,7 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
     runtime.seed_everything()
     trainable = [p for p in model.parameters() if p.requires_grad]
     train_loader = make_dataloader(train_ds, tokenizer, params.batch_size, shuffle=True,
-                                   seed=runtime.seed)
+                                   seed=runtime.seed, group_by_length=params.group_by_length)
     order = train_loader.generator  # the shuffle generator, reseeded at every epoch start
     dev_loader = make_dataloader(dev_ds, tokenizer, params.eval_batch_size, shuffle=False)
     optimizer = _optimizer(model, trainable, params)
@@ -190,6 +202,8 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
     lr_schedule = get_linear_schedule_with_warmup(
         optimizer, int(params.warmup_ratio * total), max(total, 1))
     eval_every = params.eval_every or steps_per_epoch
+    if before_training is not None:
+        before_training(total)
     plain_model = runtime.unwrap(model)
     names = {id(p): n for n, p in plain_model.named_parameters()}
 
@@ -276,10 +290,10 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
                 skip += 1
                 with runtime.accumulate(model):
                     if grad_path:
-                        loss = model(**batch).loss
+                        loss = _loss(model, batch, loss_fn)
                     else:  # no trainable parameter in the graph: no autograd, no DDP
                         with torch.no_grad():
-                            loss = plain_model(**batch).loss
+                            loss = _loss(plain_model, batch, loss_fn)
                     losses.append(loss.detach().float().item())
                     if loss.requires_grad:
                         runtime.backward(loss)
@@ -321,6 +335,18 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
                 p.copy_(best_state[names[id(p)]].to(p.device))
     best.steps, best.seconds = step, elapsed_now()
     return best
+
+
+#: batch keys that are not model inputs (read by a ``loss_fn``)
+_NOT_INPUTS = ("teacher_logits",)
+
+
+def _loss(model: Any, batch: dict[str, Any], loss_fn: Any) -> Any:
+    """The step's loss: the model's task loss, or ``loss_fn(outputs, batch)``."""
+    inputs = {k: v for k, v in batch.items() if k not in _NOT_INPUTS}
+    if loss_fn is None:
+        return model(**inputs).loss
+    return loss_fn(model(**inputs), batch)
 
 
 def _optimizer_step(runtime: Runtime, optimizer: Any, lr_schedule: Any, trainable: list[Any],

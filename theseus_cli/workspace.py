@@ -88,6 +88,32 @@ def _metric_text(metrics: dict, names: tuple[str, ...]) -> str:
     return ", ".join(shown)
 
 
+def _seed_summary(store: ArtifactStore, versions: list, latest, names: tuple[str, ...]) -> str:
+    """``score median 81.2, mean 80.9 ± 0.6 over 3 seeds`` for the latest version's variant
+    (its versions that differ only by seed), when it has several seeds."""
+    from theseus_cli.seeds import stats, variant_key
+
+    if not names:
+        return ""
+    try:
+        key = variant_key(store, latest)
+        same: dict = {}
+        for art in versions:
+            if variant_key(store, art) == key:
+                same[art.manifest.get("config", {}).get("runtime", {}).get("seed")] = art
+    except (ArtifactError, KeyError):
+        return ""
+    if len(same) < 2:
+        return ""
+    name = names[0]
+    s = stats([a.manifest.get("metrics", {}).get(name) for a in same.values()])
+    if s["median"] is None:
+        return ""
+    scale = 100 if abs(s["median"]) <= 1 else 1
+    return (f"{name} median {scale * s['median']:.2f}, mean {scale * s['mean']:.2f} ± "
+            f"{scale * s['std']:.2f} over {s['n']} seeds")
+
+
 def status_rows(workspace: Path | None) -> tuple[list[tuple[str, ...]], WorkspaceConfig]:
     """Rows of ``theseus status``: one per task and stage, in pipeline order."""
     config = load_config(find_workspace(workspace))
@@ -113,6 +139,9 @@ def status_rows(workspace: Path | None) -> tuple[list[tuple[str, ...]], Workspac
             except ArtifactError:
                 m = {}
             note = _metric_text(m.get("metrics", {}), cls.summary_metrics)
+            seeds = _seed_summary(store, versions, latest, cls.summary_metrics)
+            if seeds:
+                note = f"{note}; {seeds}" if note else seeds
             if marks:
                 note = f"[red]{marks}[/] (`theseus verify`)" + (f"; {note}" if note else "")
             if task == "GLUE":

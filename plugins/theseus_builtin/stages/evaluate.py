@@ -4,24 +4,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from theseus_cli import jsonio
+from theseus_cli import jsonio, registry
+from theseus_cli.contracts import CheckContext, Stage, StageContext, StageResult, param
 
-from theseus_cli.contracts import Stage, StageContext, StageResult, param
+#: a model whose dev predictions put at least this share in one class is flagged
+DEGENERATE_SHARE = 0.95
+#: ... and so is one whose score is within this many points of the majority class
+DEGENERATE_MARGIN = 0.01
+
+
+def successor_stages() -> list[str]:
+    """Stages whose artifacts are successors (``Stage.produces_successor``), in pipeline order."""
+    return [name for name, cls in registry.stages().items() if cls.produces_successor]
 
 
 class Evaluate(Stage):
-    """Scores the successor and the teacher it came from on the task's dev set.
+    """Scores a successor and the teacher it came from on the task's dev set.
 
-    The teacher is the finetune-teacher version in the successor's lineage
-    (finetune-successor → replace → finetune-teacher). Retention is successor
-    score / teacher score × 100, with the paper's per-task score (section 4.1).
-    Speed-up is measured on the same dev batches, same machine, in this run.
+    The successor is the latest (or pinned) artifact of ``--successor STAGE``, any
+    stage that produces one (``finetune-successor``: BERT-of-Theseus; ``truncate``
+    and ``distill``: the paper's baselines). The teacher is the finetune-teacher
+    version in its lineage. Retention is successor score / teacher score × 100,
+    with the paper's per-task score (section 4.1). The majority-class score
+    (always answering the training set's most frequent class) is reported beside
+    them, and a successor whose dev predictions are (nearly) all one class, or
+    whose score is within a point of the majority class, is flagged. Speed-up is
+    measured on the same dev batches, same machine, in this run.
     """
 
     name = "evaluate"
     help = "dev metrics of teacher and successor, retention, parameter counts and speed-up"
     inputs = ("finetune-successor",)
     summary_metrics = ("teacher_score", "successor_score", "retention", "speedup")
+    shared_across_seeds = True
 
     @dataclass
     class Params:
@@ -31,6 +46,20 @@ class Evaluate(Stage):
         speed_repeats: int = param(5, "timed passes per model (median is used)", min=1)
         predict_test: bool = param(False, "also write the successor's test-set predictions in "
                                           "the GLUE server's files, zipped")
+        successor: str = param("finetune-successor", "the stage whose successor is evaluated: "
+                               "finetune-successor (Theseus), truncate or distill (baselines), "
+                               "or a plugin's (`theseus plugins`)")
+
+    def inputs_for(self, params) -> tuple[str, ...]:  # noqa: D102 - see Stage.inputs_for
+        return (params.successor,)
+
+    def check(self, ctx: CheckContext) -> None:
+        """``--successor`` names a stage that produces a successor."""
+        from theseus_cli.errors import ConfigError
+
+        if ctx.params.successor not in successor_stages():
+            raise ConfigError(f"{ctx.setting('successor')}: not a stage that produces a "
+                              f"successor; accepted: {', '.join(successor_stages())}")
 
     def run(self, ctx: StageContext) -> StageResult:
         from theseus_cli import models
@@ -40,13 +69,13 @@ class Evaluate(Stage):
         from theseus_cli.speed import compare_speed
 
         task, p = get_task(ctx.task), ctx.params
-        successor_art = ctx.inputs["finetune-successor"]
+        successor_art = ctx.inputs[p.successor]
         teacher_art = ArtifactStore(ctx.config.artifacts_dir).lineage(successor_art, "finetune-teacher")
         teacher, tokenizer = models.load_saved(teacher_art.file(models.MODEL_DIR))
         successor, _ = models.load_saved(successor_art.file(models.MODEL_DIR))
         teacher, successor = ctx.runtime.prepare(teacher, successor)
-        scores, loader, dev_examples = score_dev({"teacher": teacher, "successor": successor},
-                                                 tokenizer, task, ctx)
+        scores, loader, dev_examples, shares = score_dev(
+            {"teacher": teacher, "successor": successor}, tokenizer, task, ctx)
         batches = []
         for batch in loader:
             batches.append({k: v for k, v in batch.items() if k != "labels"})
@@ -58,6 +87,11 @@ class Evaluate(Stage):
         layers = {"teacher": models.num_layers(teacher), "successor": models.num_layers(successor)}
         t_score, s_score = scores["teacher"]["score"], scores["successor"]["score"]
         metrics = {f"{role}_{k}": v for role, m in scores.items() for k, v in m.items()}
+        warnings = [w for role in ("teacher", "successor")
+                    if (w := degenerate_warning(role, scores[role], scores["majority"],
+                                                shares[role]))]
+        for w in warnings:
+            ctx.log.info(f"[yellow]warning: {w}[/]")
         metrics.update(retention=100.0 * s_score / t_score if t_score else float("nan"),
                        speedup=speed["speedup"],
                        teacher_parameters=sizes["teacher"]["total"],
@@ -67,7 +101,10 @@ class Evaluate(Stage):
                   "successor": successor_art.name, "metrics": scores, "parameters": sizes,
                   "layers": layers, "speed": {**speed, "device": ctx.runtime.device_name,
                                               "batch_size": p.eval_batch_size}}
-        info = {"speed": report["speed"], "teacher_artifact": teacher_art.name}
+        method = successor_art.manifest.get("info", {}).get("method", p.successor)
+        info = {"speed": report["speed"], "teacher_artifact": teacher_art.name,
+                "successor_artifact": successor_art.label, "method": method,
+                "top_class_share": shares, "warnings": warnings}
         if p.predict_test:
             info["submission"] = predict_test(successor, tokenizer, task, ctx)
         if ctx.runtime.is_main_process:
@@ -82,18 +119,25 @@ class Evaluate(Stage):
         return evaluate_tasks(pipeline, tasks, options)
 
 
-def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, object, int]:
+def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, object, int, dict]:
     """Dev metrics of each model on every dev split of the task (MNLI: matched and
-    mismatched, metric names suffixed ``_matched``/``_mismatched``), plus ``score``.
+    mismatched, metric names suffixed ``_matched``/``_mismatched``), plus ``score``,
+    and the same for the majority-class baseline (role ``majority``).
 
     Returns:
-        ``(role -> metrics, loader of the first dev split (prepared), dev examples)``.
+        ``(role -> metrics, loader of the first dev split (prepared), dev examples,
+        role -> share of its dev predictions in its most frequent class)``.
     """
-    from theseus_cli.data import load_tokenized, make_dataloader
-    from theseus_cli.metrics import task_score
-    from theseus_cli.training import evaluate
+    import numpy as np
 
-    scores: dict = {role: {} for role in models}
+    from theseus_cli.data import load_tokenized, make_dataloader
+    from theseus_cli.metrics import compute_metrics, logits_to_predictions, task_score
+    from theseus_cli.training import predict
+
+    majority = majority_label(task, ctx)
+    roles = [*models, "majority"]
+    scores: dict = {role: {} for role in roles}
+    predictions: dict = {role: [] for role in models}
     first_loader, examples = None, 0
     for split in task.dev_splits:
         ds = load_tokenized(ctx.config, task, tokenizer, split)
@@ -102,13 +146,60 @@ def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, o
                                                      shuffle=False))
         first_loader = first_loader or loader
         suffix = "" if len(task.dev_splits) == 1 else "_" + split.removeprefix("dev_")
+        labels = None
         for role, model in models.items():
-            m = evaluate(model, loader, ctx.runtime, task)
-            m.pop("score")
+            logits, labels = predict(model, loader, ctx.runtime)
+            preds = logits_to_predictions(task, logits)
+            m = compute_metrics(task, preds, labels)
+            if not np.isfinite(logits).all():
+                m = {k: float("nan") for k in m}
+            predictions[role].append(preds)
             scores[role].update({k + suffix: v for k, v in m.items()})
-    for role in models:
+        constant = np.full(len(labels), majority, dtype=np.float64 if task.is_regression else np.int64)
+        scores["majority"].update({k + suffix: v for k, v in
+                                   compute_metrics(task, constant, labels).items()})
+    for role in roles:
         scores[role]["score"] = task_score(task, scores[role])
-    return scores, first_loader, examples
+    shares = {role: top_class_share(task, np.concatenate(p)) for role, p in predictions.items()}
+    return scores, first_loader, examples, shares
+
+
+def majority_label(task, ctx: StageContext):
+    """The training set's most frequent class (its mean score for STS-B): the
+    prediction of the majority-class baseline."""
+    import numpy as np
+
+    from theseus_cli.data import load_split
+
+    labels = np.asarray(load_split(task, "train", ctx.config.glue_dir(),
+                                   max_samples=ctx.config.data.max_train_samples)["label"])
+    if task.is_regression:
+        return float(labels.mean())
+    return int(np.bincount(labels.astype(np.int64)).argmax())
+
+
+def top_class_share(task, predictions) -> float | None:
+    """Share of ``predictions`` (shape (N,)) in their most frequent class; None for STS-B."""
+    import numpy as np
+
+    if task.is_regression or len(predictions) == 0:
+        return None
+    return float(np.bincount(predictions.astype(np.int64)).max() / len(predictions))
+
+
+def degenerate_warning(role: str, metrics: dict, majority: dict, share: float | None) -> str | None:
+    """A warning when a model answers (nearly) one class or scores near the majority class."""
+    import math
+
+    if share is not None and share >= DEGENERATE_SHARE:
+        return (f"the {role}'s dev predictions are {100 * share:.1f}% one class: it has learned "
+                "little beyond the class prior")
+    score, base = metrics.get("score"), majority.get("score")
+    if score is not None and base is not None and math.isfinite(base) and math.isfinite(score) \
+            and score - base < DEGENERATE_MARGIN:
+        return (f"the {role}'s dev score {100 * score:.2f} is within a point of the majority class "
+                f"({100 * base:.2f}): it has learned little beyond the class prior")
+    return None
 
 
 def predict_test(model, tokenizer, task, ctx: StageContext) -> dict:
@@ -142,8 +233,13 @@ def predict_test(model, tokenizer, task, ctx: StageContext) -> dict:
     return written
 
 
+def _pct(value) -> str:
+    return "n/a" if value is None or value != value else f"{100 * value:.2f}"
+
+
 def render_markdown(report: dict, retention: float) -> str:
-    """A Markdown table of one task's teacher vs successor comparison."""
+    """A Markdown table of one task's teacher vs successor comparison, with the
+    majority-class baseline below them."""
     names = [k for k in report["metrics"]["teacher"] if k != "score"]
     head = ["model", "layers", "parameters", *names, "score", "retention", "speed-up"]
     rows = []
@@ -151,10 +247,14 @@ def render_markdown(report: dict, retention: float) -> str:
         m = report["metrics"][role]
         rows.append([f"{role} ({report[role]})", str(report["layers"][role]),
                      f"{report['parameters'][role]['total'] / 1e6:.1f}M",
-                     *(f"{100 * m[k]:.2f}" for k in names), f"{100 * m['score']:.2f}",
+                     *(_pct(m[k]) for k in names), _pct(m["score"]),
                      "100.0%" if role == "teacher" else (
                          f"{retention:.1f}%" if retention == retention else "n/a (teacher 0)"),
                      "1.00×" if role == "teacher" else f"{report['speed']['speedup']:.2f}×"])
+    m = report["metrics"].get("majority")
+    if m:
+        rows.append(["majority class (training set's)", "—", "—",
+                     *(_pct(m.get(k)) for k in names), _pct(m["score"]), "—", "—"])
     lines = [f"### {report['task']} dev ({report['dev_examples']} examples)", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]

@@ -29,6 +29,12 @@ class Export(Stage):
                                          "(must not exist); null: only the artifact")
         check_examples: int = param(64, "dev examples whose logits are compared after reload",
                                     min=1)
+        successor: str = param("finetune-successor", "export the latest evaluated successor "
+                               "of this stage: finetune-successor (Theseus), truncate, distill, "
+                               "...; --from evaluate=vN picks one evaluation instead")
+
+    def accepts_input(self, name, manifest, params) -> bool:  # noqa: D102 - see Stage
+        return manifest.get("params", {}).get("successor", "finetune-successor") == params.successor
 
     def run(self, ctx: StageContext) -> StageResult:
         import torch
@@ -41,7 +47,9 @@ class Export(Stage):
 
         task = get_task(ctx.task)
         evaluation = ctx.inputs["evaluate"]
-        successor_art = ArtifactStore(ctx.config.artifacts_dir).lineage(evaluation, "finetune-successor")
+        successor_stage = evaluation.manifest.get("params", {}).get("successor",
+                                                                    "finetune-successor")
+        successor_art = ArtifactStore(ctx.config.artifacts_dir).lineage(evaluation, successor_stage)
         model, tokenizer = models.load_saved(successor_art.file(models.MODEL_DIR))
         out = ctx.out_dir / models.MODEL_DIR
         models.save(model, tokenizer, out)
@@ -98,8 +106,15 @@ def model_card(evaluation: dict, task: str, predecessor: str) -> str:
     m = evaluation["metrics"]
     names = sorted({k.split("_", 1)[1] for k in m if k.startswith("successor_")
                     and k not in ("successor_parameters", "successor_layers")})
-    rows = "\n".join(f"| {n} | {100 * m['teacher_' + n]:.2f} | {100 * m['successor_' + n]:.2f} |"
+    def pct(v) -> str:
+        return "n/a" if v is None else f"{100 * v:.2f}"
+
+    rows = "\n".join(f"| {n} | {pct(m['teacher_' + n])} | {pct(m['successor_' + n])} |"
                      for n in names if "teacher_" + n in m)
+    method = evaluation.get("info", {}).get("method", "theseus")
+    how = ("compressed by progressive module replacing (BERT-of-Theseus, Xu et al., EMNLP 2020)"
+           if method.startswith("theseus") else f"the `{method}` baseline")
+    retention = "n/a" if m.get("retention") is None else f"{m['retention']:.1f}%"
     return f"""---
 library_name: transformers
 tags: [bert-of-theseus, model-compression, glue, {task.lower()}]
@@ -108,14 +123,14 @@ tags: [bert-of-theseus, model-compression, glue, {task.lower()}]
 # {task} successor compressed with theseus
 
 A {m['successor_layers']}-layer successor of a {m['teacher_layers']}-layer predecessor
-(`{predecessor}`), compressed by progressive module replacing
-(BERT-of-Theseus, Xu et al., EMNLP 2020) with the `theseus` CLI, then fine-tuned on {task}.
+(`{predecessor}`), {how}, made with the `theseus` CLI on {task}
+(method: {method}).
 
 | {task} dev | teacher | successor |
 |---|---|---|
 {rows}
 
-- Retention (successor / teacher, paper score): {m['retention']:.1f}%
+- Retention (successor / teacher, paper score): {retention}
 - Parameters: {m['teacher_parameters'] / 1e6:.1f}M → {m['successor_parameters'] / 1e6:.1f}M
 - Measured inference speed-up: {m['speedup']:.2f}×
 

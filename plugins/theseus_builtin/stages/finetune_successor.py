@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from theseus_cli.contracts import Stage, StageContext, StageResult, param
+from theseus_cli.distillation import DistillParams
 from theseus_cli.training import TrainingParams
 
 TRAINABLE = ("successor-layers", "all")
@@ -17,23 +18,27 @@ class FinetuneSuccessor(Stage):
     help = "fine-tune the assembled successor with the task loss; keeps the best dev checkpoint"
     inputs = ("replace",)
     summary_metrics = ("score",)
+    produces_successor = True
 
     @dataclass
-    class Params(TrainingParams):
+    class Params(TrainingParams, DistillParams):
         learning_rate: float = param(2e-5, "peak AdamW learning rate", min=0.0)
         train: str = param("successor-layers", "which parameters train: the successor's "
                            "Transformer layers only (as the official code) or all",
                            choices=TRAINABLE)
 
     def run(self, ctx: StageContext) -> StageResult:
-        from theseus_cli import models
+        from theseus_cli import distillation, models
+        from theseus_cli.artifacts import ArtifactStore
         from theseus_cli.data import load_tokenized
         from theseus_cli.glue import get_task
         from theseus_cli.replacing import count_parameters
         from theseus_cli.training import train
 
         task = get_task(ctx.task)
-        model, tokenizer = models.load_saved(ctx.inputs["replace"].file(models.MODEL_DIR))
+        replaced = ctx.inputs["replace"]
+        teacher = ArtifactStore(ctx.config.artifacts_dir).lineage(replaced, "finetune-teacher")
+        model, tokenizer = models.load_saved(replaced.file(models.MODEL_DIR))
         if ctx.params.train == "successor-layers":
             model.requires_grad_(False)
             model.base_model.encoder.layer.requires_grad_(True)
@@ -42,9 +47,11 @@ class FinetuneSuccessor(Stage):
                      f"{ctx.params.train} ({trainable:,} parameters)")
         train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
         dev_ds = load_tokenized(ctx.config, task, tokenizer, "dev")
+        train_ds, loss_fn, distill = distillation.prepare(ctx, teacher, train_ds, tokenizer, task,
+                                                          ctx.params)
         outcome = train(model=model, tokenizer=tokenizer, task=task, train_ds=train_ds,
                         dev_ds=dev_ds, params=ctx.params, runtime=ctx.runtime, log=ctx.log,
-                        phase="finetune-successor", checkpoints=ctx.checkpoints)
+                        phase="finetune-successor", checkpoints=ctx.checkpoints, loss_fn=loss_fn)
         model = ctx.runtime.unwrap(model)
         model.requires_grad_(True)
         if ctx.runtime.is_main_process:
@@ -52,6 +59,25 @@ class FinetuneSuccessor(Stage):
         return StageResult(
             metrics={**outcome.best_metrics, "best_step": outcome.best_step},
             info={"layers": models.num_layers(model), "parameters": count_parameters(model),
+                  "method": method_label(replaced.manifest.get("info", {}), distill,
+                                         replace_distill=replaced.manifest.get("info", {})
+                                         .get("distillation") or {}),
+                  "distillation": distill,
                   "trainable_parameters": trainable, "optimizer_steps": outcome.steps,
                   "train_seconds": round(outcome.seconds, 2), "evaluations": outcome.evaluations},
         )
+
+
+def method_label(replace_info: dict, distill: dict, replace_distill: dict) -> str:
+    """The method's name in tables, e.g. ``theseus 3L, linear b=0.3 steps_to_one=300``
+    (with ``+ KD α=0.5 T=2`` when either stage distilled)."""
+    scheduler = replace_info.get("scheduler", {})
+    args = " ".join(f"{k}={v}" for k, v in (scheduler.get("params") or {}).items() if v is not None)
+    builder = (replace_info.get("successor_builder") or {}).get("name", "first-n")
+    label = f"theseus {replace_info.get('layers', '?')}L, {scheduler.get('name', '?')} {args}".strip()
+    if builder != "first-n":
+        label += f", {builder}"
+    for where, d in (("replace", replace_distill), ("finetune", distill)):
+        if d:
+            label += f" + KD ({where}) α={d['distill_weight']:g} T={d['temperature']:g}"
+    return label

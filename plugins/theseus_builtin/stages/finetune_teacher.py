@@ -16,6 +16,7 @@ class FinetuneTeacher(Stage):
     help = "fine-tune the predecessor on the task; keeps the best dev checkpoint"
     inputs = ()
     summary_metrics = ("score",)
+    shared_across_seeds = True
 
     @dataclass
     class Params(TrainingParams):

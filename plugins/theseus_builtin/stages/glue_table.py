@@ -1,10 +1,11 @@
-"""``theseus evaluate --glue-all``: the paper's Table 2 for this workspace.
+"""``theseus evaluate`` (and ``--glue-all``): one row per method, and the paper's Table 2.
 
-Every finetune-successor version of every task is evaluated (up-to-date
-evaluations are reused), then one table is built: a row per model (the
-teacher, and one per successor variant), a column per GLUE task (the paper's
-per-task dev number, section 4.1), the macro score over the 8 paper tasks
-(WNLI excluded) and retention. Missing tasks are named, never dropped or
+Every successor of every task (the Theseus successor and the baselines: each
+stage with ``Stage.produces_successor``) is evaluated (up-to-date evaluations
+are reused). Per task, a method table (:mod:`method_table`: seeds aggregated
+into medians, the majority class beside them); across tasks, one table: a row
+per method, a column per GLUE task (the paper's per-task dev number, section
+4.1), the macro score over the 8 paper tasks (WNLI excluded) and retention. Missing tasks are named, never dropped or
 filled in. The table is published as an ``evaluate`` artifact of the
 pseudo-task ``GLUE`` (Markdown + JSON), with the leaderboard zip when
 ``--predict-test`` was given.
@@ -24,69 +25,80 @@ GLUE_TASK = "GLUE"  # artifacts/GLUE/evaluate/vN holds the cross-task table
 COLUMNS = (*PAPER_TASKS, "WNLI")
 
 
-def variant_label(store: Any, evaluation: Artifact) -> str:
-    """A successor variant's name, from its lineage: layers, scheduler and its
-    arguments, and what was fine-tuned (e.g. ``successor 3L, linear b=0.3 steps_to_one=300``)."""
-    successor = store.lineage(evaluation, "finetune-successor")
-    info = store.lineage(successor, "replace").manifest.get("info", {})
-    scheduler = info.get("scheduler", {})
-    args = " ".join(f"{k}={v}" for k, v in (scheduler.get("params") or {}).items()
-                    if v is not None)
-    label = f"successor {info.get('layers', '?')}L, {scheduler.get('name', '?')} {args}".strip()
-    if successor.manifest["params"].get("train") == "all":
-        label += ", all parameters fine-tuned"
-    return label
-
-
 def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> Artifact:
-    """Evaluate every successor version of ``tasks`` and publish the GLUE table.
+    """Evaluate every successor of ``tasks`` and publish the method and GLUE tables.
+
+    Every version of every successor-producing stage (``Stage.produces_successor``:
+    finetune-successor, truncate, distill, ...) is evaluated, or ``--successor STAGE``
+    only; up-to-date evaluations are reused, so a rerun costs nothing.
 
     Args:
         pipeline: the workspace's ``theseus_cli.pipeline.Pipeline``.
-        tasks: GLUE task names to evaluate; the table always has all columns.
+        tasks: GLUE task names to evaluate; the GLUE table always has all columns.
         options: ``overrides`` (evaluate params, e.g. predict_test), ``force``.
 
     Returns:
-        The published ``GLUE/evaluate/vN`` artifact.
+        The published ``GLUE/evaluate/vN`` artifact (``tables.md``: one method
+        table per task; ``glue_table.md``/``.json``: the paper's Table 2 layout).
     """
     import datetime as dt
     import time
 
+    from theseus_builtin.stages.evaluate import successor_stages
+    from theseus_builtin.stages.method_table import render_task, task_rows
     from theseus_cli.pipeline import library_versions
 
     started, t0 = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), time.monotonic()
     store, console = pipeline.store, pipeline.console
+    overrides = dict(options.get("overrides") or {})
+    chosen = overrides.get("successor")
+    if chosen and chosen not in successor_stages():
+        from theseus_cli.errors import ConfigError
+
+        raise ConfigError(f"--successor {chosen}: not a stage that produces a successor; "
+                          f"accepted: {', '.join(successor_stages())}")
+    stages = [chosen] if chosen else successor_stages()
     evaluations: dict[str, list[Artifact]] = {}
     missing: dict[str, str] = {}
+    errors: list[TheseusError] = []
     for task in COLUMNS:
         if task not in tasks:
             missing[task] = "not among the tasks of this run"
             continue
-        successors = store.versions(task, "finetune-successor")
-        if not successors:
-            missing[task] = "no trained successor (finetune-successor) in this workspace"
+        found = [(stage, a) for stage in stages for a in store.versions(task, stage)]
+        if not found and len(tasks) == 1:  # one task: train what evaluate needs, as any stage
+            found = [(chosen or "finetune-successor", None)]
+        if not found:
+            missing[task] = f"no trained successor ({', '.join(stages)}) in this workspace"
             continue
-        for successor in successors:
+        for stage, successor in found:
             try:
-                art = pipeline.run("evaluate", task, options.get("overrides"),
-                                   pins={"finetune-successor": successor.name},
+                art = pipeline.run("evaluate", task, {**overrides, "successor": stage},
+                                   pins={stage: successor.name} if successor else None,
                                    force=options.get("force", False))
             except TheseusError as e:
-                console.print(f"[red]{task}: evaluating {successor.name} failed: {e}[/]")
+                what = successor.label if successor else f"{task}/{stage}"
+                console.print(f"[red]{task}: evaluating {what} failed: {e}[/]")
+                errors.append(e)
                 continue
             evaluations.setdefault(task, []).append(art)
         if task not in evaluations:
             missing[task] = "evaluation failed (see above)"
-    table = build_table(store, evaluations, missing)
-    predict = bool((options.get("overrides") or {}).get("predict_test"))
+    if errors and not evaluations:
+        raise errors[0]
+    per_task = {task: task_rows(store, arts) for task, arts in evaluations.items()}
+    table = build_table(per_task, missing)
+    predict = bool(overrides.get("predict_test"))
     with store.staging(GLUE_TASK, "evaluate") as tmp:
         if predict:
             table["submission"] = collect_submission(table, evaluations, tmp)
         (tmp / "glue_table.json").write_text(jsonio.dumps(table, indent=2) + "\n")
         (tmp / "glue_table.md").write_text(render_markdown(table))
+        (tmp / "tables.json").write_text(jsonio.dumps(per_task, indent=2) + "\n")
+        (tmp / "tables.md").write_text("\n".join(render_task(t, r) for t, r in per_task.items()))
         manifest = {
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "params": {"tasks": tasks, "predict_test": predict},
+            "params": {"tasks": tasks, "predict_test": predict, "successor_stages": stages},
             "inputs": {f"{t}/evaluate": {"version": a.name, "manifest_sha256": a.manifest_sha256}
                        for t, arts in evaluations.items() for a in arts},
             "metrics": {f"{row['model']}:macro": row["macro"] for row in table["rows"]
@@ -96,28 +108,39 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
             "library_versions": library_versions(),
         }
         art = store.publish(tmp, GLUE_TASK, "evaluate", manifest)
-    print_table(console, table)
+    for task, rows in per_task.items():
+        print_task(console, task, rows)
+    if len(tasks) > 1:
+        print_table(console, table)
     console.print(f"[green]published[/] {GLUE_TASK}/evaluate/{art.name} → {art.path}")
+    if errors:
+        from theseus_cli.multitask import TasksFailed
+
+        raise TasksFailed(f"{len(errors)} evaluation(s) failed (named above); the tables "
+                          f"({GLUE_TASK}/evaluate/{art.name}) hold the others") from errors[0]
     return art
 
 
-def build_table(store: Any, evaluations: dict[str, list[Artifact]],
-                missing: dict[str, str]) -> dict[str, Any]:
-    """Rows of scores (fractions) by model label and task; see module docstring."""
-    teacher: dict[str, dict] = {}
-    variants: dict[str, dict[str, dict]] = {}
-    for task, arts in evaluations.items():
-        for art in sorted(arts, key=lambda a: a.version):  # later versions win
-            m = art.manifest["metrics"]
-            label = variant_label(store, art)
-            variants.setdefault(label, {})[task] = {"score": m["successor_score"],
-                                                    "teacher": m["teacher_score"],
-                                                    "artifact": f"{task}/evaluate/{art.name}"}
-            teacher[task] = {"score": m["teacher_score"], "layers": m["teacher_layers"],
-                             "artifact": f"{task}/evaluate/{art.name}"}
-    layers = sorted({t["layers"] for t in teacher.values()})
-    rows = [_row(f"teacher ({'/'.join(map(str, layers))}L)" if layers else "teacher", teacher)]
-    rows += [_row(label, cells) for label, cells in variants.items()]
+def build_table(per_task: dict[str, list[dict]], missing: dict[str, str]) -> dict[str, Any]:
+    """The paper's Table 2 from the per-task method rows: a row per method (the
+    teacher, each variant, the majority class), a column per task (median score over
+    seeds), the macro score and retention."""
+    cells: dict[str, dict[str, dict]] = {}
+    for task, rows in per_task.items():
+        teacher = next((r for r in rows if r["method"].startswith("teacher")), None)
+        for r in rows:
+            label = (r["method"] if not r["method"].startswith("teacher") else
+                     "teacher")
+            layers = r.get("layers")
+            cells.setdefault(label, {})[task] = {
+                "score": r["score"]["median"], "seeds": r["score"]["n"], "layers": layers,
+                "teacher": teacher["score"]["median"] if teacher else None,
+                "artifact": ", ".join(r.get("artifacts") or [])}
+    rows = []
+    for label, by_task in cells.items():
+        layers = sorted({c["layers"] for c in by_task.values() if c["layers"] is not None})
+        shown = f"{label} ({'/'.join(map(str, layers))}L)" if label == "teacher" and layers else label
+        rows.append(_row(shown, by_task))
     for row in rows:
         row["retention"], row["retention_over"] = _retention(row)
     return {"columns": list(COLUMNS), "paper_tasks": list(PAPER_TASKS), "rows": rows,
@@ -129,7 +152,7 @@ def _row(label: str, cells: dict[str, dict]) -> dict[str, Any]:
     paper = [scores[t] for t in PAPER_TASKS]
     macro = statistics.fmean(paper) if all(v is not None for v in paper) else None
     # each successor is compared with the teacher it was compressed from (same evaluation)
-    teachers = {t: cells[t].get("teacher", cells[t]["score"]) for t in cells}
+    teachers = {t: cells[t].get("teacher") or cells[t]["score"] for t in cells}
     return {"model": label, "scores": scores, "macro": macro, "teacher_scores": teachers,
             "artifacts": {t: c["artifact"] for t, c in cells.items()}}
 
@@ -141,13 +164,15 @@ def _retention(row: dict) -> tuple[float | None, list[str]]:
     have = [t for t in PAPER_TASKS if row["scores"][t] is not None]
     if not have:
         return None, []
+    if any(row["teacher_scores"].get(t) is None for t in have):
+        return None, []
     t_mean = statistics.fmean(row["teacher_scores"][t] for t in have)
     r_mean = statistics.fmean(row["scores"][t] for t in have)
     return (100.0 * r_mean / t_mean if t_mean else None), have
 
 
-def _cell(v: float | None) -> str:
-    return "—" if v is None else f"{100 * v:.1f}"
+def _cell(v: float | None, digits: int = 1) -> str:
+    return "—" if v is None or v != v else f"{100 * v:.{digits}f}"
 
 
 def _retention_cell(row: dict) -> str:
@@ -173,6 +198,31 @@ def render_markdown(table: dict[str, Any]) -> str:
     if table["missing"]:
         lines += ["", "Missing:"] + [f"- {t}: {why}" for t, why in table["missing"].items()]
     return "\n".join(lines) + "\n"
+
+
+def print_task(console: Any, task: str, rows: list[dict]) -> None:
+    """One task's method table with rich: medians, mean ± std and seeds."""
+    from rich.table import Table
+
+    names = list(rows[0]["metrics"]) if rows else []
+    t = Table(title=f"{task} dev: one row per method (median over seeds)")
+    for col in ("method", "layers", "params", *names, "score", "mean ± std (n)", "retention",
+                "speed-up", "train time"):
+        t.add_column(col, justify="left" if col == "method" else "right")
+    for r in rows:
+        sc = r["score"]
+        t.add_row(r["method"], "—" if r["layers"] is None else str(r["layers"]),
+                  "—" if r["parameters"] is None else f"{r['parameters'] / 1e6:.1f}M",
+                  *(_cell(r["metrics"][n]["median"], 2) for n in names), _cell(sc["median"], 2),
+                  "—" if sc["mean"] is None else f"{100 * sc['mean']:.2f} ± {100 * sc['std']:.2f} "
+                                                 f"({sc['n']})",
+                  "—" if r["retention"]["median"] is None else f"{r['retention']['median']:.1f}%",
+                  "—" if r["speedup"]["median"] is None else f"{r['speedup']['median']:.2f}×",
+                  "—" if not r["seconds"]["median"] else f"{r['seconds']['median']:.0f} s")
+    console.print(t)
+    for r in rows:
+        for w in r.get("warnings", []):
+            console.print(f"[yellow]warning: {r['method']}: {w}[/]")
 
 
 def print_table(console: Any, table: dict[str, Any]) -> None:
@@ -202,7 +252,9 @@ def collect_submission(table: dict[str, Any], evaluations: dict[str, list[Artifa
     expected = [TASKS[t].submission_file(s) for t in TASKS for s in TASKS[t].test_splits]
     files = {}
     for arts in evaluations.values():
-        latest = max(arts, key=lambda a: a.version)
+        theseus = [a for a in arts
+                   if a.manifest.get("params", {}).get("successor") == "finetune-successor"]
+        latest = max(theseus or arts, key=lambda a: a.version)  # the Theseus successor first
         for p in sorted((latest.path / "submission").glob("*.tsv")):
             files[p.name] = p
     if files:

@@ -13,6 +13,7 @@ from theseus_cli.contracts import (
     StageResult,
     param,
 )
+from theseus_cli.distillation import DistillParams
 from theseus_cli.training import TrainingParams
 
 
@@ -34,8 +35,10 @@ class Replace(Stage):
     inputs = ("finetune-teacher",)
     summary_metrics = ("score",)
 
+    produces_successor = False  # its successor is fine-tuned by finetune-successor
+
     @dataclass
-    class Params(TrainingParams):
+    class Params(TrainingParams, DistillParams):
         epochs: int = param(4, "passes over the training set (epochs)", min=1)
         successor_layers: int | None = param(
             None, "n, the number of modules (= successor layers); each module groups L/n "
@@ -62,7 +65,7 @@ class Replace(Stage):
                 f"{', '.join(map(str, divisors))}")
 
     def run(self, ctx: StageContext) -> StageResult:
-        from theseus_cli import models
+        from theseus_cli import distillation, models
         from theseus_cli.config import plugin_params
         from theseus_cli.data import load_tokenized
         from theseus_cli.glue import get_task
@@ -84,19 +87,33 @@ class Replace(Stage):
         sched_cls, sched_params = plugin_params(params, "scheduler")
         scheduler = sched_cls(sched_params)
         builder_cls, builder_params = plugin_params(params, "successor")
-        successor_modules = builder_cls(builder_params).build(list(model.base_model.encoder.layer), n)
+        builder = builder_cls(builder_params)
+        if builder.init_source == "pretrained":  # the predecessor before task fine-tuning
+            pretrained, _ = models.load_predecessor(ctx.config.model, task, ctx.config.root)
+            source_layers = list(pretrained.base_model.encoder.layer)
+        else:
+            source_layers = list(model.base_model.encoder.layer)
+        successor_modules = builder.build(source_layers, n)
         hybrid = make_hybrid(model, successor_modules, n)
-        ctx.log.info(f"{num_layers} predecessor layers → {n} modules of {num_layers // n}; "
-                     f"scheduler {scheduler.describe()}; successor builder {builder_cls.name}")
         # masks drawn from (seed, step): the same on every process and after a resume
         schedule = ReplacingSchedule(scheduler, hybrid.base_model.encoder, ctx.runtime.seed,
                                      rank=ctx.runtime.process_index)
         train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
         dev_ds = load_tokenized(ctx.config, task, tokenizer, "dev")
+        train_ds, loss_fn, distill = distillation.prepare(ctx, teacher, train_ds, tokenizer, task,
+                                                          params)
+
+        def before_training(total_steps: int) -> None:
+            schedule.before_training(total_steps)
+            ctx.log.info(f"{num_layers} predecessor layers → {n} modules of {num_layers // n}; "
+                         f"scheduler {scheduler.describe()}; successor builder {builder_cls.name} "
+                         f"(from the {builder.init_source} layers); {total_steps} optimizer steps")
+
         outcome = train(model=hybrid, tokenizer=tokenizer, task=task, train_ds=train_ds,
                         dev_ds=dev_ds, params=params, runtime=ctx.runtime, log=ctx.log,
                         phase="replace", before_step=schedule.before_step, extra_state=schedule,
-                        checkpoints=ctx.checkpoints, find_unused_parameters=True)
+                        checkpoints=ctx.checkpoints, find_unused_parameters=True,
+                        before_training=before_training, loss_fn=loss_fn)
         hybrid = ctx.runtime.unwrap(hybrid)
         successor = assemble_successor(hybrid)  # eq. 5
         if ctx.runtime.is_main_process:
@@ -107,9 +124,10 @@ class Replace(Stage):
                   "module_groups": [[g.start, g.stop] for g in groups],
                   "scheduler": {"name": sched_cls.name, "params": vars(sched_params),
                                 "formula": scheduler.describe()},
-                  "successor_builder": {"name": builder_cls.name, "params": vars(builder_params)},
+                  "successor_builder": {"name": builder_cls.name, "params": vars(builder_params),
+                                        "init_source": builder.init_source},
                   "layers": n, "parameters": count_parameters(successor),
                   "hybrid_parameters": count_parameters(hybrid),
                   "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2),
-                  "evaluations": outcome.evaluations},
+                  "distillation": distill, "evaluations": outcome.evaluations},
         )

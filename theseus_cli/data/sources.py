@@ -1,37 +1,24 @@
-"""GLUE data: read the classic TSV files (or the Hub), tokenise, batch.
-
-Pipeline: :func:`load_split` -> :func:`tokenize_split` -> :func:`make_dataloader`.
-The TSV layout of every task comes from :mod:`theseus_cli.glue`; nothing here
-is task-specific. ``datasets``, ``torch`` and ``transformers`` are imported
-inside the functions that need them.
-"""
+"""GLUE splits from the classic TSV files (validated, with file and line in every
+error) or from the Hugging Face Hub, as ``datasets.Dataset``s with Hub column names."""
 
 from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import io
-import json
 import math
 import os
-import shutil
-import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from theseus_cli.errors import ConfigError, DataError
 from theseus_cli.glue import Column, GlueTask, get_task
 
 if TYPE_CHECKING:
     import datasets
-    import torch
 
 GLUE_DIR_ENV = "THESEUS_GLUE_DIR"
 HUB_DATASET = "nyu-mll/glue"
-#: Columns that :func:`tokenize_split` produces and models consume.
-MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "labels")
-_CACHE_FORMAT = "theseus-tokenized-v1"
 STSB_SCORE_RANGE = (0.0, 5.0)
 _WHERE_DATA = (f"point at a GLUE download with --glue-dir or {GLUE_DIR_ENV}, or leave "
                f"both unset to load {HUB_DATASET} from the Hugging Face Hub")
@@ -211,143 +198,3 @@ def load_split(task: GlueTask | str, split: str, glue_dir: str | Path | None = N
     if max_samples is not None:
         ds = ds.select(range(min(max_samples, len(ds))))
     return ds
-
-
-def _cache_key(ds: datasets.Dataset, tokenizer: Any, task: GlueTask, max_seq_length: int) -> str:
-    """sha256 hex over dataset identity, tokenizer identity, task and length."""
-    fingerprint = getattr(ds, "_fingerprint", None)
-    if not fingerprint:
-        fingerprint = hashlib.sha256(json.dumps(ds.to_dict(), sort_keys=True,
-                                                default=str).encode()).hexdigest()
-    parts = {
-        "format": _CACHE_FORMAT,
-        "dataset": fingerprint,
-        "tokenizer": [getattr(tokenizer, "name_or_path", ""), getattr(tokenizer, "vocab_size", None),
-                      len(tokenizer), type(tokenizer).__name__,
-                      getattr(tokenizer, "init_kwargs", {}).get("do_lower_case")],
-        "task": task.name,
-        "max_seq_length": max_seq_length,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def tokenize_split(ds: datasets.Dataset, tokenizer: Any, task: GlueTask | str,
-                   max_seq_length: int, cache_dir: Path | None = None) -> datasets.Dataset:
-    """Tokenise a split for the model, without padding, with an on-disk cache.
-
-    Text pairs are truncated (longest first) to ``max_seq_length`` tokens
-    including special tokens; padding is left to the collator of
-    :func:`make_dataloader`.
-
-    Args:
-        ds: output of :func:`load_split` (text fields and ``label`` columns).
-        tokenizer: a Hugging Face tokenizer.
-        max_seq_length: maximum tokens per example (>= 1).
-        cache_dir: folder of cache entries, one sub-folder per key; default
-            ``platformdirs.user_cache_dir("theseus")/tokenized``. The key is a
-            sha256 over the dataset fingerprint, the tokenizer's name_or_path,
-            vocab size and class, the task and ``max_seq_length``. Entries are
-            written to a temporary folder and renamed into place, so a
-            half-written entry is never read.
-
-    Returns:
-        A dataset of N rows with ``input_ids``, ``attention_mask``,
-        ``token_type_ids`` (when the tokenizer makes them), all lists of ints
-        of length <= ``max_seq_length``, and ``labels`` (int64; float32 for
-        STS-B; -1 on test splits).
-
-    Raises:
-        ConfigError: ``max_seq_length`` < 1.
-        DataError: ``ds`` lacks a text field or the ``label`` column.
-    """
-    import datasets
-    import platformdirs
-
-    task = get_task(task)
-    if max_seq_length < 1:
-        raise ConfigError(f"max_seq_length must be >= 1, got {max_seq_length}")
-    missing = [c for c in (*task.text_fields, "label") if c not in ds.column_names]
-    if missing:
-        raise DataError(f"{task.name} dataset lacks column(s) {', '.join(missing)}; "
-                        f"has {', '.join(ds.column_names)}")
-    key = _cache_key(ds, tokenizer, task, max_seq_length)
-    root = Path(cache_dir) if cache_dir is not None else (
-        Path(platformdirs.user_cache_dir("theseus")) / "tokenized")
-    target = root / key
-    if target.is_dir():
-        try:
-            return datasets.load_from_disk(str(target))
-        except Exception:  # unreadable entry: rebuild it below
-            shutil.rmtree(target, ignore_errors=True)
-
-    def encode(batch: dict[str, list]) -> dict[str, list]:
-        enc = tokenizer(*(batch[f] for f in task.text_fields),
-                        truncation=True, max_length=max_seq_length)
-        out = {k: enc[k] for k in MODEL_COLUMNS[:3] if k in enc}
-        out["labels"] = batch["label"]
-        return out
-
-    tokenized = ds.map(encode, batched=True, remove_columns=ds.column_names,
-                       keep_in_memory=True, new_fingerprint=key,
-                       desc=f"Tokenizing {task.name}")
-    tokenized = tokenized.cast_column(
-        "labels", datasets.Value("float32" if task.is_regression else "int64"))
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{key}.tmp-{uuid.uuid4().hex}"
-    try:
-        tokenized.save_to_disk(str(tmp))
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished the same entry first
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return datasets.load_from_disk(str(target))
-
-
-def make_dataloader(ds: datasets.Dataset, tokenizer: Any, batch_size: int, shuffle: bool,
-                    seed: int = 0) -> torch.utils.data.DataLoader:
-    """Batches of a tokenised split, each padded to its own longest example.
-
-    Only :data:`MODEL_COLUMNS` present in ``ds`` are kept. Each batch is a
-    dict of tensors: ``input_ids``/``attention_mask``/``token_type_ids`` of
-    shape (B, L_batch) int64 where L_batch is the longest example in that
-    batch, and ``labels`` (B,) int64 or float32. With ``shuffle`` the order
-    comes from a ``torch.Generator`` seeded with ``seed`` (same seed, same
-    order).
-
-    Raises:
-        ConfigError: ``batch_size`` < 1.
-    """
-    import torch
-    from transformers import DataCollatorWithPadding
-
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    ds = ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names])
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle,
-                                       generator=generator,
-                                       collate_fn=DataCollatorWithPadding(tokenizer))
-
-
-def load_tokenized(config: Any, task: GlueTask | str, tokenizer: Any, split: str) -> datasets.Dataset:
-    """A workspace's tokenised split: ``train``, ``dev`` (the task's first dev split:
-    MNLI's matched one), or any split name of the task (``dev_mismatched``, ``test``).
-
-    Applies the workspace's ``data`` settings (glue_dir, max_seq_length,
-    max_train_samples / max_eval_samples).
-
-    Args:
-        config: a ``theseus_cli.config.WorkspaceConfig``.
-    """
-    task = get_task(task)
-    if split == "dev":
-        split = task.dev_splits[0]
-    if split == "train":
-        limit = config.data.max_train_samples
-    else:  # test splits are never cut: a submission needs every row
-        limit = None if task.is_test(split) else config.data.max_eval_samples
-    ds = load_split(task, split, config.glue_dir(), max_samples=limit)
-    return tokenize_split(ds, tokenizer, task, config.data.max_seq_length or task.max_seq_length)

@@ -1,0 +1,111 @@
+"""The paper's baselines as successor-producing stages (Table 2 and Table 7).
+
+- ``truncate``: "Fine-tuning": the bottom n layers of the pretrained predecessor,
+  fine-tuned directly on the task with the task loss.
+- ``distill``: "Vanilla KD" (Hinton et al. 2015, as in Sun et al. 2019): the same
+  n-layer start trained on ``(1 − α)·CE + α·T²·KL(softmax(z_t/T) ‖ softmax(z_s/T))``
+  against the fine-tuned teacher (MSE on the logits for STS-B).
+
+Both read the teacher (``finetune-teacher``: the distillation target, and the
+reference for retention), start from the same pretrained layers as the paper's
+successor (section 4.3), and publish a stock Hugging Face model, so ``evaluate``,
+``export``, ``status`` and the GLUE table treat them like the Theseus successor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from theseus_cli.contracts import CheckContext, Stage, StageContext, StageResult, param
+from theseus_cli.distillation import DistillParams
+from theseus_cli.training import TrainingParams
+
+
+class _TruncatedBaseline(Stage):
+    """Shared run: build the n-layer start, train it, save it."""
+
+    inputs = ("finetune-teacher",)
+    summary_metrics = ("score",)
+    produces_successor = True
+    method = ""
+
+    def check(self, ctx: CheckContext) -> None:
+        """n must be between 1 and the predecessor's L layers; the family must be
+        one whose layers can be cut (the same as module replacing's)."""
+        from theseus_cli.errors import ConfigError
+        from theseus_cli.replacing import check_replaceable
+
+        check_replaceable(ctx.model.model_type, ctx.model.source)
+        n, num_layers = ctx.params.successor_layers, ctx.model.num_layers
+        if n is not None and not 1 <= n <= num_layers:
+            raise ConfigError(f"{ctx.setting('successor_layers')}: keep between 1 and the "
+                              f"{num_layers} layers of the predecessor")
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from theseus_cli import distillation, models
+        from theseus_cli.data import load_tokenized
+        from theseus_cli.glue import get_task
+        from theseus_cli.replacing import count_parameters
+        from theseus_cli.training import train
+
+        task, params = get_task(ctx.task), ctx.params
+        teacher = ctx.inputs["finetune-teacher"]
+        model, tokenizer = models.load_predecessor(ctx.config.model, task, ctx.config.root)
+        num_layers = models.num_layers(model)
+        n = params.successor_layers or max(1, num_layers // 2)
+        models.keep_bottom_layers(model, n)
+        train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
+        dev_ds = load_tokenized(ctx.config, task, tokenizer, "dev")
+        train_ds, loss_fn, distill = distillation.prepare(ctx, teacher, train_ds, tokenizer, task,
+                                                          params)
+        ctx.log.info(f"{self.name}: the bottom {n} of the predecessor's {num_layers} pretrained "
+                     f"layers{', distilled from ' + teacher.label if distill else ''}")
+        outcome = train(model=model, tokenizer=tokenizer, task=task, train_ds=train_ds,
+                        dev_ds=dev_ds, params=params, runtime=ctx.runtime, log=ctx.log,
+                        phase=self.name, checkpoints=ctx.checkpoints, loss_fn=loss_fn)
+        model = ctx.runtime.unwrap(model)
+        if ctx.runtime.is_main_process:
+            models.save(model, tokenizer, ctx.out_dir / models.MODEL_DIR)
+        label = f"{self.name} {n}L" + (f", α={distill['distill_weight']:g} "
+                                       f"T={distill['temperature']:g}" if distill else "")
+        return StageResult(
+            metrics={**outcome.best_metrics, "best_step": outcome.best_step},
+            info={"method": label, "layers": n, "predecessor_layers": num_layers,
+                  "parameters": count_parameters(model), "distillation": distill,
+                  "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2),
+                  "evaluations": outcome.evaluations},
+        )
+
+
+def _layers_param() -> Any:
+    return param(None, "n: keep the bottom n layers of the pretrained predecessor; null: L/2 "
+                       "(the size of the default Theseus successor)", min=1)
+
+
+class Truncate(_TruncatedBaseline):
+    """Fine-tuning baseline (paper Table 2 "Fine-tuning", Table 7): the bottom n
+    pretrained layers, fine-tuned on the task with the task loss only."""
+
+    name = "truncate"
+    help = ("baseline: the bottom n layers of the pretrained predecessor, fine-tuned on the task "
+            "(the paper's fine-tuning baseline)")
+
+    @dataclass
+    class Params(TrainingParams):
+        successor_layers: int | None = _layers_param()
+
+
+class Distill(_TruncatedBaseline):
+    """Vanilla KD baseline (Hinton et al. 2015; paper Table 2, after Sun et al. 2019)."""
+
+    name = "distill"
+    help = ("baseline: vanilla knowledge distillation of the fine-tuned teacher into the bottom "
+            "n pretrained layers")
+
+    @dataclass
+    class Params(TrainingParams, DistillParams):
+        successor_layers: int | None = _layers_param()
+        distill_weight: float = param(
+            0.5, "α: weight of the distillation term, (1 − α)·CE + α·T²·KL (MSE for STS-B)",
+            min=0.0, max=1.0)

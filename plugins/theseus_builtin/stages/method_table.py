@@ -1,0 +1,138 @@
+"""One row per method and variant, seeds aggregated: the numbers ``evaluate`` reports.
+
+A *variant* is everything that decides a successor except the seed: two
+successor artifacts whose lineages have the same stages, params, model and data
+settings but other ``runtime.seed`` values are seeds of one variant. Each
+variant's cells give the median over its seeds (the paper's statistic,
+section 4.3 / Table 2: median of 5 runs), and the JSON keeps mean, standard
+deviation (sample, n − 1) and the number of seeds beside it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from theseus_cli.artifacts import Artifact
+from theseus_cli.seeds import stats, variant_key
+
+def chain_seconds(store: Any, art: Artifact, exclude: str = "finetune-teacher") -> float:
+    """Wall seconds of ``art``'s stage and the ancestors it needed, without ``exclude``
+    (the teacher, shared by every method)."""
+    m = art.manifest
+    total = float((m.get("timings") or {}).get("seconds") or 0.0) if art.stage != exclude else 0.0
+    for name, ref in (m.get("inputs") or {}).items():
+        if "/" not in name and name != exclude:
+            total += chain_seconds(store, store.get(art.task, name, ref["version"]), exclude)
+    return total
+
+
+def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
+    """Rows of one task's method table: the teacher, each variant (seeds aggregated)
+    and the majority-class baseline.
+
+    Each row: ``method``, ``layers``, ``parameters``, ``metrics`` (name -> stats),
+    ``score`` (stats), ``retention`` (stats, %), ``speedup`` (stats),
+    ``seconds`` (stats: training wall time of the method), ``artifacts``.
+    """
+    groups: dict[str, list[Artifact]] = {}
+    for ev in sorted(evaluations, key=lambda a: a.version):
+        successor = store.get(ev.task, *_successor_ref(ev))
+        groups.setdefault(variant_key(store, successor), []).append(ev)
+    if not evaluations:
+        return []
+    metric_names = [k.removeprefix("teacher_") for k in evaluations[0].manifest["metrics"]
+                    if k.startswith("teacher_") and k not in ("teacher_score", "teacher_parameters",
+                                                              "teacher_layers")]
+    rows = [_teacher_row(store, evaluations, metric_names)]
+    labels: dict[str, int] = {}
+    for key, evs in groups.items():
+        latest_per_seed = {}
+        for ev in evs:  # a newer evaluation of the same successor replaces the older
+            latest_per_seed[_successor_ref(ev)] = ev
+        evs = list(latest_per_seed.values())
+        ms = [ev.manifest["metrics"] for ev in evs]
+        label = evs[-1].manifest.get("info", {}).get("method") or _successor_ref(evs[-1])[0]
+        labels[label] = labels.get(label, 0) + 1
+        if labels[label] > 1:
+            label += f" (variant {key[:6]})"
+        rows.append({
+            "method": label, "variant": key, "layers": ms[-1].get("successor_layers"),
+            "parameters": ms[-1].get("successor_parameters"),
+            "metrics": {n: stats([m.get(f"successor_{n}") for m in ms]) for n in metric_names},
+            "score": stats([m.get("successor_score") for m in ms]),
+            "retention": stats([m.get("retention") for m in ms]),
+            "speedup": stats([m.get("speedup") for m in ms]),
+            "seconds": stats([chain_seconds(store, store.get(ev.task, *_successor_ref(ev)))
+                              for ev in evs]),
+            "seeds": sorted({_seed(store.get(ev.task, *_successor_ref(ev))) for ev in evs},
+                            key=str),
+            "warnings": sorted({w for ev in evs for w in ev.manifest.get("info", {}).get("warnings", [])}),
+            "artifacts": [ev.label for ev in evs]})
+    m = evaluations[-1].manifest["metrics"]
+    rows.append({"method": "majority class (training set's most frequent)", "layers": None,
+                 "parameters": None,
+                 "metrics": {n: stats([m.get(f"majority_{n}")]) for n in metric_names},
+                 "score": stats([m.get("majority_score")]), "retention": stats([]),
+                 "speedup": stats([]), "seconds": stats([]), "seeds": [], "artifacts": []})
+    return rows
+
+
+def _seed(art: Artifact) -> int | None:
+    return (art.manifest.get("config") or {}).get("runtime", {}).get("seed")
+
+
+def _successor_ref(ev: Artifact) -> tuple[str, str]:
+    """(stage, version) of the successor an evaluation scored."""
+    stage = (ev.manifest.get("params") or {}).get("successor", "finetune-successor")
+    return stage, ev.manifest["inputs"][stage]["version"]
+
+
+def _teacher_row(store: Any, evaluations: list[Artifact], names: list[str]) -> dict[str, Any]:
+    by_teacher: dict[str, dict] = {}
+    for ev in evaluations:
+        m = ev.manifest["metrics"]
+        by_teacher[ev.manifest.get("info", {}).get("teacher_artifact", "?")] = (m, ev)
+    items = list(by_teacher.values())
+    ms = [m for m, _ in items]
+    seconds = []
+    for _, ev in items:
+        teacher = store.lineage(ev, "finetune-teacher")
+        seconds.append(float(teacher.manifest.get("timings", {}).get("seconds") or 0.0))
+    return {"method": "teacher (fine-tuned predecessor)", "layers": ms[-1].get("teacher_layers"),
+            "parameters": ms[-1].get("teacher_parameters"),
+            "metrics": {n: stats([m.get(f"teacher_{n}") for m in ms]) for n in names},
+            "score": stats([m.get("teacher_score") for m in ms]),
+            "retention": stats([100.0] * len(ms)), "speedup": stats([1.0] * len(ms)),
+            "seconds": stats(seconds), "seeds": [], "artifacts": list(by_teacher)}
+
+
+def _num(s: dict, scale: float = 100.0, digits: int = 2) -> str:
+    return "—" if s["median"] is None else f"{scale * s['median']:.{digits}f}"
+
+
+def render_task(task: str, rows: list[dict[str, Any]]) -> str:
+    """One task's method table in Markdown (medians; mean ± std and seeds beside the score)."""
+    if not rows:
+        return ""
+    names = list(rows[0]["metrics"])
+    head = ["method", "layers", "parameters", *names, "score", "mean ± std (seeds)",
+            "retention", "speed-up", "train time"]
+    lines = [f"### {task} dev", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        sc = r["score"]
+        spread = ("—" if sc["mean"] is None else
+                  f"{100 * sc['mean']:.2f} ± {100 * sc['std']:.2f} ({sc['n']})")
+        cells = [r["method"], "—" if r["layers"] is None else str(r["layers"]),
+                 "—" if r["parameters"] is None else f"{r['parameters'] / 1e6:.1f}M",
+                 *(_num(r["metrics"][n]) for n in names), _num(sc), spread,
+                 "—" if r["retention"]["median"] is None else f"{r['retention']['median']:.1f}%",
+                 "—" if r["speedup"]["median"] is None else f"{r['speedup']['median']:.2f}×",
+                 "—" if not r["seconds"]["median"] else f"{r['seconds']['median']:.0f} s"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Medians over seeds (the paper's statistic); score = the paper's per-task dev "
+                  "number; train time = wall seconds of the method's own stages (the teacher's "
+                  "for the teacher row)."]
+    warned = [f"- {r['method']}: {w}" for r in rows for w in r.get("warnings", [])]
+    if warned:
+        lines += ["", "Warnings:", *warned]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Issue 8, step 1 of the default recipe: on real MRPC with the embedded model, the
+# learning rate of the truncate baseline and of module replacing (1 seed; the CPU budget
+# of one session). Reuses the teacher of ws/mrpc-methods. Resumable: rerun it; finished
+# trials are skipped, an interrupted one resumes from its checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. .venv/bin/activate
+WS=ws/mrpc-methods
+GLUE=${THESEUS_GLUE_DIR:-$(cd ../shared/glue && pwd)}
+[ -f "$WS/theseus.yaml" ] || theseus init "$WS" --glue-dir "$GLUE"
+cd "$WS"
+run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
+run finetune-teacher
+run sweep truncate --param learning_rate=1e-4,3e-4
+run sweep replace --param learning_rate=1e-4,3e-4

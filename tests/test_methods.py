@@ -1,0 +1,153 @@
+"""Baselines (truncate, distill), distillation, seeds and honest numbers, on a tiny BERT."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+import torch
+
+from conftest import cli, copy_workspace, flat, manifest, versions
+from theseus_cli.distillation import kd_loss
+
+
+# ------------------------------------------------------------------ KD loss
+def test_kd_loss_matches_hand_computed_values():
+    s = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    t = torch.tensor([[1.0, 1.0], [0.0, 3.0]])
+    y = torch.tensor([0, 1])
+    T, a = 2.0, 0.25
+
+    def softmax(v):
+        e = [math.exp(x) for x in v]
+        return [x / sum(e) for x in e]
+
+    ce = statistics.fmean(-math.log(softmax(row)[k]) for row, k in zip(s.tolist(), y.tolist()))
+    kl = statistics.fmean(
+        sum(pt * (math.log(pt) - math.log(ps)) for pt, ps in
+            zip(softmax([x / T for x in tr]), softmax([x / T for x in sr])))
+        for sr, tr in zip(s.tolist(), t.tolist()))
+    want = (1 - a) * ce + a * T * T * kl
+    assert kd_loss(s, t, y, a, T, regression=False).item() == pytest.approx(want, rel=1e-6)
+    assert kd_loss(s, t, y, 0.0, T, regression=False).item() == pytest.approx(ce, rel=1e-6)
+    # regression (STS-B): MSE to the gold score and to the teacher's score
+    s1, t1, y1 = torch.tensor([[1.0], [3.0]]), torch.tensor([[2.0], [2.0]]), torch.tensor([1.5, 2.5])
+    want = (1 - a) * ((0.5 ** 2 + 0.5 ** 2) / 2) + a * ((1 + 1) / 2)
+    assert kd_loss(s1, t1, y1, a, T, regression=True).item() == pytest.approx(want)
+
+
+# --------------------------------------------------- baselines and evaluate
+@pytest.fixture(scope="module")
+def methods(trained, tmp_path_factory):
+    """The trained workspace plus truncate, distill and a Theseus + KD variant."""
+    ws = copy_workspace(trained[0], tmp_path_factory.mktemp("methods") / "ws")
+    out = {name: cli(*args, "-w", ws).output for name, args in {
+        "truncate": ["truncate"],
+        "distill": ["distill", "--distill-weight", "0.7", "--temperature", "3"],
+        "replace-kd": ["replace", "--distill-weight", "0.5"],
+        "finetune-kd": ["finetune-successor", "--distill-weight", "0.5"],
+        "evaluate": ["evaluate"],
+    }.items()}
+    return ws, out
+
+
+def test_baselines_publish_n_layer_stock_models(methods):
+    ws, _ = methods
+    from transformers import AutoModelForSequenceClassification
+
+    for stage in ("truncate", "distill"):
+        m = manifest(ws, stage)
+        assert m["info"]["layers"] == 2 and m["info"]["predecessor_layers"] == 4
+        model = AutoModelForSequenceClassification.from_pretrained(
+            ws / "artifacts" / "MRPC" / stage / "v1" / "model")
+        assert model.config.num_hidden_layers == 2 and len(model.bert.encoder.layer) == 2
+    assert manifest(ws, "truncate")["info"]["method"] == "truncate 2L"
+    assert manifest(ws, "distill")["info"]["method"] == "distill 2L, α=0.7 T=3"
+    assert manifest(ws, "distill")["info"]["distillation"]["temperature"] == 3.0
+
+
+def test_teacher_logits_are_computed_once_per_teacher(methods):
+    ws, out = methods
+    kinds = [manifest(ws, "distill")["info"]["distillation"]["teacher_logits"],
+             manifest(ws, "replace", "v2")["info"]["distillation"]["teacher_logits"],
+             manifest(ws, "finetune-successor", "v2")["info"]["distillation"]["teacher_logits"]]
+    assert kinds == ["computed", "cached", "cached"]
+    text = flat(" ".join(out.values()))
+    assert text.count("computing the teacher's logits") == 1
+    cache = list((ws / "artifacts/MRPC/finetune-teacher/.logits").glob("v1-*/logits.safetensors"))
+    assert len(cache) == 1
+    from safetensors.torch import load_file
+    logits = load_file(str(cache[0]))["logits"]
+    assert logits.shape == (48, 2) and torch.isfinite(logits).all()
+
+
+def test_evaluate_shows_one_row_per_method(methods):
+    ws, out = methods
+    text = flat(out["evaluate"])
+    for label in ("teacher (fine-tuned predecessor)", "theseus 2L, linear b=0.3 steps_to_one=4",
+                  "truncate 2L", "distill 2L, α=0.7 T=3",
+                  "+ KD (replace) α=0.5 T=2 + KD (finetune) α=0.5 T=2", "majority class"):
+        assert label in text, label
+    latest = versions(ws, "evaluate", "GLUE")[-1]
+    table = json.loads((ws / "artifacts/GLUE/evaluate" / latest / "tables.json").read_text())["MRPC"]
+    methods_ = [r["method"] for r in table]
+    assert methods_[0].startswith("teacher") and methods_[-1].startswith("majority")
+    assert len(methods_) == 6  # teacher, theseus, theseus + KD, truncate, distill, majority
+    for row in table[1:-1]:
+        assert row["layers"] == 2 and row["score"]["n"] == 1 and row["seconds"]["median"] > 0
+    majority = table[-1]["score"]["median"]
+    # the generated MRPC train set alternates labels 1, 0: class 0 wins ties; dev is 50/50
+    assert majority == pytest.approx((0.0 + 0.5) / 2)  # F1 0, accuracy 0.5
+
+
+def test_export_any_successor(methods):
+    ws, _ = methods
+    out = flat(cli("export", "--successor", "truncate", "-w", ws).output)
+    assert "published MRPC/export/v" in out
+    m = manifest(ws, "export", versions(ws, "export")[-1])
+    ev = m["inputs"]["evaluate"]["version"]
+    assert manifest(ws, "evaluate", ev)["params"]["successor"] == "truncate"
+    card = (ws / "artifacts/MRPC/export" / versions(ws, "export")[-1] / "model/README.md").read_text()
+    assert "the `truncate 2L` baseline" in card
+    bad = cli("evaluate", "--successor", "replace", "-w", ws, ok=False)
+    assert bad.exit_code == 2 and "not a stage that produces a successor; accepted:" in flat(bad.output)
+
+
+# -------------------------------------------------------------------- seeds
+def test_seeds_are_versions_with_their_own_lineage_and_median(trained, tmp_path):
+    ws = copy_workspace(trained[0], tmp_path / "ws")
+    cli("finetune-successor", "--seeds", "43,44", "-w", ws)
+    assert versions(ws, "replace") == ["v1", "v2", "v3"]
+    assert versions(ws, "finetune-successor") == ["v1", "v2", "v3"]
+    for v, seed in (("v2", 43), ("v3", 44)):
+        m = manifest(ws, "finetune-successor", v)
+        assert m["config"]["runtime"]["seed"] == seed
+        rep = manifest(ws, "replace", m["inputs"]["replace"]["version"])
+        assert rep["config"]["runtime"]["seed"] == seed  # its own seed's replace
+        assert rep["inputs"]["finetune-teacher"]["version"] == "v1"  # one teacher for all
+    text = flat(cli("evaluate", "-w", ws).output)
+    rows = json.loads((ws / "artifacts/GLUE/evaluate" / versions(ws, "evaluate", "GLUE")[-1]
+                       / "tables.json").read_text())["MRPC"]
+    theseus = next(r for r in rows if r["method"].startswith("theseus"))
+    scores = [manifest(ws, "evaluate", f"v{i}")["metrics"]["successor_score"] for i in (1, 2, 3)]
+    assert theseus["score"]["n"] == 3 and sorted(theseus["seeds"]) == [42, 43, 44]
+    assert theseus["score"]["median"] == pytest.approx(statistics.median(scores))
+    assert theseus["score"]["std"] == pytest.approx(statistics.stdev(scores))
+    assert f"({3})" in text
+    status = flat(cli("status", "-w", ws).output)
+    assert "over 3 seeds" in status
+    bad = cli("finetune-successor", "--seeds", "two", "-w", ws, ok=False)
+    assert bad.exit_code == 2 and "--seeds 'two'" in flat(bad.output)
+
+
+# ------------------------------------------------------------ honest numbers
+def test_degenerate_predictions_are_flagged():
+    from theseus_builtin.stages.evaluate import degenerate_warning
+
+    majority = {"score": 0.75}
+    assert "97.0% one class" in degenerate_warning("successor", {"score": 0.8}, majority, 0.97)
+    assert "within a point of the majority class" in degenerate_warning(
+        "successor", {"score": 0.755}, majority, 0.6)
+    assert degenerate_warning("successor", {"score": 0.85}, majority, 0.6) is None
