@@ -38,7 +38,8 @@ def err(doc) -> str:
     ({"finetune-teacher": {"lr": 1}},
      f"theseus.yaml: finetune-teacher: unknown key 'lr'; accepted: {TRAINING_KEYS}"),
     ({"data": {"glue": "x"}}, "theseus.yaml: data: unknown key 'glue'; accepted: glue_dir, "
-                              "max_eval_samples, max_seq_length, max_train_samples"),
+                              "holdout_fraction, max_eval_samples, max_seq_length, "
+                              "max_train_samples, selection"),
     ({"runtime": {"precision": "fp8"}},
      "theseus.yaml: runtime.precision: invalid value 'fp8'; accepted: no, fp16, bf16"),
     ({"runtime": {"device": "tpu"}}, "runtime.device: invalid value 'tpu'; accepted: auto, cuda, "

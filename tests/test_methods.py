@@ -151,3 +151,26 @@ def test_degenerate_predictions_are_flagged():
     assert "within a point of the majority class" in degenerate_warning(
         "successor", {"score": 0.755}, majority, 0.6)
     assert degenerate_warning("successor", {"score": 0.85}, majority, 0.6) is None
+
+
+# ------------------------------------------------- selection on a held-out slice
+def test_holdout_selection_keeps_dev_unseen(workspace):
+    from transformers import AutoTokenizer
+
+    from conftest import set_yaml
+    from theseus_cli.config import load_config
+    from theseus_cli.data import _holdout, load_split, load_tokenized
+
+    set_yaml(workspace, {"data": {"selection": "holdout", "holdout_fraction": 0.25}})
+    config = load_config(workspace)
+    tok = AutoTokenizer.from_pretrained(config.model)
+    sizes = [len(load_tokenized(config, "MRPC", tok, s)) for s in ("train", "selection", "dev")]
+    assert sizes == [36, 12, 20]  # 48 training rows, 25% held out; dev untouched
+    raw = load_split("MRPC", "train", config.glue_dir())
+    held, kept = _holdout(raw, 0.25, True), _holdout(raw, 0.25, False)
+    assert sorted(list(held["idx"]) + list(kept["idx"])) == sorted(raw["idx"])  # a partition
+    assert list(held["idx"]) == list(_holdout(raw, 0.25, True)["idx"])  # the same every time
+    assert "published MRPC/finetune-teacher/v1" in flat(cli("finetune-teacher", "-w", workspace).output)
+    m = manifest(workspace, "finetune-teacher")
+    assert m["config"]["data"]["selection"] == "holdout"
+    assert (m["info"]["train_examples"], m["info"]["dev_examples"]) == (36, 12)

@@ -175,7 +175,7 @@ BAD = [
     ("select", (STAGE, "--param", "epochs=1", "--select", "test"),
      ["--select 'test'", "accepted: dev, holdout"]),
     ("holdout", (STAGE, "--param", "epochs=1", "--select", "holdout"),
-     ["--select holdout is not available yet", "accepted now: dev"]),
+     ["--select holdout: the workspace selects on dev", "set data.selection: holdout"]),
     ("storage", (STAGE, "--param", "epochs=1", "--storage", "not a url"),
      ["--storage 'not a url'", "sqlite:///"]),
     ("stage", ("evaluate", "--param", "eval_batch_size=8"), ["evaluate publishes no dev 'score'",

@@ -189,8 +189,9 @@ def sweep(
     study: Optional[str] = typer.Option(None, "--study", help="study name; default: derived "
                                         "from the stage, space, seeds and settings (rerunning "
                                         "the same command resumes it)"),
-    select: str = typer.Option("dev", "--select", help="where the best configuration is "
-                               "selected: dev (holdout is not available yet)"),
+    select: Optional[str] = typer.Option(None, "--select", help="where the best configuration "
+                                         "is selected: dev or holdout (a slice of the training "
+                                         "set); default: data.selection of the workspace"),
     task: Optional[str] = typer.Option(None, "--task", help="GLUE task; default: the "
                                        "workspace's first task"),
     workspace: Optional[Path] = typer.Option(None, "--workspace", "-w", help="workspace directory"),
@@ -206,7 +207,7 @@ def sweep(
     _print_warnings(config)
     plan = sweeping.plan_sweep(config, stage, task=task, params=list(param or []), seeds=seeds,
                                sampler=sampler, trials=trials, storage=storage, study=study,
-                               select=select, console=console)
+                               select=select or config.data.selection, console=console)
     sweeping.run_sweep(config, plan, console)
 
 

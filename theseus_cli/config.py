@@ -38,6 +38,14 @@ class DataSettings:
         None, "keep only the first N training examples (quick runs); null: all", min=1)
     max_eval_samples: int | None = param(
         None, "keep only the first N dev examples (quick runs); null: all", min=1)
+    selection: str = param(
+        "dev", "where training stages keep their best checkpoint and sweeps pick their best "
+               "configuration: dev (the paper's protocol) or holdout, a fixed slice of the "
+               "training set (holdout_fraction) held out of training, so dev stays an unbiased "
+               "report", choices=("dev", "holdout"))
+    holdout_fraction: float = param(
+        0.1, "with selection: holdout, the fraction of the training set held out (the same "
+             "rows for every seed and stage)", min=0.01, max=0.5)
 
 
 @dataclass

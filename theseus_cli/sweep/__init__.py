@@ -41,9 +41,10 @@ sha256) under ``trial_artifacts``; ``inputs`` holds the best configuration's
 best-seed artifact, so that ``theseus verify`` checks its lineage (an
 ``inputs`` key names one version per stage).
 
-Selection is on dev, as in the paper. ``--select holdout`` (scoring on a slice
-held out of the training set) is refused for now: no stage can train on part
-of the training set and report a score on the rest yet.
+Selection is on the workspace's ``data.selection`` split: ``dev`` as in the paper,
+or ``holdout``, a fixed slice of the training set that every stage holds out of
+training and keeps its best checkpoint on, so that dev stays an unbiased report
+(``theseus evaluate`` scores dev).
 
 Modules: :mod:`~theseus_cli.sweep.space` (the search space and its parsing),
 :mod:`~theseus_cli.sweep.plan` (validating a sweep before any trial runs),

@@ -122,7 +122,8 @@ def plan_sweep(config: WorkspaceConfig, stage: str, *, task: str | None, params:
         storage: Optuna RDB URL; None: the workspace's SQLite study database.
         study: study name; None: derived from the stage, task, space, seeds,
             sampler and the workspace settings.
-        select: ``dev`` (``holdout`` is not available yet).
+        select: ``dev`` or ``holdout``; must match the workspace's ``data.selection``
+            (the split every stage keeps its best checkpoint on).
 
     Raises:
         ConfigError: anything invalid (names the value and the accepted ones).
@@ -138,12 +139,12 @@ def plan_sweep(config: WorkspaceConfig, stage: str, *, task: str | None, params:
                           f"select on; accepted stages: {', '.join(sweepable)}")
     if select not in SELECTIONS:
         raise ConfigError(f"--select {select!r}; accepted: {', '.join(SELECTIONS)}")
-    if select == "holdout":
+    if select != getattr(config.data, "selection", "dev"):
         raise ConfigError(
-            "--select holdout is not available yet: every stage trains on the whole training "
-            "set and keeps its best checkpoint on dev, and no stage can hold out a slice of the "
-            "training set to score on (that needs support in the data and training code); "
-            "accepted now: dev")
+            f"--select {select}: the workspace selects on {config.data.selection} "
+            f"(data.selection in theseus.yaml); set data.selection: {select} there (every "
+            "stage then keeps its best checkpoint on that split, and the sweep picks on it), "
+            "or drop --select")
     task = get_task(task).name if task else config.task
     if not params:
         raise ConfigError(f"theseus sweep {stage}: give at least one --param NAME=V1,V2,...; "

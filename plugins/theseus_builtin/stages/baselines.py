@@ -56,7 +56,7 @@ class _TruncatedBaseline(Stage):
         n = params.successor_layers or max(1, num_layers // 2)
         models.keep_bottom_layers(model, n)
         train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
-        dev_ds = load_tokenized(ctx.config, task, tokenizer, "dev")
+        dev_ds = load_tokenized(ctx.config, task, tokenizer, "selection")  # dev or holdout
         train_ds, loss_fn, distill = distillation.prepare(ctx, teacher, train_ds, tokenizer, task,
                                                           params)
         ctx.log.info(f"{self.name}: the bottom {n} of the predecessor's {num_layers} pretrained "

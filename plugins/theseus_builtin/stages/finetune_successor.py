@@ -46,7 +46,7 @@ class FinetuneSuccessor(Stage):
         ctx.log.info(f"successor: {models.num_layers(model)} layers; training "
                      f"{ctx.params.train} ({trainable:,} parameters)")
         train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
-        dev_ds = load_tokenized(ctx.config, task, tokenizer, "dev")
+        dev_ds = load_tokenized(ctx.config, task, tokenizer, "selection")  # dev or holdout
         train_ds, loss_fn, distill = distillation.prepare(ctx, teacher, train_ds, tokenizer, task,
                                                           ctx.params)
         outcome = train(model=model, tokenizer=tokenizer, task=task, train_ds=train_ds,

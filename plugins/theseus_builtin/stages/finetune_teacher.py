@@ -32,7 +32,7 @@ class FinetuneTeacher(Stage):
         task = get_task(ctx.task)
         model, tokenizer = models.load_predecessor(ctx.config.model, task, ctx.config.root)
         train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
-        dev_ds = load_tokenized(ctx.config, task, tokenizer, "dev")
+        dev_ds = load_tokenized(ctx.config, task, tokenizer, "selection")  # dev or holdout
         ctx.log.info(f"predecessor: {ctx.config.model} ({models.num_layers(model)} layers); "
                      f"{len(train_ds)} train / {len(dev_ds)} dev examples")
         outcome = train(model=model, tokenizer=tokenizer, task=task, train_ds=train_ds,

@@ -99,7 +99,7 @@ class Replace(Stage):
         schedule = ReplacingSchedule(scheduler, hybrid.base_model.encoder, ctx.runtime.seed,
                                      rank=ctx.runtime.process_index)
         train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
-        dev_ds = load_tokenized(ctx.config, task, tokenizer, "dev")
+        dev_ds = load_tokenized(ctx.config, task, tokenizer, "selection")  # dev or holdout
         train_ds, loss_fn, distill = distillation.prepare(ctx, teacher, train_ds, tokenizer, task,
                                                           params)
 
