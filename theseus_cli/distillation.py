@@ -29,7 +29,6 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from theseus_cli.contracts import param
@@ -149,11 +148,6 @@ def teacher_logits(teacher_art: Any, train_ds: Any, tokenizer: Any, runtime: Any
 def with_teacher_logits(train_ds: Any, logits: Any) -> Any:
     """``train_ds`` with a ``teacher_logits`` column (row i = the teacher's logits on row i)."""
     return train_ds.add_column(TEACHER_LOGITS, [row for row in logits.tolist()])
-
-
-def cache_path(store_root: Path, task: str) -> Path:
-    """Where teacher logits of ``task`` are cached (for status and cleaning)."""
-    return store_root / task / "finetune-teacher" / CACHE_DIR
 
 
 def prepare(ctx: Any, teacher_art: Any, train_ds: Any, tokenizer: Any, task: Any,

@@ -39,8 +39,13 @@ from theseus_cli.checkpoint import Checkpointer
 from theseus_cli.config import WorkspaceConfig
 from theseus_cli.contracts import StageContext
 from theseus_cli.errors import ArtifactError, LockError, WorkspaceError
-from theseus_cli.integrity import CACHE_NAME, HashCache, check_artifact, check_finite_weights
-from theseus_cli.integrity import verify_lineage
+from theseus_cli.integrity import (
+    CACHE_NAME,
+    HashCache,
+    check_artifact,
+    check_finite_weights,
+    verify_lineage,
+)
 from theseus_cli.lock import LOCK_NAME, StageLock, describe_holder
 from theseus_cli.runlog import RunLog
 from theseus_cli.runtime import Runtime
@@ -134,21 +139,32 @@ class Pipeline:
                                 f"its inputs: {', '.join(names) or '(none)'}")
         inputs = {}
         for name in names:
-            if name in pins:
-                art = self.store.get(task, name, pins[name])
-            else:
-                art = self.latest_input(task, name, stage, params)
+            art = self.find_input(stage, task, name, pins, no_upstream, params)
             if art is None:
-                if no_upstream:
-                    raise ArtifactError(
-                        f"{stage} needs a complete {name} artifact for {task} and none exists; "
-                        f"run `theseus {name}` first, or drop --no-upstream to run it automatically")
                 self.say(f"[yellow]{stage} needs {name} for {task}, which has no complete "
                          f"version: running {name} first[/]")
                 art = self.run(name, task, preflight=False)
             verify_lineage(self.store, art)  # files, manifest seal, ancestors: before any use
             inputs[name] = art
         return inputs
+
+    def find_input(self, stage: str, task: str, name: str, pins: dict[str, str],
+                   no_upstream: bool, params: Any = None) -> Artifact | None:
+        """The version of input ``name`` a run of ``stage`` reads: the pinned one, else
+        :meth:`latest_input`; None when it must run first.
+
+        Raises:
+            ArtifactError: the pinned version does not exist, or there is none and
+                ``no_upstream`` forbids running it.
+        """
+        if name in pins:
+            return self.store.get(task, name, pins[name])
+        art = self.latest_input(task, name, stage, params)
+        if art is None and no_upstream:
+            raise ArtifactError(
+                f"{stage} needs a complete {name} artifact for {task} and none exists; "
+                f"run `theseus {name}` first, or drop --no-upstream to run it automatically")
+        return art
 
     def latest_input(self, task: str, stage: str, reader: str | None = None,
                      params: Any = None) -> Artifact | None:
@@ -171,7 +187,7 @@ class Pipeline:
             return accepted[-1][0]
         return None
 
-    def _same_run(self, task: str, stage: str, fp: str) -> Artifact | None:
+    def same_run(self, task: str, stage: str, fp: str) -> Artifact | None:
         """The newest intact version published with fingerprint ``fp`` (the same params,
         configuration, seed and inputs), or None. A corrupted one is named and skipped,
         so the stage runs again and publishes a new version."""
@@ -304,7 +320,7 @@ class Pipeline:
         key = fp[:16]
         main = is_main_process()
         checkpoints = Checkpointer(self.store.checkpoint_dir(task, stage, key), f"{task}/{stage}")
-        same = None if force else self._same_run(task, stage, fp)
+        same = None if force else self.same_run(task, stage, fp)
         if same is not None:
             if main:
                 checkpoints.discard()  # left by a run killed right after it published

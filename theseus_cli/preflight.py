@@ -41,15 +41,8 @@ def plan(pipeline: Pipeline, stage: str, task: str, pins: dict[str, str],
     chain: list[tuple[str, Artifact | None]] = []
     primary: Artifact | None = None
     for name in (cls().inputs_for(params) if params is not None else cls.inputs):
-        if name in pins:
-            art = pipeline.store.get(task, name, pins[name])
-        else:
-            art = pipeline.latest_input(task, name, stage, params)
+        art = pipeline.find_input(stage, task, name, pins, no_upstream, params)
         if art is None:
-            if no_upstream:
-                raise ArtifactError(
-                    f"{stage} needs a complete {name} artifact for {task} and none exists; "
-                    f"run `theseus {name}` first, or drop --no-upstream to run it automatically")
             chain += plan(pipeline, name, task, {}, no_upstream)
             continue
         verify_lineage(pipeline.store, art)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import inspect
 import math
 import statistics
 import time
@@ -17,7 +16,7 @@ from rich.console import Console
 
 from theseus_cli.artifacts import Artifact, ArtifactStore
 from theseus_cli.config import WorkspaceConfig
-from theseus_cli.errors import IntegrityError, TrainingDivergedError
+from theseus_cli.errors import TrainingDivergedError
 from theseus_cli.sweep.plan import _redact
 from theseus_cli.sweep.report import (
     _records,
@@ -76,33 +75,14 @@ def _fmt_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def _find_published(pipeline: Any, stage: str, task: str,
-                    params: Any) -> tuple[Artifact | None, str]:
-    """A complete, intact version of ``stage`` with the fingerprint this run would
-    have (any version, not only the latest), and that fingerprint.
+def _find_published(pipeline: Any, stage: str, task: str, params: Any) -> Artifact | None:
+    """The intact version of ``stage`` this run would reuse (``Pipeline.same_run``: any
+    version with the run's fingerprint, not only the latest), or None.
 
     Resolving the inputs runs a missing upstream stage, as the run itself would.
     """
-    from theseus_cli.integrity import CACHE_NAME, HashCache, check_artifact
-
-    if "params" in inspect.signature(pipeline.resolve_inputs).parameters:
-        inputs = pipeline.resolve_inputs(stage, task, {}, False, params=params)
-    else:  # a pipeline whose inputs do not depend on the params
-        inputs = pipeline.resolve_inputs(stage, task, {}, False)
-    fp = pipeline.fingerprint(stage, task, params, inputs)
-    cache = HashCache(pipeline.store.root / CACHE_NAME)
-    try:
-        for art in reversed(pipeline.store.versions(task, stage)):
-            try:
-                if art.manifest.get("fingerprint") != fp:
-                    continue
-            except IntegrityError:
-                continue
-            if check_artifact(art, cache).ok:
-                return art, fp
-        return None, fp
-    finally:
-        cache.save()
+    inputs = pipeline.resolve_inputs(stage, task, {}, False, params=params)
+    return pipeline.same_run(task, stage, pipeline.fingerprint(stage, task, params, inputs))
 
 
 def run_combination(state: _State, combo: dict[str, Any], seed: int) -> SeedRun:
@@ -124,7 +104,7 @@ def run_combination(state: _State, combo: dict[str, Any], seed: int) -> SeedRun:
     pipeline = Pipeline(config, state.console)
     overrides, plugin_overrides = split_combo(combo)
     params = config.stage_params(plan.stage, overrides, plugin_overrides)
-    found, _ = _find_published(pipeline, plan.stage, plan.task, params)
+    found = _find_published(pipeline, plan.stage, plan.task, params)
     if found is not None:
         art, reused = found, True
     else:
