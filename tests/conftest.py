@@ -135,7 +135,11 @@ def _isolated_caches(tmp_path_factory):
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A random 4-layer BERT (hidden 32) + WordPiece tokenizer, saved with save_pretrained."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        BertTokenizerFast,
+    )
 
     root = tmp_path_factory.mktemp("tiny-bert")
     vocab = [*SPECIAL, *WORDS, "."]
@@ -265,3 +269,48 @@ def trained(tmp_path_factory, tiny_model_dir, glue_dir):
                 ["export"]):
         outputs[cmd[0]] = cli(*cmd, "--workspace", ws).output
     return ws, outputs
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
+    """Tiny models of other families and broken model directories."""
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertForSequenceClassification,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        GPT2Config,
+        GPT2ForSequenceClassification,
+    )
+
+    root = tmp_path_factory.mktemp("models")
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    vocab = tok.vocab_size
+    torch.manual_seed(0)
+    built = {
+        "distilbert": DistilBertForSequenceClassification(DistilBertConfig(
+            vocab_size=vocab, dim=32, n_layers=2, n_heads=2, hidden_dim=37)),
+        "gpt2": GPT2ForSequenceClassification(GPT2Config(
+            vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, pad_token_id=0)),
+        "short": BertForSequenceClassification(BertConfig(
+            vocab_size=vocab, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+            intermediate_size=37, max_position_embeddings=64)),
+    }
+    nan = BertForSequenceClassification.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        nan.classifier.weight[0, 0] = float("nan")
+    built["nan"] = nan
+    out = {}
+    for name, model in built.items():
+        model.save_pretrained(root / name)
+        tok.save_pretrained(root / name)
+        out[name] = root / name
+    for name in ("corrupted", "truncated"):
+        shutil.copytree(tiny_model_dir, root / name)
+        weights = root / name / "model.safetensors"
+        data = weights.read_bytes()
+        weights.write_bytes(b"\xde\xad\xbe\xef" * 64 if name == "corrupted" else data[:len(data) // 2])
+        out[name] = root / name
+    return out

@@ -143,7 +143,10 @@ def test_workspace_option_from_other_cwd_and_discovery(trained, tmp_path, monkey
     ws, _ = trained
     monkeypatch.chdir(tmp_path)
     assert "finetune-successor" in cli("status", "--workspace", ws).output
-    assert "up to date" in cli("evaluate", "-w", ws).output
+    tables = versions(ws, "evaluate", "GLUE")
+    out = flat(cli("evaluate", "-w", ws).output)
+    assert "MRPC/evaluate/v1 is up to date" in out and "GLUE/evaluate/" in out
+    assert versions(ws, "evaluate", "GLUE") == tables  # nothing new: no new table either
     sub = tmp_path / "copy"
     copy_workspace(ws, sub)
     (sub / "notes" / "deeper").mkdir(parents=True)

@@ -158,7 +158,8 @@ def lineage_reports(store: ArtifactStore, art: Artifact, cache: HashCache,
         return [report]
     out: list[Report] = []
     for name, ref in (art.manifest.get("inputs") or {}).items():
-        task, stage = (name.split("/", 1) if "/" in name else (art.task, name))
+        parts = name.split("/")  # "stage", or "TASK/stage[/vN]" for cross-task artifacts
+        task, stage = (parts[0], parts[1]) if len(parts) > 1 else (art.task, name)
         version = ref.get("version") if isinstance(ref, dict) else ref
         try:
             parent = store.get(task, stage, version)

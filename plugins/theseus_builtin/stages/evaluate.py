@@ -209,8 +209,13 @@ def predict_test(model, tokenizer, task, ctx: StageContext) -> dict:
         ``file name -> rows`` written under ``submission/`` of the artifact.
     """
     from theseus_cli.data import load_split, make_dataloader, tokenize_split
-    from theseus_cli.submission import ZIP_NAME, prediction_strings, answered_test_splits
-    from theseus_cli.submission import write_predictions, zip_submission
+    from theseus_cli.submission import (
+        ZIP_NAME,
+        answered_test_splits,
+        prediction_strings,
+        write_predictions,
+        zip_submission,
+    )
     from theseus_cli.training import predict
 
     written, files = {}, []

@@ -89,6 +89,18 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
     per_task = {task: task_rows(store, arts) for task, arts in evaluations.items()}
     table = build_table(per_task, missing)
     predict = bool(overrides.get("predict_test"))
+    params = {"tasks": tasks, "predict_test": predict, "successor_stages": stages}
+    inputs = {f"{a.label}": {"version": a.name, "manifest_sha256": a.manifest_sha256}
+              for arts in evaluations.values() for a in arts}
+    same = _same_table(pipeline, params, inputs)
+    if same is not None and not errors:  # every evaluation up to date: so is the table
+        for task, rows in per_task.items():
+            print_task(console, task, rows)
+        if len(tasks) > 1:
+            print_table(console, table)
+        console.print(f"{same.label} is up to date (same evaluations); use --force to publish "
+                      "the tables again")
+        return same
     with store.staging(GLUE_TASK, "evaluate") as tmp:
         if predict:
             table["submission"] = collect_submission(table, evaluations, tmp)
@@ -98,9 +110,8 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
         (tmp / "tables.md").write_text("\n".join(render_task(t, r) for t, r in per_task.items()))
         manifest = {
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "params": {"tasks": tasks, "predict_test": predict, "successor_stages": stages},
-            "inputs": {f"{t}/evaluate": {"version": a.name, "manifest_sha256": a.manifest_sha256}
-                       for t, arts in evaluations.items() for a in arts},
+            "params": params,
+            "inputs": inputs,  # one key per evaluation: TASK/evaluate/vN
             "metrics": {f"{row['model']}:macro": row["macro"] for row in table["rows"]
                         if row["macro"] is not None},
             "info": {"missing": missing, "submission": table.get("submission")},
@@ -119,6 +130,20 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
         raise TasksFailed(f"{len(errors)} evaluation(s) failed (named above); the tables "
                           f"({GLUE_TASK}/evaluate/{art.name}) hold the others") from errors[0]
     return art
+
+
+def _same_table(pipeline: Any, params: dict, inputs: dict) -> Artifact | None:
+    """The latest intact GLUE table made from exactly these evaluations and params, or None.
+    (``--force`` reruns the evaluations: their new versions make a new table.)"""
+    from theseus_cli.integrity import CACHE_NAME, HashCache, check_artifact
+
+    latest = pipeline.store.latest(GLUE_TASK, "evaluate")
+    if latest is None:
+        return None
+    m = latest.manifest
+    if m.get("params") != params or m.get("inputs") != inputs:
+        return None
+    return latest if check_artifact(latest, HashCache(pipeline.store.root / CACHE_NAME)).ok else None
 
 
 def build_table(per_task: dict[str, list[dict]], missing: dict[str, str]) -> dict[str, Any]:

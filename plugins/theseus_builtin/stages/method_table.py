@@ -15,6 +15,7 @@ from typing import Any
 from theseus_cli.artifacts import Artifact
 from theseus_cli.seeds import stats, variant_key
 
+
 def chain_seconds(store: Any, art: Artifact, exclude: str = "finetune-teacher") -> float:
     """Wall seconds of ``art``'s stage and the ancestors it needed, without ``exclude``
     (the teacher, shared by every method)."""
