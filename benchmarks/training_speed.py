@@ -112,7 +112,7 @@ class Variant:
         grad_path = True
         if self.p is not None:
             mask = draw_replacement_mask(self.p, 3, seed=42, step=t)  # (3,) bool
-            self.model.base_model.encoder.set_replacement_mask(mask)
+            self.model.theseus_router.set_replacement_mask(mask)
             grad_path = bool(mask.any())
         batch = self.batches[t]
         if meter is not None:
@@ -153,11 +153,12 @@ def hybrid(teacher: Any, p: float) -> Any:
     """A copy of ``teacher`` turned into the replace stage's hybrid: 3 modules of 2 layers."""
     from theseus_builtin.successors import FirstNBuilder
 
+    from theseus_cli.families import family_of
     from theseus_cli.replacing import make_hybrid
 
     model = copy.deepcopy(teacher)
     builder = FirstNBuilder(FirstNBuilder.Params())
-    successors = builder.build(list(model.base_model.encoder.layer), 3)
+    successors = builder.build(family_of(model).layers(model), 3)
     return make_hybrid(model, successors, 3).train()
 
 

@@ -279,10 +279,10 @@ def models(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
         AutoTokenizer,
         BertConfig,
         BertForSequenceClassification,
-        DistilBertConfig,
-        DistilBertForSequenceClassification,
-        GPT2Config,
-        GPT2ForSequenceClassification,
+        MPNetConfig,
+        MPNetForSequenceClassification,
+        Qwen2Config,
+        Qwen2ForSequenceClassification,
     )
 
     root = tmp_path_factory.mktemp("models")
@@ -290,10 +290,13 @@ def models(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
     vocab = tok.vocab_size
     torch.manual_seed(0)
     built = {
-        "distilbert": DistilBertForSequenceClassification(DistilBertConfig(
-            vocab_size=vocab, dim=32, n_layers=2, n_heads=2, hidden_dim=37)),
-        "gpt2": GPT2ForSequenceClassification(GPT2Config(
-            vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, pad_token_id=0)),
+        "mpnet": MPNetForSequenceClassification(MPNetConfig(  # a family theseus lacks
+            vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=37)),
+        "qwen2-mixed": Qwen2ForSequenceClassification(Qwen2Config(  # full, then sliding
+            vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            num_key_value_heads=1, intermediate_size=37, use_sliding_window=True,
+            max_window_layers=1, pad_token_id=0)),
         "short": BertForSequenceClassification(BertConfig(
             vocab_size=vocab, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
             intermediate_size=37, max_position_embeddings=64)),

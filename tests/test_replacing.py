@@ -9,10 +9,10 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from theseus_builtin.successors import FirstNBuilder
-from theseus_cli.errors import ConfigError, ExportError
+from theseus_cli.errors import ConfigError, ExportError, ModelSourceError
 from theseus_cli.replacing import (
-    TheseusEncoder, assemble_successor, count_parameters, draw_replacement_mask,
-    group_layers, make_hybrid, trainable_parameters,
+    ModuleRouter, assemble_successor, count_parameters, draw_replacement_mask,
+    group_layers, make_hybrid, router_of, trainable_parameters,
 )
 
 N = 2  # successor modules; 4 predecessor layers -> 2 layers per module
@@ -73,7 +73,7 @@ def test_make_hybrid_rejects_bad_module_count_and_model():
     scc = FirstNBuilder(FirstNBuilder.Params()).build(pred.bert.encoder.layer, N)
     with pytest.raises(ConfigError, match="1, 2, 4"):
         make_hybrid(pred, scc, 3)
-    with pytest.raises(ConfigError, match="Linear"):
+    with pytest.raises(ModelSourceError, match="does not support model type 'Linear'"):
         make_hybrid(torch.nn.Linear(2, 2), scc, N)
 
 
@@ -106,11 +106,11 @@ def test_p0_equals_predecessor():
     hybrid, original = hybrid_and_original()
     b = batch()
     hybrid.train()
-    hybrid.bert.encoder.set_replacement_mask(torch.zeros(N, dtype=torch.bool))
+    router_of(hybrid).set_replacement_mask(torch.zeros(N, dtype=torch.bool))
     with torch.no_grad():
         assert torch.equal(logits(hybrid, b), logits(original, b))
     hybrid.eval()
-    hybrid.bert.encoder.eval_path = "predecessor"
+    router_of(hybrid).eval_path = "predecessor"
     with torch.no_grad():
         assert torch.equal(logits(hybrid, b), logits(original, b))
 
@@ -122,7 +122,7 @@ def test_p1_and_eval_equal_assembled_successor():
     assert student.config.num_hidden_layers == N and type(student) is type(original)
     assert len(student.bert.encoder.layer) == N
     hybrid.train()
-    hybrid.bert.encoder.set_replacement_mask(torch.ones(N, dtype=torch.bool))
+    router_of(hybrid).set_replacement_mask(torch.ones(N, dtype=torch.bool))
     with torch.no_grad():
         expected = logits(student, b)
         assert torch.equal(logits(hybrid, b), expected)
@@ -140,9 +140,9 @@ def test_training_without_mask_raises():
 
 def test_only_chosen_branch_runs():
     hybrid, _ = hybrid_and_original()
-    enc: TheseusEncoder = hybrid.bert.encoder
+    enc: ModuleRouter = router_of(hybrid)
     calls: list[str] = []
-    for name, mods in (("p", enc.predecessor), ("s", enc.successor)):
+    for name, mods in (("p", enc.predecessor_layers), ("s", enc.successor_modules)):
         for i, m in enumerate(mods):
             m.register_forward_hook(lambda *_, tag=f"{name}{i}": calls.append(tag))
     hybrid.train()
@@ -153,13 +153,13 @@ def test_only_chosen_branch_runs():
 
 def test_one_step_mixed_mask_gradients():
     hybrid, _ = hybrid_and_original()
-    enc: TheseusEncoder = hybrid.bert.encoder
+    enc: ModuleRouter = router_of(hybrid)
     trainable = trainable_parameters(hybrid)
-    assert {id(p) for p in trainable} == {id(p) for p in enc.successor.parameters()}
+    assert {id(p) for p in trainable} == {id(p) for p in enc.successor_modules.parameters()}
     frozen = {n: p.detach().clone() for n, p in hybrid.named_parameters() if not p.requires_grad}
     assert any(n.startswith("bert.embeddings") for n in frozen)
     assert any(n.startswith("classifier") for n in frozen)
-    before = copy.deepcopy(enc.successor.state_dict())
+    before = copy.deepcopy(enc.successor_modules.state_dict())
 
     opt = torch.optim.AdamW(trainable, lr=1e-2)
     hybrid.train()
@@ -168,14 +168,14 @@ def test_one_step_mixed_mask_gradients():
     for name, p in hybrid.named_parameters():
         if not p.requires_grad:
             assert p.grad is None, name
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.successor[0].parameters()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.successor_modules[0].parameters()
                if p.dim() > 1)
-    assert all(p.grad is None for p in enc.successor[1].parameters())
+    assert all(p.grad is None for p in enc.successor_modules[1].parameters())
     opt.step()
     for name, p in hybrid.named_parameters():
         if name in frozen:
             assert torch.equal(p, frozen[name]), name
-    after = enc.successor.state_dict()
+    after = enc.successor_modules.state_dict()
     assert any(not torch.equal(after[k], before[k]) for k in before if k.startswith("0."))
     assert all(torch.equal(after[k], before[k]) for k in before if k.startswith("1."))
 
@@ -220,9 +220,10 @@ def test_count_parameters():
     plain = count_parameters(pred)
     layer = sum(p.numel() for p in pred.bert.encoder.layer[0].parameters())
     assert plain["total"] == sum(p.numel() for p in pred.parameters())
-    assert plain["encoder"] == 4 * layer
-    assert plain["embeddings"] + plain["encoder"] + plain["other"] == plain["total"]
-    assert plain["other"] == (32 * 32 + 32) + (32 * 2 + 2)  # pooler + classifier
+    assert plain["layers"] == 4 * layer
+    assert plain["layers"] + plain["other"] == plain["total"]
+    embeddings = sum(p.numel() for p in pred.bert.embeddings.parameters())
+    assert plain["other"] == embeddings + (32 * 32 + 32) + (32 * 2 + 2)  # + pooler, classifier
     hybrid, _ = hybrid_and_original()
     c = count_parameters(hybrid)
     assert c["predecessor_path"] == plain["total"]

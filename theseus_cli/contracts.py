@@ -1,7 +1,8 @@
 """The whole plugin contract of theseus, in one module.
 
-Three kinds of plugin exist, each discovered through a Python entry-point
-group (see ``theseus_cli.registry``):
+Four kinds of plugin exist, each discovered through a Python entry-point
+group (see ``theseus_cli.registry``); all derive from :class:`Plugin` (a
+``name``, a one-line ``help`` and a ``Params`` dataclass):
 
 ============================  =====================  ==========================
 entry-point group             base class             what it provides
@@ -9,6 +10,8 @@ entry-point group             base class             what it provides
 ``theseus.stages``            :class:`Stage`         a pipeline stage / command
 ``theseus.schedulers``        :class:`Scheduler`     replacing rate p per step
 ``theseus.successors``        :class:`SuccessorBuilder`  successor modules
+``theseus.families``          :class:`ModelFamily`   where a model family keeps
+                                                     its layers; successor config
 ============================  =====================  ==========================
 
 The built-in plugins (``plugins/theseus_builtin``) register through the same
@@ -45,6 +48,7 @@ if TYPE_CHECKING:  # heavy imports only for type checkers
 STAGE_GROUP = "theseus.stages"
 SCHEDULER_GROUP = "theseus.schedulers"
 SUCCESSOR_GROUP = "theseus.successors"
+FAMILY_GROUP = "theseus.families"
 
 
 def param(
@@ -85,6 +89,20 @@ def param(
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+@dataclass
+class NoParams:
+    """``Params`` of a plugin without settings."""
+
+
+class Plugin:
+    """What every plugin kind has: its entry-point ``name``, a one-line ``help`` (shown by
+    ``theseus plugins`` and ``--help``) and a ``Params`` dataclass built with :func:`param`."""
+
+    name: ClassVar[str]
+    help: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
 
 
 @dataclass
@@ -180,7 +198,7 @@ class CheckContext:
         return f"{self.stage}.{name}: {shown} (theseus.yaml or default)"
 
 
-class Stage(ABC):
+class Stage(Plugin, ABC):
     """A pipeline stage: reads input artifacts, writes one new artifact version.
 
     Subclasses set ``name`` (the command name), ``help``, ``inputs`` (names of
@@ -189,10 +207,7 @@ class Stage(ABC):
     ``summary_metrics`` (metric names ``theseus status`` shows).
     """
 
-    name: ClassVar[str]
-    help: ClassVar[str]
     inputs: ClassVar[tuple[str, ...]] = ()
-    Params: ClassVar[type]
     summary_metrics: ClassVar[tuple[str, ...]] = ()
     #: True for a stage whose artifact is a compressed model ready to evaluate and
     #: export (``model/``, with the teacher in its lineage): ``evaluate``,
@@ -244,17 +259,13 @@ class Stage(ABC):
         return NotImplemented
 
 
-class Scheduler(ABC):
+class Scheduler(Plugin, ABC):
     """Replacing-rate scheduler: the probability p that a module is replaced.
 
     ``rate(t)`` is called once per optimizer step ``t`` (0-based, counted in
     optimizer steps, not micro-batches or epochs) and must return a value in
     [0, 1]. Paper: section 3.3 (eq. 6) for the curriculum scheduler.
     """
-
-    name: ClassVar[str]
-    help: ClassVar[str] = ""
-    Params: ClassVar[type]
 
     def __init__(self, params: Any):
         self.params = params
@@ -285,23 +296,23 @@ class Scheduler(ABC):
         return f"{self.name}({dataclasses.asdict(self.params)})"
 
 
-class SuccessorBuilder(ABC):
+class SuccessorBuilder(Plugin, ABC):
     """Builds the successor modules ``scc_1 .. scc_n`` (paper section 3.1).
 
     The predecessor's ``L`` Transformer layers are grouped into ``n`` modules of
     ``L / n`` consecutive layers; ``build`` returns ``n`` successor modules,
     module ``i`` standing in for predecessor module ``i``.
 
-    Each successor module is called exactly like one predecessor layer,
-    ``module(hidden_states, attention_mask, **kwargs)`` with ``hidden_states``
-    of shape (batch, seq_len, hidden), and returns a tensor of the same shape.
-    If every module is an instance of the predecessor's layer class, the
-    assembled successor (eq. 5) is a stock Hugging Face model with ``n`` layers.
+    Call convention: successor module ``i`` is called exactly as the model family's
+    own encoder or decoder loop calls the first predecessor layer of group ``i``
+    (layer ``i·L/n``): the same positional and keyword arguments, passed through
+    unchanged by the router (``theseus_cli.replacing.RoutedLayer``). The first
+    argument is the hidden states, (batch, seq_len, hidden); the module returns
+    what that layer returns (a tensor of the same shape, or a tuple whose first
+    element is one, as the family's layers do). If every module is an instance of
+    the predecessor's layer class, the assembled successor (eq. 5) is a stock
+    Hugging Face model with ``n`` layers (:meth:`ModelFamily.build_successor`).
     """
-
-    name: ClassVar[str]
-    help: ClassVar[str] = ""
-    Params: ClassVar[type]
 
     def __init__(self, params: Any):
         self.params = params
@@ -325,4 +336,58 @@ class SuccessorBuilder(ABC):
 
         Raises:
             ConfigError: when this builder cannot build n modules from these layers.
+        """
+
+
+class ModelFamily(Plugin, ABC):
+    """A family of Transformer models module replacing can work on (BERT, GPT-2, ...).
+
+    A family says where a ``*ForSequenceClassification`` model of its ``model_types``
+    keeps its list of Transformer layers. Everything outside that list (embeddings,
+    relative-position tables, rotary embeddings, final norms, pooler, head) stays
+    the family's own code: module replacing puts a routed slot in each entry of the
+    list and lets the family's encoder or decoder loop call them with its own
+    arguments. ``theseus_cli.families.LayerListFamily`` implements every method for
+    families whose layers are a ``ModuleList`` at one attribute path; a family
+    plugin usually subclasses it and sets ``model_types`` and ``layers_path``.
+    """
+
+    #: ``config.model_type`` values of the family (``"bert"``, ``"llama"``, ...)
+    model_types: ClassVar[tuple[str, ...]] = ()
+    #: what lies outside the layer list and runs unchanged, for ``theseus plugins``
+    outside: ClassVar[str] = ""
+
+    def __init__(self, params: Any = None):
+        self.params = params if params is not None else self.Params()
+
+    @abstractmethod
+    def layers(self, model: nn.Module) -> list[nn.Module]:
+        """The L Transformer layers in the order the model applies them (a layer shared
+        by several applications, as ALBERT's, appears once per application)."""
+
+    @abstractmethod
+    def install(self, model: nn.Module, slots: Sequence[nn.Module]) -> None:
+        """Put ``slots`` (one per entry of :meth:`layers`, in order) where the layers
+        were, so that the model's own loop calls slot j where it called layer j."""
+
+    @abstractmethod
+    def build_successor(self, model: nn.Module, modules: Sequence[nn.Module]) -> nn.Module:
+        """A new model of ``model``'s class with ``len(modules)`` layers: everything
+        outside the layer list copied from ``model``, layer i a copy of ``modules[i]``.
+
+        Raises:
+            ExportError: a module cannot be a layer of the family's stock model.
+        """
+
+    def conform(self, modules: nn.ModuleList) -> nn.ModuleList:
+        """Make module i fit position i of the family's n-layer model before training
+        (ModernBERT's first layer has no attention norm). Default: unchanged."""
+        return modules
+
+    def check(self, config: Any, num_modules: int | None = None) -> None:
+        """Reject, from the model's config alone, a configuration the family cannot
+        route or export (before any training). Default: accept.
+
+        Raises:
+            ConfigError / ModelSourceError: naming the setting and what is accepted.
         """

@@ -194,23 +194,24 @@ def save(model: Any, tokenizer: Any, path: Path) -> None:
 
 
 def keep_bottom_layers(model: Any, n: int) -> Any:
-    """Cut a BERT-style ``*ForSequenceClassification`` to its bottom ``n`` layers, in place
-    (``base_model.encoder.layer[:n]``, ``config.num_hidden_layers = n``); it stays a stock
-    model of its class. Returns ``model``.
+    """The bottom ``n`` layers of ``model``: a NEW stock model of its class with n layers,
+    everything outside the layer list copied and layer i a copy of layer i (the model
+    family's ``build_successor``; ALBERT's shared layers become n unshared copies).
 
     Raises:
         ConfigError: ``n`` is not between 1 and the model's layer count.
+        ModelSourceError: no model family supports the model.
     """
-    from torch import nn
+    import copy
 
     from theseus_cli.errors import ConfigError
+    from theseus_cli.families import family_of
 
-    layers = model.base_model.encoder.layer
+    family = family_of(model)
+    layers = family.layers(model)
     if not 1 <= n <= len(layers):
         raise ConfigError(f"cannot keep {n} of {len(layers)} layers; accepted: 1 to {len(layers)}")
-    model.base_model.encoder.layer = nn.ModuleList(list(layers)[:n])
-    model.config.num_hidden_layers = n
-    return model
+    return family.build_successor(model, [copy.deepcopy(layer) for layer in layers[:n]])
 
 
 def num_layers(model: Any) -> int:

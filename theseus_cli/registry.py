@@ -15,19 +15,21 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from theseus_cli.contracts import (
+    FAMILY_GROUP,
     SCHEDULER_GROUP,
     STAGE_GROUP,
     SUCCESSOR_GROUP,
     Scheduler,
+    ModelFamily,
     Stage,
     SuccessorBuilder,
 )
 from theseus_cli.errors import UnknownNameError
 
 BASES: dict[str, type] = {STAGE_GROUP: Stage, SCHEDULER_GROUP: Scheduler,
-                          SUCCESSOR_GROUP: SuccessorBuilder}
+                          SUCCESSOR_GROUP: SuccessorBuilder, FAMILY_GROUP: ModelFamily}
 KIND: dict[str, str] = {STAGE_GROUP: "stage", SCHEDULER_GROUP: "scheduler",
-                        SUCCESSOR_GROUP: "successor builder"}
+                        SUCCESSOR_GROUP: "successor builder", FAMILY_GROUP: "model family"}
 
 
 @dataclass(frozen=True)

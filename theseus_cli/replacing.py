@@ -14,9 +14,14 @@ the successor modules alone form the successor model (eq. 5):
 
     y_{i+1} = scc_i(y_i)                                  (eq. 5)
 
-Tensor shapes: hidden states are (batch, seq_len, hidden) throughout; the
-attention mask is whatever the HF base model passes to its encoder (usually
-(batch, 1, seq_len, seq_len) additive / boolean, or None).
+The model family (``theseus_cli.families``) says where the L layers are. Each
+becomes a routed slot of one shared router, and the family's own encoder or
+decoder loop runs unchanged: it calls slot j with the arguments of layer j
+(masks, relative positions, rotary embeddings), and the slot runs predecessor
+layer j, successor module i, or passes the hidden states through.
+
+Tensor shapes: hidden states are (batch, seq_len, hidden) throughout; masks and
+position tensors are whatever the family's loop passes to its layers.
 """
 
 from __future__ import annotations
@@ -28,30 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
 
-from theseus_cli.errors import ConfigError, ExportError, ModelSourceError
-
-#: ``config.model_type`` values whose layers module replacing can route today:
-#: a ``base_model.encoder.layer`` list of BERT-style layers, with absolute positions
-#: computed outside the encoder.
-SUPPORTED_MODEL_TYPES = ("bert", "camembert", "electra", "roberta", "xlm-roberta")
-
-
-def check_replaceable(model_type: str, source: str = "") -> None:
-    """Reject a model family that module replacing does not support.
-
-    Raises:
-        ModelSourceError: names the model type, the supported ones and how a
-            family is added.
-    """
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ModelSourceError(
-            f"module replacing does not support model type {model_type!r}"
-            f"{f' ({source})' if source else ''}; supported: {', '.join(SUPPORTED_MODEL_TYPES)} "
-            "(BERT-style encoders with base_model.encoder.layer). Choose such a model in "
-            "theseus.yaml (model:); support for another family is added in "
-            "theseus_cli/replacing.py (SUPPORTED_MODEL_TYPES) once its layers can be routed")
+from theseus_cli.errors import ConfigError, ExportError
 
 EVAL_PATHS = ("successor", "predecessor")
 
@@ -137,7 +120,7 @@ def scheduler_rate(scheduler: Any, t: int) -> float:
 
 
 class ReplacingSchedule:
-    """Per optimizer step: the scheduler's p, then the module mask (eq. 2) for the encoder.
+    """Per optimizer step: the scheduler's p, then the module mask (eq. 2) for the router.
 
     Used as ``train(before_step=schedule.before_step, extra_state=schedule)``.
     The mask of step t depends only on (seed, t) (:func:`draw_replacement_mask`),
@@ -150,15 +133,15 @@ class ReplacingSchedule:
 
     Args:
         scheduler: a ``contracts.Scheduler``.
-        encoder: the hybrid's :class:`TheseusEncoder`.
+        router: the hybrid's :class:`ModuleRouter` (:func:`router_of`).
         seed: the run seed.
         rank: this process's index (names the debug file).
     """
 
-    def __init__(self, scheduler: Any, encoder: TheseusEncoder, seed: int, rank: int = 0):
+    def __init__(self, scheduler: Any, router: ModuleRouter, seed: int, rank: int = 0):
         import os
 
-        self.scheduler, self.encoder, self.seed, self.rank = scheduler, encoder, int(seed), rank
+        self.scheduler, self.router, self.seed, self.rank = scheduler, router, int(seed), rank
         debug = os.environ.get(MASK_DEBUG_ENV)
         self.debug_file = None
         if debug:
@@ -181,8 +164,8 @@ class ReplacingSchedule:
                 not a number in [0, 1] (names the plugin and the step).
         """
         p = scheduler_rate(self.scheduler, t)
-        mask = draw_replacement_mask(p, self.encoder.num_modules, self.seed, t)  # (n,) bool
-        self.encoder.set_replacement_mask(mask)
+        mask = draw_replacement_mask(p, self.router.num_modules, self.seed, t)  # (n,) bool
+        self.router.set_replacement_mask(mask)
         bits = [int(r) for r in mask.tolist()]
         if self.debug_file is not None:
             from theseus_cli import jsonio
@@ -196,7 +179,7 @@ class ReplacingSchedule:
         return {"scheduler": type(self.scheduler).__name__,
                 "scheduler_state": self.scheduler.state_dict(),
                 "mask_generator": {"kind": "blake2b(seed, step) -> torch.Generator",
-                                   "seed": self.seed, "num_modules": self.encoder.num_modules}}
+                                   "seed": self.seed, "num_modules": self.router.num_modules}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the scheduler state; check the masks would be the same.
@@ -207,41 +190,45 @@ class ReplacingSchedule:
         from theseus_cli.errors import CheckpointError
 
         gen = state["mask_generator"]
-        if (gen["seed"], gen["num_modules"]) != (self.seed, self.encoder.num_modules):
+        if (gen["seed"], gen["num_modules"]) != (self.seed, self.router.num_modules):
             raise CheckpointError(
                 f"checkpoint drew masks with seed {gen['seed']} over {gen['num_modules']} modules, "
-                f"this run uses seed {self.seed} over {self.encoder.num_modules}; rerun with "
+                f"this run uses seed {self.seed} over {self.router.num_modules}; rerun with "
                 "--restart to start over")
         self.scheduler.load_state_dict(state["scheduler_state"])
 
 
-# ---------------------------------------------------------------- encoder --
+# ---------------------------------------------------------------- routing --
 
-class TheseusEncoder(nn.Module):
-    """Drop-in replacement for ``model.base_model.encoder`` (BertEncoder, ...).
+class ModuleRouter:
+    """Which path each of the n modules takes in the next forward pass.
+
+    Shared by the L :class:`RoutedLayer` slots of one hybrid (a plain object, not a
+    module: the layers and modules belong to the slots). In training mode module i
+    runs its successor when ``replacement_mask[i]`` (eq. 3); in eval mode every
+    module takes ``eval_path``: ``"successor"`` (eq. 5, default) or ``"predecessor"``.
 
     Attributes:
-        predecessor: nn.ModuleList of the L predecessor layers (frozen).
-        successor: nn.ModuleList of the n successor modules (trainable).
         groups: ``groups[i]`` = indices of the predecessor layers of module i.
-        eval_path: ``"successor"`` (eq. 5, default) or ``"predecessor"``; which
-            path runs in eval mode.
-        replacement_mask: BoolTensor (n,) set by :meth:`set_replacement_mask`;
-            used in training mode only.
+        predecessor_layers: the L frozen layers, in order of application.
+        successor_modules: the n trainable modules.
+        predecessor_config: a copy of the predecessor's config before routing.
+        family: the :class:`~theseus_cli.contracts.ModelFamily` that routed it.
+        replacement_mask: BoolTensor (n,) or None; see :meth:`set_replacement_mask`.
     """
 
-    def __init__(self, predecessor: nn.ModuleList, successor: nn.ModuleList, config: Any = None):
-        super().__init__()
-        self.groups = group_layers(len(predecessor), len(successor))
-        self.predecessor = predecessor
-        self.successor = successor
-        self.config = config
+    def __init__(self, groups: list[range], predecessor_layers: list[nn.Module],
+                 successor_modules: nn.ModuleList, predecessor_config: Any, family: Any):
+        self.groups, self.predecessor_layers = groups, predecessor_layers
+        self.successor_modules, self.predecessor_config = successor_modules, predecessor_config
+        self.family = family
         self.eval_path = "successor"
         self.replacement_mask: torch.Tensor | None = None
+        self.output_form: dict[int, int | None] = {}  # module -> tuple length of its output
 
     @property
     def num_modules(self) -> int:
-        return len(self.successor)
+        return len(self.successor_modules)
 
     def set_replacement_mask(self, mask: torch.Tensor | None) -> None:
         """Set r (BoolTensor (n,), True = use successor module) for the next
@@ -254,146 +241,140 @@ class TheseusEncoder(nn.Module):
                 )
         self.replacement_mask = mask
 
-    def _use_successor(self) -> list[bool]:
-        """Per module: run the successor (True) or the predecessor group (False)."""
-        if self.training:
+    def uses_successor(self, module: int, training: bool) -> bool:
+        """Whether module ``module`` runs its successor in this forward pass."""
+        if training:
             if self.replacement_mask is None:
                 raise RuntimeError(
-                    "TheseusEncoder is in training mode but no replacement mask was set; "
-                    "call set_replacement_mask(draw_replacement_mask(...)) before forward"
-                )
-            return self.replacement_mask.tolist()
+                    "the hybrid is in training mode but no replacement mask was set; "
+                    "call set_replacement_mask(draw_replacement_mask(...)) before forward")
+            return bool(self.replacement_mask[module])
         if self.eval_path not in EVAL_PATHS:
             raise ValueError(f"eval_path={self.eval_path!r}; accepted: {', '.join(EVAL_PATHS)}")
-        return [self.eval_path == "successor"] * self.num_modules
+        return self.eval_path == "successor"
 
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        encoder_hidden_states: torch.Tensor | None = None,
-        encoder_attention_mask: torch.Tensor | None = None,
-        past_key_values: Any = None,
-        use_cache: bool | None = None,
-        **kwargs: Any,
-    ) -> BaseModelOutputWithPastAndCrossAttentions:
-        """Run the hybrid (eq. 3, training) or one pure path (eval).
 
-        Args:
-            hidden_states: (batch, seq_len, hidden) embedding output.
-            attention_mask: as prepared by the base model; passed to each layer.
-        Returns:
-            ``last_hidden_state`` of shape (batch, seq_len, hidden).
-        """
-        for i, use_scc in enumerate(self._use_successor()):
-            layers = [self.successor[i]] if use_scc else [self.predecessor[j] for j in self.groups[i]]
-            for layer in layers:
-                hidden_states = layer(
-                    hidden_states,
-                    attention_mask,
-                    encoder_hidden_states,
-                    encoder_attention_mask=encoder_attention_mask,
-                    past_key_values=past_key_values,
-                    **kwargs,
-                )  # (batch, seq_len, hidden)
-        return BaseModelOutputWithPastAndCrossAttentions(
-            last_hidden_state=hidden_states,
-            past_key_values=past_key_values if use_cache else None,
-        )
+class RoutedLayer(nn.Module):
+    """Slot j of the family's layer list in the hybrid: layer j of module i's group.
+
+    The family's own loop calls it exactly as it called layer j, with every
+    positional and keyword argument (masks, relative positions, rotary embeddings).
+    When module i takes its predecessor path, slot j runs predecessor layer j. When
+    it takes its successor, the group's first slot runs successor module i with the
+    same arguments and the group's other slots pass the hidden states through,
+    shaped like that module's output (a tensor, or a tuple with Nones after it).
+    Attributes the loop reads from a layer (ModernBERT's ``attention_type``) are
+    those of the module that runs.
+    """
+
+    def __init__(self, router: ModuleRouter, module: int, position: int, layer: nn.Module,
+                 successor: nn.Module | None = None):
+        super().__init__()
+        self.layer = layer  # predecessor layer j (frozen)
+        self.successor = successor  # successor module i, on the group's first slot only
+        self.module_index, self.position = module, position
+        object.__setattr__(self, "router", router)  # shared state, not a submodule
+
+    def _running(self) -> nn.Module:
+        if self.router.uses_successor(self.module_index, self.training) and self.position == 0:
+            return self.successor
+        return self.layer
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Route one layer call; hidden states (batch, seq_len, hidden) in and out."""
+        router, i = self.router, self.module_index
+        if not router.uses_successor(i, self.training):
+            return self.layer(*args, **kwargs)
+        if self.position == 0:
+            out = self.successor(*args, **kwargs)
+            router.output_form[i] = len(out) if isinstance(out, tuple) else None
+            return out
+        hidden = args[0] if args else kwargs["hidden_states"]  # (batch, seq_len, hidden)
+        size = router.output_form.get(i)
+        return hidden if size is None else (hidden, *([None] * (size - 1)))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("_") or name in ("layer", "successor", "router"):
+                raise
+            return getattr(self._running(), name)
 
 
 # ----------------------------------------------------------------- hybrid --
 
-def _theseus_encoder(model: nn.Module) -> TheseusEncoder:
-    enc = getattr(getattr(model, "base_model", None), "encoder", None)
-    if not isinstance(enc, TheseusEncoder):
-        raise ExportError(
-            f"{type(model).__name__} is not a hybrid model (its base_model.encoder is "
-            f"{type(enc).__name__}, not TheseusEncoder); build it with make_hybrid"
-        )
-    return enc
-
-
-def make_hybrid(
-    predecessor: PreTrainedModel, successor_modules: nn.ModuleList, num_modules: int
-) -> PreTrainedModel:
-    """Turn a fine-tuned ``*ForSequenceClassification`` into the hybrid model.
-
-    Modifies ``predecessor`` in place and returns it: ``base_model.encoder``
-    becomes a :class:`TheseusEncoder` over its existing ``encoder.layer`` list
-    and ``successor_modules`` (moved to the predecessor's device). Every
-    predecessor parameter (embeddings, layers, pooler, classifier) gets
-    requires_grad=False; every successor parameter requires_grad=True.
+def router_of(model: nn.Module) -> ModuleRouter:
+    """The :class:`ModuleRouter` of a hybrid built by :func:`make_hybrid`.
 
     Raises:
-        ConfigError: no ``base_model.encoder.layer`` ModuleList, or the number
-            of successor modules differs from ``num_modules`` / does not divide L.
+        ExportError: the model is not a hybrid.
     """
-    model_type = getattr(getattr(predecessor, "config", None), "model_type", None)
-    if model_type is not None:
-        check_replaceable(model_type)
-    base = getattr(predecessor, "base_model", None)
-    encoder = getattr(base, "encoder", None)
-    layers = getattr(encoder, "layer", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise ConfigError(
-            f"{type(predecessor).__name__} has no base_model.encoder.layer ModuleList; "
-            "module replacing supports BERT-family encoders (BERT, RoBERTa, ...)"
-        )
-    group_layers(len(layers), num_modules)  # validates n against L
+    router = getattr(model, "theseus_router", None)
+    if not isinstance(router, ModuleRouter):
+        raise ExportError(f"{type(model).__name__} is not a hybrid model (no module router); "
+                          "build it with make_hybrid")
+    return router
+
+
+def make_hybrid(predecessor: PreTrainedModel, successor_modules: nn.ModuleList,
+                num_modules: int, family: Any = None) -> PreTrainedModel:
+    """Turn a fine-tuned ``*ForSequenceClassification`` into the hybrid model (eq. 3).
+
+    Modifies ``predecessor`` in place and returns it: each of the family's L layers
+    is wrapped in a :class:`RoutedLayer` slot sharing one :class:`ModuleRouter`
+    (``model.theseus_router``); successor module i sits in the first slot of group i.
+    Every predecessor parameter (embeddings, layers, norms, head) gets
+    requires_grad=False; every successor parameter requires_grad=True.
+
+    Args:
+        family: the model's :class:`~theseus_cli.contracts.ModelFamily`; None looks it
+            up from ``config.model_type``.
+
+    Raises:
+        ModelSourceError: no family supports the model.
+        ConfigError: the family has no layer list there, or the number of successor
+            modules differs from ``num_modules`` / does not divide L.
+    """
+    from theseus_cli.families import family_of
+
+    family = family or family_of(predecessor)
+    family.check(predecessor.config, num_modules)
+    layers = family.layers(predecessor)
+    groups = group_layers(len(layers), num_modules)  # validates n against L
     if len(successor_modules) != num_modules:
         raise ConfigError(
             f"got {len(successor_modules)} successor modules for num_modules={num_modules}"
         )
-    for prm in predecessor.parameters():
-        prm.requires_grad_(False)
-    device = next(predecessor.parameters()).device
-    successor_modules = successor_modules.to(device)
-    for prm in successor_modules.parameters():
-        prm.requires_grad_(True)
-    base.encoder = TheseusEncoder(layers, successor_modules, config=getattr(encoder, "config", None))
+    predecessor.requires_grad_(False)
+    ref = next(predecessor.parameters())
+    successor_modules = family.conform(successor_modules).to(ref.device)
+    successor_modules.requires_grad_(True)
+    router = ModuleRouter(groups, layers, successor_modules, copy.deepcopy(predecessor.config),
+                          family)
+    slots = [RoutedLayer(router, i, k, layers[j], successor_modules[i] if k == 0 else None)
+             for i, group in enumerate(groups) for k, j in enumerate(group)]
+    for slot in slots:
+        slot.train(predecessor.training)
+    family.install(predecessor, slots)
+    object.__setattr__(predecessor, "theseus_router", router)
     return predecessor
 
 
 def assemble_successor(hybrid: PreTrainedModel) -> PreTrainedModel:
     """Build the compact successor model S = {scc_1 .. scc_n} (eq. 5).
 
-    Returns a NEW model of the hybrid's class whose config is a copy with
-    ``num_hidden_layers = n``; embeddings, pooler and classifier are copied
-    from the predecessor and encoder layer i is a copy of successor module i.
-    In eval mode it gives exactly the hybrid's eval (successor path) logits.
-    The hybrid is not modified.
+    Returns a NEW model of the hybrid's class with n layers (the family's
+    ``build_successor``): everything outside the layer list copied from the
+    predecessor, layer i a copy of successor module i. In eval mode it gives exactly
+    the hybrid's eval (successor path) logits. The hybrid is not modified.
 
     Raises:
-        ExportError: the model is not a hybrid, or a successor module is not an
-            instance of the predecessor's layer class.
+        ExportError: the model is not a hybrid, or a successor module cannot be a
+            layer of the family's stock model.
     """
-    enc = _theseus_encoder(hybrid)
-    layer_cls = type(enc.predecessor[0])
-    for i, module in enumerate(enc.successor):
-        if not isinstance(module, layer_cls):
-            raise ExportError(
-                f"successor module {i} is a {type(module).__name__}, not the predecessor's "
-                f"layer class {layer_cls.__name__}; it cannot be exported as a stock model"
-            )
-    config = copy.deepcopy(hybrid.config)
-    config.num_hidden_layers = enc.num_modules
-    ref = next(hybrid.parameters())
-    successor = type(hybrid)(config).to(device=ref.device, dtype=ref.dtype)
-
-    # Everything outside the encoder: embeddings, pooler, classifier.
-    enc_prefix = f"{hybrid.base_model_prefix}.encoder." if hybrid.base_model is not hybrid else "encoder."
-    outer = {k: v for k, v in hybrid.state_dict().items() if not k.startswith(enc_prefix)}
-    missing, unexpected = successor.load_state_dict(outer, strict=False)
-    bad = [k for k in missing if not k.startswith(enc_prefix)] + list(unexpected)
-    if bad:
-        raise ExportError(f"state dict mismatch while exporting the successor: {bad[:5]}")
-    for dst, src in zip(successor.base_model.encoder.layer, enc.successor):
-        dst.load_state_dict(src.state_dict(), strict=True)
-    for prm in successor.parameters():
-        prm.requires_grad_(True)
-    successor.train(hybrid.training)
-    return successor
+    router = router_of(hybrid)
+    return router.family.build_successor(hybrid, list(router.successor_modules))
 
 
 # ------------------------------------------------------------- parameters --
@@ -408,23 +389,33 @@ def _numel(module: nn.Module | None) -> int:
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
-    """Count parameters (unique tensors; tied weights counted once).
+    """Count parameters (unique tensors; tied or shared weights counted once).
 
-    Keys for any model: ``total``, ``embeddings``, ``encoder`` and ``other``
-    (= total - embeddings - encoder: pooler + classifier head).
-    For a hybrid, ``encoder`` counts predecessor layers plus successor modules
-    and two more keys are added: ``predecessor_path`` (embeddings + the L
-    predecessor layers + other, i.e. the original model) and
-    ``successor_path`` (embeddings + the n successor modules + other, i.e. the
-    size of the model :func:`assemble_successor` exports).
+    Keys for any model: ``total``, ``layers`` (the Transformer layers: the family's
+    layer list) and ``other`` (= total - layers: embeddings, norms, pooler, head).
+    For a hybrid two more keys: ``predecessor_path`` (the original model: everything
+    but the successor modules) and ``successor_path`` (everything but the
+    predecessor layers: the size of the model :func:`assemble_successor` builds).
     """
-    base = getattr(model, "base_model", model)
     total = _numel(model)
-    emb = _numel(getattr(base, "embeddings", None))
-    encoder = getattr(base, "encoder", None)
-    enc = _numel(encoder)
-    counts = {"total": total, "embeddings": emb, "encoder": enc, "other": total - emb - enc}
-    if isinstance(encoder, TheseusEncoder):
-        counts["predecessor_path"] = emb + _numel(encoder.predecessor) + counts["other"]
-        counts["successor_path"] = emb + _numel(encoder.successor) + counts["other"]
-    return counts
+    router = getattr(model, "theseus_router", None)
+    if isinstance(router, ModuleRouter):
+        predecessor = _numel(nn.ModuleList(_unique(router.predecessor_layers)))
+        successor = _numel(router.successor_modules)
+        return {"total": total, "layers": predecessor + successor,
+                "other": total - predecessor - successor,
+                "predecessor_path": total - successor, "successor_path": total - predecessor}
+    try:
+        from theseus_cli.families import family_of
+
+        layers = _numel(nn.ModuleList(_unique(family_of(model).layers(model))))
+    except Exception:  # noqa: BLE001 - a model of no known family: no breakdown
+        layers = 0
+    return {"total": total, "layers": layers, "other": total - layers}
+
+
+def _unique(modules: list[nn.Module]) -> list[nn.Module]:
+    seen: dict[int, nn.Module] = {}
+    for m in modules:
+        seen.setdefault(id(m), m)
+    return list(seen.values())

@@ -13,9 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from theseus_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from theseus_cli.artifacts import Artifact
 
 MAX_SEED = 2**32 - 1
 

@@ -34,9 +34,9 @@ class _TruncatedBaseline(Stage):
         """n must be between 1 and the predecessor's L layers; the family must be
         one whose layers can be cut (the same as module replacing's)."""
         from theseus_cli.errors import ConfigError
-        from theseus_cli.replacing import check_replaceable
+        from theseus_cli.families import family_for
 
-        check_replaceable(ctx.model.model_type, ctx.model.source)
+        family_for(ctx.model.model_type, ctx.model.source).check(ctx.model.config)
         n, num_layers = ctx.params.successor_layers, ctx.model.num_layers
         if n is not None and not 1 <= n <= num_layers:
             raise ConfigError(f"{ctx.setting('successor_layers')}: keep between 1 and the "
@@ -54,7 +54,7 @@ class _TruncatedBaseline(Stage):
         model, tokenizer = models.load_predecessor(ctx.config.model, task, ctx.config.root)
         num_layers = models.num_layers(model)
         n = params.successor_layers or max(1, num_layers // 2)
-        models.keep_bottom_layers(model, n)
+        model = models.keep_bottom_layers(model, n)
         train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
         dev_ds = load_tokenized(ctx.config, task, tokenizer, "selection")  # dev or holdout
         train_ds, loss_fn, distill = distillation.prepare(ctx, teacher, train_ds, tokenizer, task,

@@ -31,6 +31,7 @@ class FinetuneSuccessor(Stage):
         from theseus_cli import distillation, models
         from theseus_cli.artifacts import ArtifactStore
         from theseus_cli.data import load_tokenized
+        from theseus_cli.families import family_of
         from theseus_cli.glue import get_task
         from theseus_cli.replacing import count_parameters
         from theseus_cli.training import train
@@ -41,7 +42,8 @@ class FinetuneSuccessor(Stage):
         model, tokenizer = models.load_saved(replaced.file(models.MODEL_DIR))
         if ctx.params.train == "successor-layers":
             model.requires_grad_(False)
-            model.base_model.encoder.layer.requires_grad_(True)
+            for layer in family_of(model).layers(model):
+                layer.requires_grad_(True)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         ctx.log.info(f"successor: {models.num_layers(model)} layers; training "
                      f"{ctx.params.train} ({trainable:,} parameters)")

@@ -23,8 +23,8 @@ class Replace(Stage):
     The predecessor's L layers are grouped into n modules of L/n layers. At every
     optimizer step each module independently draws r ~ Bernoulli(p) (eq. 2),
     with p from the scheduler, and runs its successor module if r = 1, else its
-    frozen predecessor layers (eq. 3). Embeddings, predecessor layers, pooler
-    and classifier are frozen (requires_grad=False); gradients flow through
+    frozen predecessor layers (eq. 3). The model family plugin says where the layers
+    are; embeddings, predecessor layers, norms, pooler and head are frozen (requires_grad=False); gradients flow through
     frozen predecessor modules into the successor modules below them. Dev
     evaluation uses the successor-only path (eq. 5); the best is kept and
     written as a stock Hugging Face model with n layers.
@@ -52,11 +52,11 @@ class Replace(Stage):
     def check(self, ctx: CheckContext) -> None:
         """The model family is supported and n divides the predecessor's L layers."""
         from theseus_cli.errors import ConfigError
-        from theseus_cli.replacing import check_replaceable
+        from theseus_cli.families import family_for
 
-        check_replaceable(ctx.model.model_type, ctx.model.source)
         num_layers = ctx.model.num_layers
         n = ctx.params.successor_layers or max(1, num_layers // 2)
+        family_for(ctx.model.model_type, ctx.model.source).check(ctx.model.config, n)
         if not (1 <= n <= num_layers) or num_layers % n:
             divisors = [d for d in range(1, num_layers + 1) if num_layers % d == 0]
             raise ConfigError(
@@ -68,6 +68,7 @@ class Replace(Stage):
         from theseus_cli import distillation, models
         from theseus_cli.config import plugin_params
         from theseus_cli.data import load_tokenized
+        from theseus_cli.families import family_of
         from theseus_cli.glue import get_task
         from theseus_cli.replacing import (
             ReplacingSchedule,
@@ -81,6 +82,7 @@ class Replace(Stage):
         task, params = get_task(ctx.task), ctx.params
         teacher = ctx.inputs["finetune-teacher"]
         model, tokenizer = models.load_saved(teacher.file(models.MODEL_DIR))
+        family = family_of(model)
         num_layers = models.num_layers(model)
         n = params.successor_layers or max(1, num_layers // 2)
         groups = group_layers(num_layers, n)
@@ -90,13 +92,13 @@ class Replace(Stage):
         builder = builder_cls(builder_params)
         if builder.init_source == "pretrained":  # the predecessor before task fine-tuning
             pretrained, _ = models.load_predecessor(ctx.config.model, task, ctx.config.root)
-            source_layers = list(pretrained.base_model.encoder.layer)
+            source_layers = family.layers(pretrained)
         else:
-            source_layers = list(model.base_model.encoder.layer)
+            source_layers = family.layers(model)
         successor_modules = builder.build(source_layers, n)
-        hybrid = make_hybrid(model, successor_modules, n)
+        hybrid = make_hybrid(model, successor_modules, n, family)
         # masks drawn from (seed, step): the same on every process and after a resume
-        schedule = ReplacingSchedule(scheduler, hybrid.base_model.encoder, ctx.runtime.seed,
+        schedule = ReplacingSchedule(scheduler, hybrid.theseus_router, ctx.runtime.seed,
                                      rank=ctx.runtime.process_index)
         train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
         dev_ds = load_tokenized(ctx.config, task, tokenizer, "selection")  # dev or holdout
@@ -120,7 +122,7 @@ class Replace(Stage):
             models.save(successor, tokenizer, ctx.out_dir / models.MODEL_DIR)
         return StageResult(
             metrics={**outcome.best_metrics, "best_step": outcome.best_step},
-            info={"predecessor_layers": num_layers, "modules": n,
+            info={"family": family.name, "predecessor_layers": num_layers, "modules": n,
                   "module_groups": [[g.start, g.stop] for g in groups],
                   "scheduler": {"name": sched_cls.name, "params": vars(sched_params),
                                 "formula": scheduler.describe()},

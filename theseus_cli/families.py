@@ -1,0 +1,168 @@
+"""Model families: where each keeps its layers, and the one generic implementation.
+
+:class:`LayerListFamily` implements the :class:`~theseus_cli.contracts.ModelFamily`
+contract for every family whose Transformer layers are one ``nn.ModuleList`` at an
+attribute path of the ``*ForSequenceClassification`` model (``base_model.encoder.layer``
+for BERT, ``base_model.layers`` for Llama, ``base_model.h`` for GPT-2). The built-in
+families (``plugins/theseus_builtin/families.py``) are small subclasses of it;
+:func:`family_for` picks the family of a model type.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from theseus_cli.contracts import FAMILY_GROUP, ModelFamily
+from theseus_cli.errors import ConfigError, ExportError, ModelSourceError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+#: per-layer config lists (one entry per layer) cut to the successor's layers
+PER_LAYER_LISTS = ("layer_types",)
+
+
+def family_for(model_type: str, source: str = "") -> ModelFamily:
+    """The model family plugin whose ``model_types`` include ``model_type``.
+
+    Raises:
+        ModelSourceError: no loaded family supports it; names the supported model
+            types and how a family is added.
+    """
+    from theseus_cli import registry
+
+    supported = {}
+    for name, cls in registry.available(FAMILY_GROUP).items():
+        if model_type in cls.model_types:
+            return cls()
+        supported[name] = cls.model_types
+    listed = "; ".join(f"{n}: {', '.join(t)}" for n, t in sorted(supported.items()))
+    raise ModelSourceError(
+        f"module replacing does not support model type {model_type!r}"
+        f"{f' ({source})' if source else ''}; supported families (model types): {listed}. "
+        "Choose such a model in theseus.yaml (model:), or add a family: a plugin in the "
+        f"{FAMILY_GROUP!r} entry-point group subclassing theseus_cli.families.LayerListFamily "
+        "(see the README's plugin section)")
+
+
+def family_of(model: Any) -> ModelFamily:
+    """:func:`family_for` the model's ``config.model_type``."""
+    return family_for(getattr(getattr(model, "config", None), "model_type", None)
+                      or type(model).__name__)
+
+
+def _walk(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+class LayerListFamily(ModelFamily):
+    """A family whose L layers are the ``nn.ModuleList`` at ``layers_path``.
+
+    The successor's config is a copy of the predecessor's with ``num_hidden_layers``
+    = n (transformers maps it to ``n_layer`` / ``n_layers`` where a family names it
+    so) and each per-layer list (``layer_types``) taken at the layers the modules
+    stand for: a module's own ``attention_type`` where it has one (ModernBERT's
+    alternating global / sliding attention), else the entry of the first layer of
+    its group.
+    """
+
+    #: attribute path from the ``*ForSequenceClassification`` model to the layer list
+    layers_path: ClassVar[str] = "base_model.encoder.layer"
+    #: True when the model's loop picks each layer's mask from ``config.layer_types[i]``
+    #: (by position, not from the layer): groups must then share one attention type
+    layer_types_by_position: ClassVar[bool] = False
+
+    def layer_list(self, model: Any) -> nn.ModuleList:
+        """The ``nn.ModuleList`` at :attr:`layers_path`.
+
+        Raises:
+            ConfigError: the model has none there (names its class and the path).
+        """
+        from torch import nn
+
+        layers = _walk(model, self.layers_path)
+        if not isinstance(layers, nn.ModuleList):
+            raise ConfigError(f"{type(model).__name__} has no layer list at {self.layers_path} "
+                              f"(model family {self.name!r}); is it a {self.name} model?")
+        return layers
+
+    def layers(self, model: Any) -> list[nn.Module]:  # noqa: D102 - see ModelFamily.layers
+        return list(self.layer_list(model))
+
+    def install(self, model: Any, slots: Sequence[nn.Module]) -> None:  # noqa: D102
+        from torch import nn
+
+        parent_path, _, attr = self.layers_path.rpartition(".")
+        parent = _walk(model, parent_path) if parent_path else model
+        setattr(parent, attr, nn.ModuleList(slots))
+
+    def check(self, config: Any, num_modules: int | None = None) -> None:
+        """Positional layer types (Qwen2's sliding layers) must agree within each group."""
+        types = getattr(config, "layer_types", None)
+        if self.layer_types_by_position and types and len(set(types)) > 1:
+            raise ConfigError(
+                f"{self.name}: the predecessor mixes layer types {sorted(set(types))} "
+                "(config.layer_types), which this family's loop picks by position; module "
+                "replacing needs one type for every layer (e.g. use_sliding_window: false)")
+
+    def successor_config(self, config: Any, modules: Sequence[nn.Module]) -> Any:
+        """A copy of ``config`` for a model whose layer i is ``modules[i]``."""
+        n, num_layers = len(modules), int(config.num_hidden_layers)
+        out = copy.deepcopy(config)
+        out.num_hidden_layers = n
+        for key in PER_LAYER_LISTS:
+            values = getattr(config, key, None)
+            if isinstance(values, (list, tuple)) and len(values) == num_layers:
+                step = max(1, num_layers // n)
+                setattr(out, key, [getattr(m, "attention_type", values[min(i * step, num_layers - 1)])
+                                   for i, m in enumerate(modules)])
+        return out
+
+    def layers_prefix(self, model: Any) -> str:
+        """State-dict prefix of the layer list, e.g. ``"bert.encoder.layer."``."""
+        layers = self.layer_list(model)
+        for name, module in model.named_modules():
+            if module is layers:
+                return name + "."
+        raise ExportError(f"{type(model).__name__}: the layer list is not a submodule")
+
+    def build_successor(self, model: Any, modules: Sequence[nn.Module]) -> Any:
+        """See :meth:`ModelFamily.build_successor`; every module must be an instance of
+        the predecessor's layer class (a stock layer), else ExportError."""
+        config, layer_cls = self._predecessor(model)
+        for i, module in enumerate(modules):
+            if not isinstance(module, layer_cls):
+                raise ExportError(
+                    f"successor module {i} is a {type(module).__name__}, not the predecessor's "
+                    f"layer class {layer_cls.__name__}; it cannot be exported as a stock "
+                    f"{type(model).__name__}")
+        config = self.successor_config(config, modules)
+        import torch
+
+        ref = next(model.parameters())
+        with torch.random.fork_rng(devices=[]):  # its random init is overwritten: keep the
+            successor = type(model)(config)      # run's random stream as it was
+        successor.to(device=ref.device, dtype=ref.dtype)
+        prefix = self.layers_prefix(model)
+        outer = {k: v for k, v in model.state_dict().items() if not k.startswith(prefix)}
+        missing, unexpected = successor.load_state_dict(outer, strict=False)
+        bad = [k for k in missing if not k.startswith(prefix)] + list(unexpected)
+        if bad:
+            raise ExportError(f"state dict mismatch while building the successor: {bad[:5]}")
+        for dst, src in zip(self.layers(successor), modules, strict=True):
+            dst.load_state_dict(src.state_dict(), strict=True)
+        successor.requires_grad_(True)
+        successor.train(model.training)
+        return successor
+
+    def _predecessor(self, model: Any) -> tuple[Any, type]:
+        """``(config, layer class)`` of the model, or of the predecessor of a hybrid
+        (kept by its router: the hybrid's own list holds routed slots)."""
+        router = getattr(model, "theseus_router", None)
+        if router is not None:
+            return router.predecessor_config, type(router.predecessor_layers[0])
+        return model.config, type(self.layers(model)[0])
