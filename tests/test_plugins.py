@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from theseus_cli import registry
-from theseus_cli.contracts import SCHEDULER_GROUP, STAGE_GROUP, SUCCESSOR_GROUP
+from theseus_cli.contracts import FAMILY_GROUP, SCHEDULER_GROUP, STAGE_GROUP, SUCCESSOR_GROUP
 from theseus_cli.errors import UnknownNameError
 
 
@@ -23,7 +23,11 @@ def test_builtins_register_through_entry_points():
     for name, cls in registry.stages().items():
         assert all(order.index(dep) < order.index(name) for dep in cls.inputs), name
     assert set(registry.available(SCHEDULER_GROUP)) == {"constant", "linear", "anti-curriculum"}
-    assert set(registry.available(SUCCESSOR_GROUP)) == {"first-n", "every-other"}
+    assert set(registry.available(SUCCESSOR_GROUP)) == {"first-n", "every-other", "narrow-ffn",
+                                                        "low-rank"}
+    assert set(registry.available(FAMILY_GROUP)) == {
+        "bert", "roberta", "electra", "distilbert", "deberta-v2", "albert", "modernbert",
+        "llama", "gpt2"}
     for info in registry.discover(STAGE_GROUP):
         assert info.distribution.startswith("theseus-cli")
 

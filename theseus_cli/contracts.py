@@ -314,6 +314,10 @@ class SuccessorBuilder(Plugin, ABC):
     Hugging Face model with ``n`` layers (:meth:`ModelFamily.build_successor`).
     """
 
+    #: the predecessor's :class:`ModelFamily`, set by the replace stage before :meth:`build`
+    #: (for types that need to know where a layer's parts are, e.g. its feed-forward block)
+    family: Any = None
+
     def __init__(self, params: Any):
         self.params = params
 
@@ -337,6 +341,23 @@ class SuccessorBuilder(Plugin, ABC):
         Raises:
             ConfigError: when this builder cannot build n modules from these layers.
         """
+
+    def config_updates(self, modules: Sequence[nn.Module]) -> dict[str, Any]:
+        """Changes to the successor's config that make ``modules`` stock layers of the
+        family (``narrow-ffn``: ``intermediate_size``). Default: none."""
+        return {}
+
+    def layer_spec(self, module: nn.Module) -> dict[str, Any] | None:
+        """What makes ``module`` differ from a stock layer beyond what the config says
+        (``low-rank``: the rank of each factorised linear map), as JSON-able values;
+        None for a stock layer. Saved with the model (``theseus_successor.json``);
+        :meth:`restructure` rebuilds the shapes from it when the model is loaded."""
+        return None
+
+    def restructure(self, layer: nn.Module, spec: dict[str, Any]) -> nn.Module:
+        """A stock layer (fresh weights) given the structure ``spec`` describes, so that
+        the saved weights load into it. Default: ``layer`` unchanged."""
+        return layer
 
 
 class ModelFamily(Plugin, ABC):

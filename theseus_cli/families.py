@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from theseus_cli.contracts import FAMILY_GROUP, ModelFamily
@@ -22,6 +23,24 @@ if TYPE_CHECKING:
 
 #: per-layer config lists (one entry per layer) cut to the successor's layers
 PER_LAYER_LISTS = ("layer_types",)
+
+
+@dataclass(frozen=True)
+class FeedForward:
+    """Where a layer's feed-forward block is, for successor types that narrow it.
+
+    Attributes:
+        inputs: dotted names (within one layer) of the maps into the I neurons
+            (BERT: ``intermediate.dense``; Llama: ``mlp.gate_proj``, ``mlp.up_proj``).
+        output: dotted name of the map out of them (``output.dense``).
+        size_key: the config key of I (``intermediate_size``; GPT-2 ``n_inner``).
+        packed: chunks of I rows per input map (ModernBERT's ``Wi``: input and gate, 2).
+    """
+
+    inputs: tuple[str, ...]
+    output: str
+    size_key: str = "intermediate_size"
+    packed: int = 1
 
 
 def family_for(model_type: str, source: str = "") -> ModelFamily:
@@ -75,6 +94,8 @@ class LayerListFamily(ModelFamily):
     #: True when the model's loop picks each layer's mask from ``config.layer_types[i]``
     #: (by position, not from the layer): groups must then share one attention type
     layer_types_by_position: ClassVar[bool] = False
+    #: the feed-forward block of a layer (None: narrow-ffn cannot work on the family)
+    ffn: ClassVar[FeedForward | None] = None
 
     def layer_list(self, model: Any) -> nn.ModuleList:
         """The ``nn.ModuleList`` at :attr:`layers_path`.
@@ -130,22 +151,41 @@ class LayerListFamily(ModelFamily):
                 return name + "."
         raise ExportError(f"{type(model).__name__}: the layer list is not a submodule")
 
-    def build_successor(self, model: Any, modules: Sequence[nn.Module]) -> Any:
-        """See :meth:`ModelFamily.build_successor`; every module must be an instance of
-        the predecessor's layer class (a stock layer), else ExportError."""
+    def build_successor(self, model: Any, modules: Sequence[nn.Module],
+                        builder: Any = None) -> Any:
+        """See :meth:`ModelFamily.build_successor`. Every module must be an instance of
+        the predecessor's layer class. ``builder`` (the successor builder that made the
+        modules) may change the config (``config_updates``) and describe what the config
+        cannot (``layer_spec``): the layer is then restructured to match and the model
+        carries ``theseus_successor`` (builder, params, specs), saved beside its weights.
+
+        Raises:
+            ExportError: a module of another class, or weights that do not fit.
+        """
+        import dataclasses
+
+        import torch
+
         config, layer_cls = self._predecessor(model)
         for i, module in enumerate(modules):
             if not isinstance(module, layer_cls):
                 raise ExportError(
                     f"successor module {i} is a {type(module).__name__}, not the predecessor's "
-                    f"layer class {layer_cls.__name__}; it cannot be exported as a stock "
+                    f"layer class {layer_cls.__name__}; it cannot be exported as a "
                     f"{type(model).__name__}")
         config = self.successor_config(config, modules)
-        import torch
-
+        specs = [None] * len(modules)
+        if builder is not None:
+            for key, value in builder.config_updates(modules).items():
+                setattr(config, key, value)
+            specs = [builder.layer_spec(m) for m in modules]
         ref = next(model.parameters())
         with torch.random.fork_rng(devices=[]):  # its random init is overwritten: keep the
             successor = type(model)(config)      # run's random stream as it was
+        layer_list = self.layer_list(successor)
+        for i, spec in enumerate(specs):
+            if spec is not None:
+                layer_list[i] = builder.restructure(layer_list[i], spec)
         successor.to(device=ref.device, dtype=ref.dtype)
         prefix = self.layers_prefix(model)
         outer = {k: v for k, v in model.state_dict().items() if not k.startswith(prefix)}
@@ -153,8 +193,17 @@ class LayerListFamily(ModelFamily):
         bad = [k for k in missing if not k.startswith(prefix)] + list(unexpected)
         if bad:
             raise ExportError(f"state dict mismatch while building the successor: {bad[:5]}")
-        for dst, src in zip(self.layers(successor), modules, strict=True):
-            dst.load_state_dict(src.state_dict(), strict=True)
+        for i, (dst, src) in enumerate(zip(self.layers(successor), modules, strict=True)):
+            try:
+                dst.load_state_dict(src.state_dict(), strict=True)
+            except RuntimeError as e:
+                raise ExportError(f"successor module {i} does not fit layer {i} of the "
+                                  f"{type(model).__name__} it is exported as: "
+                                  f"{str(e).splitlines()[0]}") from None
+        if any(spec is not None for spec in specs):
+            successor.theseus_successor = {
+                "builder": builder.name, "params": dataclasses.asdict(builder.params),
+                "specs": specs}
         successor.requires_grad_(True)
         successor.train(model.training)
         return successor

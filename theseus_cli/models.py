@@ -174,23 +174,78 @@ def load_predecessor(model: str, task: GlueTask, root: Path | None = None) -> tu
     return net, tokenizer
 
 
+#: written beside a successor whose layers a stock config cannot describe (low-rank)
+SUCCESSOR_FILE = "theseus_successor.json"
+
+
 def load_saved(path: Path) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` from a directory written by :func:`save`.
+    """``(model, tokenizer)`` from a directory written by :func:`save`: a stock Hugging
+    Face model, or one with ``theseus_successor.json`` (:func:`load_restructured`).
 
     Raises:
         ModelSourceError: the directory cannot be read as a model.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    return (_from_pretrained(AutoModelForSequenceClassification, str(path)),
-            _from_pretrained(AutoTokenizer, str(path)))
+    tokenizer = _from_pretrained(AutoTokenizer, str(path))
+    if (Path(path) / SUCCESSOR_FILE).is_file():
+        return load_restructured(Path(path)), tokenizer
+    return _from_pretrained(AutoModelForSequenceClassification, str(path)), tokenizer
+
+
+def load_restructured(path: Path) -> Any:
+    """The theseus loader: a model whose layers were restructured by a successor builder
+    (``theseus_successor.json``: builder, params, one spec per layer). Builds the stock
+    model from ``config.json``, lets the builder restructure each layer, loads the weights.
+
+    Raises:
+        ModelSourceError: the files cannot be read, the builder is not installed, or
+            the weights do not fit.
+    """
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from theseus_cli import registry
+    from theseus_cli.errors import UnknownNameError
+    from theseus_cli.families import family_of
+
+    try:
+        meta = json.loads((path / SUCCESSOR_FILE).read_text(encoding="utf-8"))
+        builder_cls = registry.successor_builder(meta["builder"])
+        builder = builder_cls(builder_cls.Params(**meta.get("params", {})))
+        config = _from_pretrained(AutoConfig, str(path))
+        with torch.random.fork_rng(devices=[]):
+            model = AutoModelForSequenceClassification.from_config(config)
+        layer_list = family_of(model).layer_list(model)
+        for i, spec in enumerate(meta["specs"]):
+            if spec is not None:
+                layer_list[i] = builder.restructure(layer_list[i], spec)
+        state: dict = {}
+        for f in sorted(path.glob("*.safetensors")):
+            state.update(load_file(str(f)))
+        model.load_state_dict(state, strict=True)
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError, UnknownNameError) as e:
+        first = (str(e).splitlines() or [""])[0]
+        raise ModelSourceError(f"could not load the restructured successor in {str(path)!r}: "
+                               f"{type(e).__name__}: {first}") from None
+    model.theseus_successor = meta
+    return model.eval()
 
 
 def save(model: Any, tokenizer: Any, path: Path) -> None:
-    """Write a stock Hugging Face model directory (safetensors + config + tokenizer)."""
+    """Write a Hugging Face model directory (safetensors + config + tokenizer), and
+    ``theseus_successor.json`` for a model restructured by a successor builder."""
+    from theseus_cli import jsonio
+
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
+    meta = getattr(model, "theseus_successor", None)
+    if meta:
+        (path / SUCCESSOR_FILE).write_text(jsonio.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 def keep_bottom_layers(model: Any, n: int) -> Any:

@@ -214,14 +214,17 @@ class ModuleRouter:
         successor_modules: the n trainable modules.
         predecessor_config: a copy of the predecessor's config before routing.
         family: the :class:`~theseus_cli.contracts.ModelFamily` that routed it.
+        builder: the :class:`~theseus_cli.contracts.SuccessorBuilder` of the modules
+            (None: stock copies), used to assemble and save the successor.
         replacement_mask: BoolTensor (n,) or None; see :meth:`set_replacement_mask`.
     """
 
     def __init__(self, groups: list[range], predecessor_layers: list[nn.Module],
-                 successor_modules: nn.ModuleList, predecessor_config: Any, family: Any):
+                 successor_modules: nn.ModuleList, predecessor_config: Any, family: Any,
+                 builder: Any = None):
         self.groups, self.predecessor_layers = groups, predecessor_layers
         self.successor_modules, self.predecessor_config = successor_modules, predecessor_config
-        self.family = family
+        self.family, self.builder = family, builder
         self.eval_path = "successor"
         self.replacement_mask: torch.Tensor | None = None
         self.output_form: dict[int, int | None] = {}  # module -> tuple length of its output
@@ -318,7 +321,7 @@ def router_of(model: nn.Module) -> ModuleRouter:
 
 
 def make_hybrid(predecessor: PreTrainedModel, successor_modules: nn.ModuleList,
-                num_modules: int, family: Any = None) -> PreTrainedModel:
+                num_modules: int, family: Any = None, builder: Any = None) -> PreTrainedModel:
     """Turn a fine-tuned ``*ForSequenceClassification`` into the hybrid model (eq. 3).
 
     Modifies ``predecessor`` in place and returns it: each of the family's L layers
@@ -330,6 +333,7 @@ def make_hybrid(predecessor: PreTrainedModel, successor_modules: nn.ModuleList,
     Args:
         family: the model's :class:`~theseus_cli.contracts.ModelFamily`; None looks it
             up from ``config.model_type``.
+        builder: the successor builder that made the modules (kept for assembly).
 
     Raises:
         ModelSourceError: no family supports the model.
@@ -351,7 +355,7 @@ def make_hybrid(predecessor: PreTrainedModel, successor_modules: nn.ModuleList,
     successor_modules = family.conform(successor_modules).to(ref.device)
     successor_modules.requires_grad_(True)
     router = ModuleRouter(groups, layers, successor_modules, copy.deepcopy(predecessor.config),
-                          family)
+                          family, builder)
     slots = [RoutedLayer(router, i, k, layers[j], successor_modules[i] if k == 0 else None)
              for i, group in enumerate(groups) for k, j in enumerate(group)]
     for slot in slots:
@@ -359,6 +363,43 @@ def make_hybrid(predecessor: PreTrainedModel, successor_modules: nn.ModuleList,
     family.install(predecessor, slots)
     object.__setattr__(predecessor, "theseus_router", router)
     return predecessor
+
+
+def check_successor_forward(hybrid: PreTrainedModel, builder_name: str = "?") -> None:
+    """One forward pass of the successor path (eq. 5) on a dummy batch of 2 × 8 tokens,
+    right after the modules are built: shapes that do not fit fail here, before any
+    training. The hybrid's mode and eval path are restored.
+
+    Raises:
+        PluginError: names the successor builder and the error, or the logits' shape
+            (expected (2, num_labels)) when they are not finite or of another shape.
+    """
+    from theseus_cli.errors import PluginError
+
+    router = router_of(hybrid)
+    config = router.predecessor_config
+    vocab = int(getattr(config, "vocab_size", 0) or 0)
+    ref = next(hybrid.parameters())
+    ids = (torch.arange(16, device=ref.device).view(2, 8) % max(vocab - 5, 1)) + min(5, vocab - 1)
+    was_training, path = hybrid.training, router.eval_path
+    hybrid.eval()
+    router.eval_path = "successor"
+    try:
+        with torch.no_grad():
+            logits = hybrid(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    except Exception as e:  # noqa: BLE001 - a plugin's module may raise anything
+        raise PluginError(f"successor builder {builder_name!r} built modules that do not fit the "
+                          f"predecessor: a forward pass on a dummy batch (2 × 8 tokens) failed "
+                          f"with {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                          ) from None
+    finally:
+        hybrid.train(was_training)
+        router.eval_path = path
+    expected = (2, int(config.num_labels))
+    if tuple(logits.shape) != expected or not torch.isfinite(logits).all():
+        raise PluginError(f"successor builder {builder_name!r}: the successor's logits on a dummy "
+                          f"batch have shape {tuple(logits.shape)} (expected {expected}) or are "
+                          "not finite")
 
 
 def assemble_successor(hybrid: PreTrainedModel) -> PreTrainedModel:
@@ -374,7 +415,7 @@ def assemble_successor(hybrid: PreTrainedModel) -> PreTrainedModel:
             layer of the family's stock model.
     """
     router = router_of(hybrid)
-    return router.family.build_successor(hybrid, list(router.successor_modules))
+    return router.family.build_successor(hybrid, list(router.successor_modules), router.builder)
 
 
 # ------------------------------------------------------------- parameters --

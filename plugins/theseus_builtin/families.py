@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from theseus_cli.families import LayerListFamily
+from theseus_cli.families import FeedForward, LayerListFamily
+
+BERT_FFN = FeedForward(inputs=("intermediate.dense",), output="output.dense")
 
 
 class Bert(LayerListFamily):
@@ -19,6 +21,7 @@ class Bert(LayerListFamily):
     help = "BERT encoders"
     model_types = ("bert",)
     outside = "embeddings (word, absolute position, token type), pooler, classifier"
+    ffn = BERT_FFN
 
 
 class Roberta(LayerListFamily):
@@ -28,6 +31,7 @@ class Roberta(LayerListFamily):
     help = "RoBERTa, XLM-RoBERTa and CamemBERT encoders"
     model_types = ("roberta", "xlm-roberta", "camembert")
     outside = "embeddings (word, absolute position after the padding index), classification head"
+    ffn = BERT_FFN
 
 
 class Electra(LayerListFamily):
@@ -37,6 +41,7 @@ class Electra(LayerListFamily):
     help = "ELECTRA discriminators"
     model_types = ("electra",)
     outside = "embeddings and their projection to the hidden size, classification head"
+    ffn = BERT_FFN
 
 
 class DistilBert(LayerListFamily):
@@ -47,6 +52,7 @@ class DistilBert(LayerListFamily):
     model_types = ("distilbert",)
     layers_path = "base_model.transformer.layer"
     outside = "embeddings, pre-classifier, classifier"
+    ffn = FeedForward(inputs=("ffn.lin1",), output="ffn.lin2", size_key="hidden_dim")
 
 
 class DebertaV2(LayerListFamily):
@@ -58,6 +64,7 @@ class DebertaV2(LayerListFamily):
     model_types = ("deberta-v2",)
     outside = ("embeddings, relative-position embeddings and their LayerNorm, the convolution "
                "after layer 0 (conv_kernel_size > 0), pooler, classifier")
+    ffn = BERT_FFN
 
 
 class Albert(LayerListFamily):
@@ -70,6 +77,7 @@ class Albert(LayerListFamily):
     model_types = ("albert",)
     layers_path = "base_model.encoder.albert_layer_groups"
     outside = "factorised embeddings and their mapping to the hidden size, pooler, classifier"
+    ffn = FeedForward(inputs=("albert_layers.0.ffn",), output="albert_layers.0.ffn_output")
 
     def layers(self, model: Any) -> list:
         """Group ``int(i / (L / G))`` for each application i < L (ALBERT's own loop)."""
@@ -99,6 +107,7 @@ class ModernBert(LayerListFamily):
     model_types = ("modernbert",)
     layers_path = "base_model.layers"
     outside = "embeddings, rotary embeddings, final norm, prediction head, classifier"
+    ffn = FeedForward(inputs=("mlp.Wi",), output="mlp.Wo", packed=2)
 
     def conform(self, modules):
         """Module 0 becomes the first layer: no attention norm (the embeddings are normed)."""
@@ -118,6 +127,7 @@ class Llama(LayerListFamily):
     layers_path = "base_model.layers"
     layer_types_by_position = True
     outside = "token embeddings, rotary embeddings, final RMSNorm, score head (last token)"
+    ffn = FeedForward(inputs=("mlp.gate_proj", "mlp.up_proj"), output="mlp.down_proj")
 
 
 class Gpt2(LayerListFamily):
@@ -128,3 +138,4 @@ class Gpt2(LayerListFamily):
     model_types = ("gpt2",)
     layers_path = "base_model.h"
     outside = "token and absolute position embeddings, final LayerNorm, score head (last token)"
+    ffn = FeedForward(inputs=("mlp.c_fc",), output="mlp.c_proj", size_key="n_inner")

@@ -53,10 +53,14 @@ class Export(Stage):
         model, tokenizer = models.load_saved(successor_art.file(models.MODEL_DIR))
         out = ctx.out_dir / models.MODEL_DIR
         models.save(model, tokenizer, out)
-        (out / "README.md").write_text(model_card(evaluation.manifest, task.name, ctx.config.model))
+        restructured = (out / models.SUCCESSOR_FILE).is_file()
+        (out / "README.md").write_text(model_card(evaluation.manifest, task.name, ctx.config.model,
+                                                  restructured))
 
-        # the exported directory must load with stock transformers and give the same logits
-        stock = AutoModelForSequenceClassification.from_pretrained(out)
+        # the exported directory must load (with stock transformers where the successor is
+        # a stock model, else with the theseus loader) and give the same logits
+        stock = (models.load_restructured(out) if restructured
+                 else AutoModelForSequenceClassification.from_pretrained(out))
         dev = load_tokenized(ctx.config, task, tokenizer, "dev")
         batch = next(iter(make_dataloader(dev.select(range(min(len(dev), ctx.params.check_examples))),
                                           tokenizer, ctx.params.check_examples, shuffle=False)))
@@ -101,8 +105,9 @@ def copy_to(src: Path, dest: Path) -> None:
     os.rename(tmp, dest)
 
 
-def model_card(evaluation: dict, task: str, predecessor: str) -> str:
-    """A short model card (Markdown) with the metrics of the evaluate artifact."""
+def model_card(evaluation: dict, task: str, predecessor: str, restructured: bool = False) -> str:
+    """A short model card (Markdown) with the metrics of the evaluate artifact; how to load
+    it (stock transformers, or the theseus loader for a ``restructured`` successor)."""
     m = evaluation["metrics"]
     names = sorted({k.split("_", 1)[1] for k in m if k.startswith("successor_")
                     and k not in ("successor_parameters", "successor_layers")})
@@ -115,6 +120,20 @@ def model_card(evaluation: dict, task: str, predecessor: str) -> str:
     how = ("compressed by progressive module replacing (BERT-of-Theseus, Xu et al., EMNLP 2020)"
            if method.startswith("theseus") else f"the `{method}` baseline")
     retention = "n/a" if m.get("retention") is None else f"{m['retention']:.1f}%"
+    load = ("""Its layers were restructured by a successor builder (`theseus_successor.json`);
+load it with the theseus loader (`pip install theseus-cli`):
+
+```python
+from pathlib import Path
+from theseus_cli.models import load_saved
+model, tokenizer = load_saved(Path("path/to/this/dir"))
+```""" if restructured else """Load it with stock transformers:
+
+```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+model = AutoModelForSequenceClassification.from_pretrained("path/to/this/dir")
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/dir")
+```""")
     return f"""---
 library_name: transformers
 tags: [bert-of-theseus, model-compression, glue, {task.lower()}]
@@ -134,11 +153,5 @@ A {m['successor_layers']}-layer successor of a {m['teacher_layers']}-layer prede
 - Parameters: {m['teacher_parameters'] / 1e6:.1f}M → {m['successor_parameters'] / 1e6:.1f}M
 - Measured inference speed-up: {m['speedup']:.2f}×
 
-Load it with stock transformers:
-
-```python
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-model = AutoModelForSequenceClassification.from_pretrained("path/to/this/dir")
-tokenizer = AutoTokenizer.from_pretrained("path/to/this/dir")
-```
+{load}
 """

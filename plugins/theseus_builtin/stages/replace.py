@@ -73,6 +73,7 @@ class Replace(Stage):
         from theseus_cli.replacing import (
             ReplacingSchedule,
             assemble_successor,
+            check_successor_forward,
             count_parameters,
             group_layers,
             make_hybrid,
@@ -90,13 +91,15 @@ class Replace(Stage):
         scheduler = sched_cls(sched_params)
         builder_cls, builder_params = plugin_params(params, "successor")
         builder = builder_cls(builder_params)
+        builder.family = family
         if builder.init_source == "pretrained":  # the predecessor before task fine-tuning
             pretrained, _ = models.load_predecessor(ctx.config.model, task, ctx.config.root)
             source_layers = family.layers(pretrained)
         else:
             source_layers = family.layers(model)
         successor_modules = builder.build(source_layers, n)
-        hybrid = make_hybrid(model, successor_modules, n, family)
+        hybrid = make_hybrid(model, successor_modules, n, family, builder)
+        check_successor_forward(hybrid, builder_cls.name)  # shapes fit, before any training
         # masks drawn from (seed, step): the same on every process and after a resume
         schedule = ReplacingSchedule(scheduler, hybrid.theseus_router, ctx.runtime.seed,
                                      rank=ctx.runtime.process_index)

@@ -1,0 +1,136 @@
+"""Torch-level helpers of the shrinking successor types (imported lazily by
+``successor_types``): truncated-SVD factorisation and FFN neuron selection.
+
+Linear maps are ``nn.Linear`` (weight (out, in)) or transformers' ``Conv1D`` (GPT-2;
+weight (in, out)); both are handled, and the result is always ``nn.Linear``-based.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _conv1d_type() -> type | None:
+    try:
+        from transformers.pytorch_utils import Conv1D
+    except ImportError:  # pragma: no cover - every supported transformers has it
+        return None
+    return Conv1D
+
+
+def linear_maps(module: nn.Module) -> dict[str, nn.Module]:
+    """Dotted name -> every ``nn.Linear`` / ``Conv1D`` inside ``module``."""
+    kinds = tuple(t for t in (nn.Linear, _conv1d_type()) if t is not None)
+    return {name: m for name, m in module.named_modules() if isinstance(m, kinds) and name}
+
+
+def weight_out_in(linear: nn.Module) -> torch.Tensor:
+    """The map's weight as (out_features, in_features), whatever its class."""
+    return linear.weight if isinstance(linear, nn.Linear) else linear.weight.t()
+
+
+def sizes(linear: nn.Module) -> tuple[int, int]:
+    """``(in_features, out_features)``."""
+    out_features, in_features = weight_out_in(linear).shape
+    return in_features, out_features
+
+
+class LowRankLinear(nn.Module):
+    """``y = U (V x) + b``: a linear map of rank r as two linear maps.
+
+    Shapes: x (..., in_features) -> V x (..., rank) -> y (..., out_features).
+    Parameters: rank·(in + out) (+ out for the bias) instead of in·out.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True):
+        super().__init__()
+        self.in_features, self.out_features, self.rank = in_features, out_features, rank
+        self.first = nn.Linear(in_features, rank, bias=False)  # V: (rank, in)
+        self.second = nn.Linear(rank, out_features, bias=bias)  # U: (out, rank)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.first(x))
+
+
+def svd_rank(weight: torch.Tensor, energy: float) -> int:
+    """Smallest r whose top singular values keep ``energy`` of sum(s²) (ROSITA's rule)."""
+    s = torch.linalg.svdvals(weight.detach().float())
+    kept = torch.cumsum(s ** 2, 0) / (s ** 2).sum()
+    rank = int(torch.searchsorted(kept, torch.tensor(energy, dtype=kept.dtype)).item()) + 1
+    return min(rank, len(s))  # energy 1.0 may sit a rounding error above the last sum
+
+
+def factorise(linear: nn.Module, rank: int) -> LowRankLinear:
+    """Truncated SVD ``W ≈ (U_r √S_r)(√S_r V_rᵀ)`` of a linear map (best rank-r
+    approximation in Frobenius norm, Eckart-Young)."""
+    w = weight_out_in(linear).detach()
+    in_features, out_features = sizes(linear)
+    u, s, vh = torch.linalg.svd(w.float(), full_matrices=False)  # (out, k), (k,), (k, in)
+    root = s[:rank].sqrt()
+    bias = getattr(linear, "bias", None)
+    out = LowRankLinear(in_features, out_features, rank, bias=bias is not None)
+    with torch.no_grad():
+        out.first.weight.copy_(root[:, None] * vh[:rank])  # (rank, in)
+        out.second.weight.copy_(u[:, :rank] * root[None, :])  # (out, rank)
+        if bias is not None:
+            out.second.bias.copy_(bias.detach())
+    return out.to(device=w.device, dtype=w.dtype)
+
+
+def set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Replace the submodule at dotted ``name`` of ``root``."""
+    parent_name, _, attr = name.rpartition(".")
+    setattr(root.get_submodule(parent_name) if parent_name else root, attr, module)
+
+
+def neuron_importance(inputs: list[nn.Module], output: nn.Module, packed: int) -> torch.Tensor:
+    """Data-free importance of each of the I FFN neurons, shape (I,): the product of the
+    norms of its input rows (each packed chunk and each input map: GLU gate and up) and
+    of its output column. A neuron with small weights in or out contributes little."""
+    score = weight_out_in(output).detach().float().norm(dim=0)  # (I,)
+    for linear in inputs:
+        rows = weight_out_in(linear).detach().float().norm(dim=1)  # (packed·I,)
+        for chunk in rows.view(packed, -1):  # (I,) per packed chunk
+            score = score * chunk
+    return score
+
+
+def select_rows(linear: nn.Module, index: torch.Tensor, packed: int = 1) -> nn.Module:
+    """The output features ``index`` (in each of ``packed`` chunks) of a linear map."""
+    w = weight_out_in(linear).detach()  # (packed·I, in)
+    size = w.shape[0] // packed
+    rows = torch.cat([index + c * size for c in range(packed)])
+    bias = getattr(linear, "bias", None)
+    out = nn.Linear(w.shape[1], len(rows), bias=bias is not None)
+    with torch.no_grad():
+        out.weight.copy_(w[rows])
+        if bias is not None:
+            out.bias.copy_(bias.detach()[rows])
+    return _like(linear, out)
+
+
+def select_columns(linear: nn.Module, index: torch.Tensor) -> nn.Module:
+    """The input features ``index`` of a linear map."""
+    w = weight_out_in(linear).detach()  # (out, I)
+    bias = getattr(linear, "bias", None)
+    out = nn.Linear(len(index), w.shape[0], bias=bias is not None)
+    with torch.no_grad():
+        out.weight.copy_(w[:, index])
+        if bias is not None:
+            out.bias.copy_(bias.detach())
+    return _like(linear, out)
+
+
+def _like(original: nn.Module, linear: nn.Linear) -> nn.Module:
+    """``linear`` as the original's class (a GPT-2 ``Conv1D`` stays a Conv1D, so the
+    family's stock layer with a smaller config loads it), device and dtype."""
+    conv = _conv1d_type()
+    ref = original.weight
+    if conv is not None and isinstance(original, conv):
+        out = conv(linear.out_features, linear.in_features)
+        with torch.no_grad():
+            out.weight.copy_(linear.weight.t())
+            out.bias.copy_(linear.bias)
+        linear = out
+    return linear.to(device=ref.device, dtype=ref.dtype)

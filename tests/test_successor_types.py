@@ -1,0 +1,146 @@
+"""Successor types beyond copies (narrow-ffn, low-rank) on a tiny model of every family:
+the same checks as the copies (tests/test_families.py), plus their size and their export."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from conftest import cli, make_workspace, manifest, set_yaml
+from families import MODEL_TYPES, batch, tiny_model
+from theseus_builtin.successor_types import LowRankBuilder, NarrowFfnBuilder
+from theseus_cli import models
+from theseus_cli.errors import ConfigError, PluginError
+from theseus_cli.families import family_of
+from theseus_cli.replacing import (
+    assemble_successor,
+    check_successor_forward,
+    count_parameters,
+    make_hybrid,
+    router_of,
+    trainable_parameters,
+)
+
+TYPES = {"narrow-ffn": (NarrowFfnBuilder, {"ffn_fraction": 0.5}),
+         "low-rank": (LowRankBuilder, {"rank": 4})}
+
+
+def hybrid_of(model_type: str, kind: str, every_layer: bool = False):
+    """(hybrid, untouched predecessor, builder); n = L/2 modules (L with ``every_layer``)."""
+    cls, params = TYPES[kind]
+    model = tiny_model(model_type)
+    original = copy.deepcopy(model)
+    family = family_of(model)
+    builder = cls(cls.Params(**params))
+    builder.family = family
+    layers = family.layers(model)
+    n = len(layers) if every_layer else len(layers) // 2
+    modules = builder.build(layers, n)
+    return make_hybrid(model, modules, n, family, builder), original, builder
+
+
+def logits(model, b):
+    with torch.no_grad():
+        return model(**b).logits
+
+
+@pytest.mark.parametrize("kind", sorted(TYPES))
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_paths_training_and_export(model_type, kind, tmp_path, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    hybrid, original, builder = hybrid_of(model_type, kind)
+    router, b = router_of(hybrid), batch()
+    check_successor_forward(hybrid, kind)
+    router.eval_path = "predecessor"
+    assert torch.equal(logits(hybrid, b), logits(original, b))  # p = 0: exactly
+    router.eval_path = "successor"
+    successor = assemble_successor(hybrid).eval()
+    expected = logits(successor, b)
+    torch.testing.assert_close(logits(hybrid, b), expected, rtol=0, atol=1e-6)  # p = 1
+    # smaller than copies of the same layers
+    copies = count_parameters(original)["layers"] * router.num_modules // len(router.predecessor_layers)
+    assert count_parameters(successor)["layers"] < copies or model_type == "albert"
+    assert count_parameters(hybrid)["successor_path"] == count_parameters(successor)["total"]
+    # export: stock where the config says it all (narrow-ffn), the theseus loader otherwise
+    models.save(successor, AutoTokenizer.from_pretrained(tiny_model_dir), tmp_path)
+    restructured = (tmp_path / models.SUCCESSOR_FILE).is_file()
+    assert restructured == (kind == "low-rank")
+    loaded = (models.load_saved(tmp_path)[0] if restructured
+              else AutoModelForSequenceClassification.from_pretrained(tmp_path)).eval()
+    torch.testing.assert_close(logits(loaded, b), expected, rtol=0, atol=1e-5)
+    # one optimizer step: successor modules change, everything else stays
+    frozen = {n: p.detach().clone() for n, p in hybrid.named_parameters() if not p.requires_grad}
+    before = copy.deepcopy(router.successor_modules.state_dict())
+    hybrid.train()
+    router.set_replacement_mask(torch.ones(router.num_modules, dtype=torch.bool))
+    opt = torch.optim.AdamW(trainable_parameters(hybrid), lr=1e-2)
+    hybrid(**b, labels=torch.tensor([0, 1, 1])).loss.backward()
+    opt.step()
+    assert all(torch.equal(p, frozen[n]) for n, p in hybrid.named_parameters() if n in frozen)
+    after = router.successor_modules.state_dict()
+    assert any(not torch.equal(after[k], before[k]) for k in before)
+
+
+def test_narrow_ffn_keeps_the_most_important_neurons():
+    hybrid, original, _ = hybrid_of("bert", "narrow-ffn")
+    module = router_of(hybrid).successor_modules[0]
+    assert module.intermediate.dense.out_features == round(0.5 * 37)
+    source = original.bert.encoder.layer[0]  # first-n: module 0 copies layer 0
+    w_in, w_out = source.intermediate.dense.weight, source.output.dense.weight
+    score = w_in.norm(dim=1) * w_out.norm(dim=0)
+    kept = torch.topk(score, 18).indices.sort().values
+    assert torch.equal(module.intermediate.dense.weight, w_in[kept])
+    assert torch.equal(module.output.dense.weight, w_out[:, kept])
+    assert assemble_successor(hybrid).config.intermediate_size == 18
+
+
+def test_low_rank_is_the_truncated_svd():
+    torch.manual_seed(0)
+    from theseus_builtin.shrink import factorise, svd_rank
+
+    linear = torch.nn.Linear(20, 12)
+    low = factorise(linear, 5)
+    u, s, vh = torch.linalg.svd(linear.weight.detach(), full_matrices=False)
+    best = u[:, :5] @ torch.diag(s[:5]) @ vh[:5]
+    torch.testing.assert_close(low.second.weight @ low.first.weight, best, rtol=0, atol=1e-5)
+    assert svd_rank(linear.weight, 1.0) == 12 and svd_rank(linear.weight, 1e-9) == 1
+    builder = LowRankBuilder(LowRankBuilder.Params(energy=0.9))
+    assert 1 <= builder._rank(linear.weight) <= 12
+
+
+def test_bad_settings_and_modules_are_rejected_before_training():
+    with pytest.raises(ConfigError, match="ffn_fraction=0"):
+        NarrowFfnBuilder.Params(ffn_fraction=0.0)
+    with pytest.raises(ConfigError, match="layers='last-n'.*first-n, every-other"):
+        LowRankBuilder.Params(layers="last-n")
+    model = tiny_model("bert")
+    family = family_of(model)
+    builder = NarrowFfnBuilder(NarrowFfnBuilder.Params())
+    builder.family = type("NoFfn", (), {"name": "mystery", "ffn": None})()
+    with pytest.raises(ConfigError, match="family 'mystery' does not say where"):
+        builder.build(family.layers(model), 2)
+    bad = torch.nn.ModuleList([torch.nn.Linear(7, 7), torch.nn.Linear(7, 7)])
+    hybrid = make_hybrid(model, bad, 2, family)
+    with pytest.raises(PluginError, match="builder 'broken'.*dummy batch"):
+        check_successor_forward(hybrid, "broken")
+
+
+@pytest.mark.parametrize("kind,args", [("narrow-ffn", ["--successor-arg", "ffn_fraction=0.5"]),
+                                       ("low-rank", ["--successor-layers", "4",
+                                                     "--successor-arg", "rank=4"])])
+def test_cli_pipeline_with_each_type(kind, args, tmp_path, tiny_model_dir, glue_dir):
+    ws = make_workspace(tmp_path / "ws", tiny_model_dir, glue_dir)
+    set_yaml(ws, {"export": {"output": str(tmp_path / "out")}})
+    cli("replace", "-w", ws, "--successor", kind, *args)
+    for command in ("finetune-successor", "evaluate", "export"):
+        cli(command, "-w", ws)
+    m = manifest(ws, "evaluate")["metrics"]
+    assert m["successor_parameters"] < m["teacher_parameters"] and m["speedup"] > 0
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert ("theseus_cli.models import load_saved" in card) == (kind == "low-rank")
+    model, _ = models.load_saved(tmp_path / "out")
+    assert models.num_layers(model) == manifest(ws, "replace")["info"]["modules"]
