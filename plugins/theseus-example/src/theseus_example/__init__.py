@@ -1,0 +1,95 @@
+"""An example third-party theseus plugin package: one scheduler, one successor builder,
+one model family. No torch at module level: plugin modules must be cheap to import."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from theseus_cli.contracts import Scheduler, SuccessorBuilder, param
+from theseus_cli.errors import ConfigError
+from theseus_cli.families import LayerListFamily
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class CosineScheduler(Scheduler):
+    """``p(t) = b + (1 − b)·(1 − cos(π·min(1, t/T)))/2``: slow at the start and at the end.
+
+    T (optimizer steps) is ``steps_to_one``, or ``fraction_to_one`` of the stage's
+    planned optimizer steps (learnt in :meth:`bind`).
+    """
+
+    name = "cosine"
+    help = "cosine ramp of the replacing rate from b to 1 (example plugin)"
+
+    @dataclass
+    class Params:
+        b: float = param(0.3, "replacing rate at step 0", min=0.0, max=1.0)
+        steps_to_one: int | None = param(None, "optimizer step at which p reaches 1", min=1)
+        fraction_to_one: float | None = param(
+            0.5, "fraction of the stage's optimizer steps at which p reaches 1 (used when "
+                 "steps_to_one is null)", min=0.0, max=1.0)
+
+        def __post_init__(self) -> None:
+            if self.steps_to_one is None and not self.fraction_to_one:
+                raise ConfigError("cosine scheduler: set steps_to_one or fraction_to_one")
+
+    def __init__(self, params):
+        super().__init__(params)
+        self.steps_to_one = params.steps_to_one
+
+    def bind(self, total_steps: int) -> None:
+        if self.params.steps_to_one is None:
+            self.steps_to_one = max(1, round(self.params.fraction_to_one * total_steps))
+
+    def rate(self, step: int) -> float:
+        if self.steps_to_one is None:
+            raise ConfigError("cosine scheduler: rate() before bind() with fraction_to_one")
+        x = min(1.0, step / self.steps_to_one)
+        return self.params.b + (1.0 - self.params.b) * (1.0 - math.cos(math.pi * x)) / 2.0
+
+    def describe(self) -> str:
+        return f"p = b + (1 − b)·(1 − cos(π·t/{self.steps_to_one}))/2, b = {self.params.b:g}"
+
+
+class RandomInitBuilder(SuccessorBuilder):
+    """Successor modules of the predecessor's layer class with fresh random weights
+    (normal, std ``init_std``, as BERT initialises; LayerNorms at 1 and 0)."""
+
+    name = "random-init"
+    help = "layers of the predecessor's class with fresh random weights (example plugin)"
+
+    @dataclass
+    class Params:
+        init_std: float = param(0.02, "standard deviation of the initial weights", min=0.0)
+
+    def build(self, predecessor_layers: Sequence[nn.Module], num_modules: int) -> nn.ModuleList:
+        import copy
+
+        import torch
+        from torch import nn
+
+        modules = nn.ModuleList(copy.deepcopy(predecessor_layers[i]) for i in range(num_modules))
+        with torch.no_grad():
+            for sub in modules.modules():
+                if isinstance(sub, nn.Linear):
+                    sub.weight.normal_(0.0, self.params.init_std)
+                    if sub.bias is not None:
+                        sub.bias.zero_()
+                elif isinstance(sub, nn.LayerNorm):
+                    sub.reset_parameters()
+        modules.requires_grad_(True)
+        return modules
+
+
+class MPNet(LayerListFamily):
+    """MPNet encoders: ``mpnet.encoder.layer``; the relative-position bias is the encoder's."""
+
+    name = "mpnet"
+    help = "MPNet encoders (example plugin)"
+    model_types = ("mpnet",)
+    outside = "embeddings, relative attention bias, classification head"
