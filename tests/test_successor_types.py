@@ -11,7 +11,8 @@ from transformers import AutoModelForSequenceClassification
 
 from conftest import cli, make_workspace, manifest, set_yaml
 from families import MODEL_TYPES, batch, tiny_model
-from theseus_builtin.successor_types import LowRankBuilder, NarrowFfnBuilder
+from theseus_builtin.successor_types import HeadPrunedBuilder, LowRankBuilder, NarrowFfnBuilder
+from theseus_cli.contracts import Calibration
 from theseus_cli import models
 from theseus_cli.errors import ConfigError, PluginError
 from theseus_cli.families import family_of
@@ -25,7 +26,11 @@ from theseus_cli.replacing import (
 )
 
 TYPES = {"narrow-ffn": (NarrowFfnBuilder, {"ffn_fraction": 0.5}),
-         "low-rank": (LowRankBuilder, {"rank": 4})}
+         "low-rank": (LowRankBuilder, {"rank": 4}),
+         "head-pruned": (HeadPrunedBuilder, {"head_fraction": 0.5})}
+#: families whose attention head-pruned knows (separate query, key, value maps)
+HEADS = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "llama", "qwen2", "mistral")
+LABELS = torch.tensor([0, 1, 1])
 
 
 def hybrid_of(model_type: str, kind: str, every_layer: bool = False):
@@ -36,6 +41,8 @@ def hybrid_of(model_type: str, kind: str, every_layer: bool = False):
     family = family_of(model)
     builder = cls(cls.Params(**params))
     builder.family = family
+    if builder.calibration_batches():
+        builder.calibration = Calibration(model, [{**batch(seed=7), "labels": LABELS}])
     layers = family.layers(model)
     n = len(layers) if every_layer else len(layers) // 2
     modules = builder.build(layers, n)
@@ -47,8 +54,10 @@ def logits(model, b):
         return model(**b).logits
 
 
-@pytest.mark.parametrize("kind", sorted(TYPES))
-@pytest.mark.parametrize("model_type", MODEL_TYPES)
+CASES = [(t, k) for k in sorted(TYPES) for t in MODEL_TYPES if k != "head-pruned" or t in HEADS]
+
+
+@pytest.mark.parametrize("model_type,kind", CASES)
 def test_paths_training_and_export(model_type, kind, tmp_path, tiny_model_dir):
     from transformers import AutoTokenizer
 
@@ -68,7 +77,7 @@ def test_paths_training_and_export(model_type, kind, tmp_path, tiny_model_dir):
     # export: stock where the config says it all (narrow-ffn), the theseus loader otherwise
     models.save(successor, AutoTokenizer.from_pretrained(tiny_model_dir), tmp_path)
     restructured = (tmp_path / models.SUCCESSOR_FILE).is_file()
-    assert restructured == (kind == "low-rank")
+    assert restructured == (kind != "narrow-ffn")
     loaded = (models.load_saved(tmp_path)[0] if restructured
               else AutoModelForSequenceClassification.from_pretrained(tmp_path)).eval()
     torch.testing.assert_close(logits(loaded, b), expected, rtol=0, atol=1e-5)
@@ -78,7 +87,7 @@ def test_paths_training_and_export(model_type, kind, tmp_path, tiny_model_dir):
     hybrid.train()
     router.set_replacement_mask(torch.ones(router.num_modules, dtype=torch.bool))
     opt = torch.optim.AdamW(trainable_parameters(hybrid), lr=1e-2)
-    hybrid(**b, labels=torch.tensor([0, 1, 1])).loss.backward()
+    hybrid(**b, labels=LABELS).loss.backward()
     opt.step()
     assert all(torch.equal(p, frozen[n]) for n, p in hybrid.named_parameters() if n in frozen)
     after = router.successor_modules.state_dict()
@@ -129,7 +138,38 @@ def test_bad_settings_and_modules_are_rejected_before_training():
         check_successor_forward(hybrid, "broken")
 
 
+def test_head_pruned_keeps_the_most_important_heads():
+    from theseus_builtin import shrink
+
+    hybrid, original, builder = hybrid_of("bert", "head-pruned")
+    block = builder.family.attention
+    scores = shrink.head_importance(original, builder.family.layers(original), block,
+                                    [{**batch(seed=7), "labels": LABELS}])
+    assert len(scores) == 4 and all(s.shape == (4,) and s.sum() > 0 for s in scores)
+    module = router_of(hybrid).successor_modules[1]  # first-n: copies layer 1
+    kept = torch.topk(scores[1], 2).indices.sort().values
+    rows = (kept[:, None] * 8 + torch.arange(8)).flatten()  # head_dim 32 / 4 = 8
+    source = original.bert.encoder.layer[1].attention
+    assert torch.equal(module.attention.self.query.weight, source.self.query.weight[rows])
+    assert torch.equal(module.attention.output.dense.weight, source.output.dense.weight[:, rows])
+    assert module.attention.self.num_attention_heads == 2
+    assert builder.layer_spec(module) == {"heads": 2, "kv_heads": 2}
+
+
+def test_head_pruned_keeps_whole_groups_with_grouped_query_attention():
+    hybrid, _, builder = hybrid_of("llama", "head-pruned")  # 4 query heads, 2 kv heads
+    for module in router_of(hybrid).successor_modules:
+        assert builder.layer_spec(module) == {"heads": 2, "kv_heads": 1}
+
+
+@pytest.mark.parametrize("model_type", [t for t in MODEL_TYPES if t not in HEADS])
+def test_head_pruned_names_the_families_it_cannot_prune(model_type):
+    with pytest.raises(ConfigError, match="does not say where its attention projections are"):
+        hybrid_of(model_type, "head-pruned")
+
+
 @pytest.mark.parametrize("kind,args", [("narrow-ffn", ["--successor-arg", "ffn_fraction=0.5"]),
+                                       ("head-pruned", ["--successor-arg", "head_fraction=0.5"]),
                                        ("low-rank", ["--successor-layers", "4",
                                                      "--successor-arg", "rank=4"])])
 def test_cli_pipeline_with_each_type(kind, args, tmp_path, tiny_model_dir, glue_dir):
@@ -141,6 +181,6 @@ def test_cli_pipeline_with_each_type(kind, args, tmp_path, tiny_model_dir, glue_
     m = manifest(ws, "evaluate")["metrics"]
     assert m["successor_parameters"] < m["teacher_parameters"] and m["speedup"] > 0
     card = (tmp_path / "out" / "README.md").read_text()
-    assert ("theseus_cli.models import load_saved" in card) == (kind == "low-rank")
+    assert ("theseus_cli.models import load_saved" in card) == (kind != "narrow-ffn")
     model, _ = models.load_saved(tmp_path / "out")
     assert models.num_layers(model) == manifest(ws, "replace")["info"]["modules"]

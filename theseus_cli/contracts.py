@@ -147,6 +147,21 @@ class StageContext:
 
 
 @dataclass
+class Calibration:
+    """Data a successor builder may score the predecessor on (importance of heads).
+
+    Attributes:
+        model: the fine-tuned teacher, ``*ForSequenceClassification`` in eval mode, whose
+            layers (or whose pretrained counterparts) :meth:`SuccessorBuilder.build` gets.
+        batches: a few training batches of the task, dicts of tensors with ``labels``,
+            on the model's device.
+    """
+
+    model: Any
+    batches: list[dict[str, Any]]
+
+
+@dataclass
 class ModelFacts:
     """What a model's config tells without loading weights (for :meth:`Stage.check`).
 
@@ -317,9 +332,16 @@ class SuccessorBuilder(Plugin, ABC):
     #: the predecessor's :class:`ModelFamily`, set by the replace stage before :meth:`build`
     #: (for types that need to know where a layer's parts are, e.g. its feed-forward block)
     family: Any = None
+    #: a :class:`Calibration` the replace stage sets before :meth:`build` when
+    #: :meth:`calibration_batches` > 0: data for importance scores (of attention heads)
+    calibration: Any = None
 
     def __init__(self, params: Any):
         self.params = params
+
+    def calibration_batches(self) -> int:
+        """Training batches :meth:`build` wants in :attr:`calibration` (0, the default: none)."""
+        return 0
 
     @property
     def init_source(self) -> str:

@@ -43,6 +43,30 @@ class FeedForward:
     packed: int = 1
 
 
+@dataclass(frozen=True)
+class AttentionBlock:
+    """Where a layer's self-attention projections are, for successor types that drop heads.
+
+    Attributes:
+        query, key, value: dotted names (within one layer) of the separate projections
+            into heads × head_dim features (key and value may have fewer heads: grouped
+            query attention).
+        output: dotted name of the projection out of the concatenated heads.
+        head_dim: dotted name of the attribute holding the head size.
+        counts: dotted names of attributes holding the number of query heads, updated
+            when heads are dropped (the forward passes reshape with -1 heads).
+        sizes: dotted names of attributes holding heads × head_dim, updated likewise.
+    """
+
+    query: str
+    key: str
+    value: str
+    output: str
+    head_dim: str
+    counts: tuple[str, ...] = ()
+    sizes: tuple[str, ...] = ()
+
+
 def family_for(model_type: str, source: str = "") -> ModelFamily:
     """The model family plugin whose ``model_types`` include ``model_type``.
 
@@ -96,6 +120,8 @@ class LayerListFamily(ModelFamily):
     layer_types_by_position: ClassVar[bool] = False
     #: the feed-forward block of a layer (None: narrow-ffn cannot work on the family)
     ffn: ClassVar[FeedForward | None] = None
+    #: the self-attention projections of a layer (None: head-pruned cannot work on it)
+    attention: ClassVar[AttentionBlock | None] = None
 
     def layer_list(self, model: Any) -> nn.ModuleList:
         """The ``nn.ModuleList`` at :attr:`layers_path`.

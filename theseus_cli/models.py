@@ -219,7 +219,9 @@ def load_restructured(path: Path) -> Any:
         config = _from_pretrained(AutoConfig, str(path))
         with torch.random.fork_rng(devices=[]):
             model = AutoModelForSequenceClassification.from_config(config)
-        layer_list = family_of(model).layer_list(model)
+        family = family_of(model)
+        builder.family = family
+        layer_list = family.layer_list(model)
         for i, spec in enumerate(meta["specs"]):
             if spec is not None:
                 layer_list[i] = builder.restructure(layer_list[i], spec)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from theseus_cli.families import FeedForward, LayerListFamily
+from theseus_cli.families import AttentionBlock, FeedForward, LayerListFamily
 
 BERT_FFN = FeedForward(inputs=("intermediate.dense",), output="output.dense")
+BERT_ATTENTION = AttentionBlock(
+    query="attention.self.query", key="attention.self.key", value="attention.self.value",
+    output="attention.output.dense", head_dim="attention.self.attention_head_size",
+    counts=("attention.self.num_attention_heads",), sizes=("attention.self.all_head_size",))
 
 
 class Bert(LayerListFamily):
@@ -22,6 +26,7 @@ class Bert(LayerListFamily):
     model_types = ("bert",)
     outside = "embeddings (word, absolute position, token type), pooler, classifier"
     ffn = BERT_FFN
+    attention = BERT_ATTENTION
 
 
 class Roberta(LayerListFamily):
@@ -32,6 +37,7 @@ class Roberta(LayerListFamily):
     model_types = ("roberta", "xlm-roberta", "camembert")
     outside = "embeddings (word, absolute position after the padding index), classification head"
     ffn = BERT_FFN
+    attention = BERT_ATTENTION
 
 
 class Electra(LayerListFamily):
@@ -42,6 +48,7 @@ class Electra(LayerListFamily):
     model_types = ("electra",)
     outside = "embeddings and their projection to the hidden size, classification head"
     ffn = BERT_FFN
+    attention = BERT_ATTENTION
 
 
 class DistilBert(LayerListFamily):
@@ -53,6 +60,10 @@ class DistilBert(LayerListFamily):
     layers_path = "base_model.transformer.layer"
     outside = "embeddings, pre-classifier, classifier"
     ffn = FeedForward(inputs=("ffn.lin1",), output="ffn.lin2", size_key="hidden_dim")
+    attention = AttentionBlock(query="attention.q_lin", key="attention.k_lin",
+                               value="attention.v_lin", output="attention.out_lin",
+                               head_dim="attention.attention_head_size",
+                               counts=("attention.n_heads",))
 
 
 class DebertaV2(LayerListFamily):
@@ -128,6 +139,9 @@ class Llama(LayerListFamily):
     layer_types_by_position = True
     outside = "token embeddings, rotary embeddings, final RMSNorm, score head (last token)"
     ffn = FeedForward(inputs=("mlp.gate_proj", "mlp.up_proj"), output="mlp.down_proj")
+    attention = AttentionBlock(query="self_attn.q_proj", key="self_attn.k_proj",
+                               value="self_attn.v_proj", output="self_attn.o_proj",
+                               head_dim="self_attn.head_dim")
 
 
 class Gpt2(LayerListFamily):

@@ -134,3 +134,79 @@ def _like(original: nn.Module, linear: nn.Linear) -> nn.Module:
             out.bias.copy_(linear.bias)
         linear = out
     return linear.to(device=ref.device, dtype=ref.dtype)
+
+
+def _attr(root: nn.Module, dotted: str):
+    parent, _, name = dotted.rpartition(".")
+    return getattr(root.get_submodule(parent) if parent else root, name)
+
+
+def _set_attr(root: nn.Module, dotted: str, value) -> None:
+    parent, _, name = dotted.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, name, value)
+
+
+def head_counts(layer: nn.Module, block) -> tuple[int, int, int]:
+    """``(query heads H, key/value heads G, head_dim d)`` of a layer's attention."""
+    d = int(_attr(layer, block.head_dim))
+    heads = sizes(layer.get_submodule(block.query))[1] // d
+    kv_heads = sizes(layer.get_submodule(block.key))[1] // d
+    return heads, kv_heads, d
+
+
+def head_importance(model: nn.Module, layers, block, batches) -> list[torch.Tensor]:
+    """Importance of every query head of every layer (Michel et al. 2019, eq. 2): the mean
+    over ``batches`` of |∂L/∂ξ_h|, with a gate ξ_h = 1 on head h's context vector, taken
+    at the input of the attention's output projection; normalised per layer (L2), as
+    they do. The model is in eval mode; its parameters get no gradient.
+
+    Returns:
+        One tensor of shape (H,) per layer, in the order of ``layers``.
+    """
+    gates, handles = [], []
+    flags = {p: p.requires_grad for p in model.parameters()}
+    model.requires_grad_(False)
+    was_training = model.training
+    model.eval()
+    try:
+        for layer in layers:
+            heads, _, d = head_counts(layer, block)
+            gate = torch.ones(heads, requires_grad=True, device=next(layer.parameters()).device)
+
+            def gated(module, args, gate=gate, d=d):
+                x = args[0]  # (batch, seq_len, H·d)
+                x = (x.unflatten(-1, (-1, d)) * gate[:, None]).flatten(-2)  # per head
+                return (x, *args[1:])
+
+            handles.append(layer.get_submodule(block.output).register_forward_pre_hook(gated))
+            gates.append(gate)
+        for batch in batches:
+            model(**batch).loss.backward()
+    finally:
+        for h in handles:
+            h.remove()
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+        model.train(was_training)
+    scores = [g.grad.abs() / max(1, len(batches)) if g.grad is not None
+              else torch.zeros_like(g) for g in gates]
+    return [s / (s.norm() + 1e-12) for s in scores]
+
+
+def keep_heads(layer: nn.Module, block, heads: torch.Tensor, kv_heads: torch.Tensor) -> None:
+    """Keep query heads ``heads`` and key/value heads ``kv_heads`` (sorted indices) of a
+    layer's attention, in place: the projections lose the other heads' rows (query, key,
+    value) and columns (output); the head-count attributes follow."""
+    _, _, d = head_counts(layer, block)
+
+    def features(index: torch.Tensor) -> torch.Tensor:  # head indices -> feature indices
+        return (index[:, None] * d + torch.arange(d)[None, :]).flatten()
+
+    q_rows, kv_rows = features(heads), features(kv_heads)
+    for name, rows in ((block.query, q_rows), (block.key, kv_rows), (block.value, kv_rows)):
+        set_submodule(layer, name, select_rows(layer.get_submodule(name), rows))
+    set_submodule(layer, block.output, select_columns(layer.get_submodule(block.output), q_rows))
+    for name in block.counts:
+        _set_attr(layer, name, len(heads))
+    for name in block.sizes:
+        _set_attr(layer, name, len(heads) * d)

@@ -194,3 +194,101 @@ class LowRankBuilder(_ShrinkBuilder):
                                        bias=getattr(old, "bias", None) is not None)
             shrink.set_submodule(layer, name, new.to(old.weight.device, old.weight.dtype))
         return layer
+
+
+class HeadPrunedBuilder(_ShrinkBuilder):
+    """Successor modules with ``head_fraction`` of the attention heads, the most important
+    by Michel et al. (2019): the expected |∂L/∂ξ_h| of a gate on each head's output, over
+    ``calibration_batches`` training batches of the fine-tuned teacher, normalised per
+    layer. With grouped-query attention whole key/value groups are kept or dropped (a
+    group scores the sum of its query heads). Transformers 5 has no ``pruned_heads``
+    config, so the successor is saved with ``theseus_successor.json`` (heads per layer)
+    and loaded by the theseus loader.
+    """
+
+    name = "head-pruned"
+    help = ("copies of predecessor layers keeping a fraction of their attention heads, the most "
+            "important on training batches (Michel et al. 2019; saved with a theseus loader)")
+
+    @dataclass
+    class Params(ShrinkParams):
+        builder_name: ClassVar[str] = "head-pruned"
+        head_fraction: float = param(0.5, "fraction of each layer's attention heads kept "
+                                          "(key/value groups with grouped-query attention)",
+                                     min=0.0, max=1.0)
+        calibration_batches: int = param(8, "training batches the head importance is measured "
+                                            "on (of the stage's batch size)", min=1)
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if not 0.0 < self.head_fraction <= 1.0:
+                raise ConfigError(f"head-pruned: head_fraction={self.head_fraction!r} must be "
+                                  "in (0, 1]")
+
+    def calibration_batches(self) -> int:
+        return int(self.params.calibration_batches)
+
+    def _anatomy(self):
+        block = getattr(self.family, "attention", None)
+        if block is None:
+            name = getattr(self.family, "name", "?")
+            raise ConfigError(f"head-pruned: model family {name!r} does not say where its "
+                              "attention projections are (LayerListFamily.attention; separate "
+                              "query, key and value maps are needed); choose another successor "
+                              "builder")
+        return block
+
+    def build(self, predecessor_layers: Sequence[nn.Module], num_modules: int) -> nn.ModuleList:
+        """Copies of the chosen layers, each keeping its source layer's most important heads.
+
+        Raises:
+            ConfigError: the family has no attention anatomy, or no calibration was set.
+        """
+        import torch
+
+        from theseus_builtin import shrink
+
+        block = self._anatomy()
+        if self.calibration is None:
+            raise ConfigError("head-pruned: no calibration batches were given (the replace stage "
+                              "sets them; see SuccessorBuilder.calibration)")
+        teacher_layers = self.family.layers(self.calibration.model)
+        scores = shrink.head_importance(self.calibration.model, teacher_layers, block,
+                                        self.calibration.batches)  # one (H,) per layer
+        picks = self.source_layers(len(predecessor_layers), num_modules)
+        modules = CopyLayersBuilder.build(self, predecessor_layers, num_modules)
+        for module, j in zip(modules, picks):
+            heads, kv_heads, _ = shrink.head_counts(module, block)
+            score, group = scores[j], heads // kv_heads
+            kept = max(1, round(self.params.head_fraction * kv_heads))
+            if group == 1:
+                kv = torch.topk(score, kept).indices.sort().values
+                q = kv
+            else:  # grouped-query attention: keep whole groups
+                kv = torch.topk(score.view(kv_heads, group).sum(1), kept).indices.sort().values
+                q = (kv[:, None] * group + torch.arange(group)[None, :]).flatten()
+            shrink.keep_heads(module, block, q, kv)
+        modules.requires_grad_(True)
+        return modules
+
+    def layer_spec(self, module: nn.Module) -> dict[str, Any] | None:
+        """``{"heads": query heads, "kv_heads": key/value heads}`` of the module."""
+        from theseus_builtin import shrink
+
+        heads, kv_heads, _ = shrink.head_counts(module, self._anatomy())
+        return {"heads": heads, "kv_heads": kv_heads}
+
+    def restructure(self, layer: nn.Module, spec: dict[str, Any]) -> nn.Module:
+        """Keep the first ``heads`` query and ``kv_heads`` key/value heads (the saved
+        weights then fill them)."""
+        import torch
+
+        from theseus_builtin import shrink
+
+        block = self._anatomy()
+        heads, kv_heads, _ = shrink.head_counts(layer, block)
+        group = heads // kv_heads
+        kv = torch.arange(int(spec["kv_heads"]))
+        q = kv if group == 1 else (kv[:, None] * group + torch.arange(group)[None, :]).flatten()
+        shrink.keep_heads(layer, block, q, kv)
+        return layer

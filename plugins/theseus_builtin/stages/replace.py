@@ -92,6 +92,10 @@ class Replace(Stage):
         builder_cls, builder_params = plugin_params(params, "successor")
         builder = builder_cls(builder_params)
         builder.family = family
+        train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
+        if builder.calibration_batches():  # data-driven importance (head-pruned)
+            builder.calibration = calibration(model, tokenizer, train_ds, params.batch_size,
+                                              builder.calibration_batches(), ctx.runtime.device)
         if builder.init_source == "pretrained":  # the predecessor before task fine-tuning
             pretrained, _ = models.load_predecessor(ctx.config.model, task, ctx.config.root)
             source_layers = family.layers(pretrained)
@@ -103,7 +107,6 @@ class Replace(Stage):
         # masks drawn from (seed, step): the same on every process and after a resume
         schedule = ReplacingSchedule(scheduler, hybrid.theseus_router, ctx.runtime.seed,
                                      rank=ctx.runtime.process_index)
-        train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
         dev_ds = load_tokenized(ctx.config, task, tokenizer, "selection")  # dev or holdout
         train_ds, loss_fn, distill = distillation.prepare(ctx, teacher, train_ds, tokenizer, task,
                                                           params)
@@ -136,3 +139,19 @@ class Replace(Stage):
                   "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2),
                   "distillation": distill, "evaluations": outcome.evaluations},
         )
+
+
+def calibration(model, tokenizer, train_ds, batch_size: int, batches: int, device):
+    """A :class:`~theseus_cli.contracts.Calibration`: the teacher (eval mode, on ``device``)
+    and the first ``batches`` training batches in file order."""
+    from theseus_cli.contracts import Calibration
+    from theseus_cli.data import make_dataloader
+
+    model.to(device).eval()
+    loader = make_dataloader(train_ds, tokenizer, batch_size, shuffle=False)
+    picked = []
+    for batch in loader:
+        picked.append({k: v.to(device) for k, v in batch.items()})
+        if len(picked) >= batches:
+            break
+    return Calibration(model=model, batches=picked)
