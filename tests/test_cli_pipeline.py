@@ -267,10 +267,10 @@ def test_plugins_lists_builtins():
     kinds = [line.split("│")[1].strip() for line in rows]
     assert kinds.count("stage") == 7
     assert kinds.count("scheduler") == 3
-    assert kinds.count("successor builder") == 4
+    assert kinds.count("successor builder") == 5
     assert kinds.count("model family") == 9
     for name in (*STAGES, "truncate", "distill", "constant", "linear", "anti-curriculum",
-                 "first-n", "every-other", "narrow-ffn", "low-rank", "bert", "roberta", "electra",
+                 "first-n", "every-other", "narrow-ffn", "low-rank", "head-pruned", "bert", "roberta", "electra",
                  "distilbert", "deberta-v2", "albert", "modernbert", "llama", "gpt2"):
         assert f" {name} " in text
     assert "broken" not in text

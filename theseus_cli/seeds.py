@@ -58,7 +58,9 @@ def variant_key(store: Any, art: Artifact) -> str:
     m = art.manifest
     runtime = dict((m.get("config") or {}).get("runtime") or {})
     runtime.pop("seed", None)
-    data = {k: v for k, v in ((m.get("config") or {}).get("data") or {}).items() if k != "glue_dir"}
+    from theseus_cli.pipeline import comparable_data
+
+    data = comparable_data((m.get("config") or {}).get("data") or {})
     config = {**(m.get("config") or {}), "runtime": runtime, "data": data}  # where data lives: not
     parents = []
     for name, ref in sorted((m.get("inputs") or {}).items()):

@@ -51,7 +51,7 @@ class _TruncatedBaseline(Stage):
 
         task, params = get_task(ctx.task), ctx.params
         teacher = ctx.inputs["finetune-teacher"]
-        model, tokenizer = models.load_predecessor(ctx.config.model, task, ctx.config.root)
+        model, tokenizer = ctx.load_predecessor()
         num_layers = models.num_layers(model)
         n = params.successor_layers or max(1, num_layers // 2)
         model = models.keep_bottom_layers(model, n)
@@ -65,8 +65,7 @@ class _TruncatedBaseline(Stage):
                         dev_ds=dev_ds, params=params, runtime=ctx.runtime, log=ctx.log,
                         phase=self.name, checkpoints=ctx.checkpoints, loss_fn=loss_fn)
         model = ctx.runtime.unwrap(model)
-        if ctx.runtime.is_main_process:
-            models.save(model, tokenizer, ctx.out_dir / models.MODEL_DIR)
+        ctx.save_model(model, tokenizer)
         label = f"{self.name} {n}L" + (f", α={distill['distill_weight']:g} "
                                        f"T={distill['temperature']:g}" if distill else "")
         return StageResult(

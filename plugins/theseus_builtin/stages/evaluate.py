@@ -63,16 +63,15 @@ class Evaluate(Stage):
 
     def run(self, ctx: StageContext) -> StageResult:
         from theseus_cli import models
-        from theseus_cli.artifacts import ArtifactStore
         from theseus_cli.glue import get_task
         from theseus_cli.replacing import count_parameters
         from theseus_cli.speed import compare_speed
 
         task, p = get_task(ctx.task), ctx.params
         successor_art = ctx.inputs[p.successor]
-        teacher_art = ArtifactStore(ctx.config.artifacts_dir).lineage(successor_art, "finetune-teacher")
-        teacher, tokenizer = models.load_saved(teacher_art.file(models.MODEL_DIR))
-        successor, _ = models.load_saved(successor_art.file(models.MODEL_DIR))
+        teacher_art = ctx.lineage(successor_art, "finetune-teacher")
+        teacher, tokenizer = ctx.load_model(teacher_art)
+        successor, _ = ctx.load_model(successor_art)
         teacher, successor = ctx.runtime.prepare(teacher, successor)
         scores, loader, dev_examples, shares = score_dev(
             {"teacher": teacher, "successor": successor}, tokenizer, task, ctx)

@@ -41,7 +41,6 @@ class Export(Stage):
         from transformers import AutoModelForSequenceClassification
 
         from theseus_cli import models
-        from theseus_cli.artifacts import ArtifactStore
         from theseus_cli.data import load_tokenized, make_dataloader
         from theseus_cli.glue import get_task
 
@@ -49,8 +48,8 @@ class Export(Stage):
         evaluation = ctx.inputs["evaluate"]
         successor_stage = evaluation.manifest.get("params", {}).get("successor",
                                                                     "finetune-successor")
-        successor_art = ArtifactStore(ctx.config.artifacts_dir).lineage(evaluation, successor_stage)
-        model, tokenizer = models.load_saved(successor_art.file(models.MODEL_DIR))
+        successor_art = ctx.lineage(evaluation, successor_stage)
+        model, tokenizer = ctx.load_model(successor_art)
         out = ctx.out_dir / models.MODEL_DIR
         models.save(model, tokenizer, out)
         restructured = (out / models.SUCCESSOR_FILE).is_file()

@@ -29,7 +29,6 @@ class FinetuneSuccessor(Stage):
 
     def run(self, ctx: StageContext) -> StageResult:
         from theseus_cli import distillation, models
-        from theseus_cli.artifacts import ArtifactStore
         from theseus_cli.data import load_tokenized
         from theseus_cli.families import family_of
         from theseus_cli.glue import get_task
@@ -38,8 +37,8 @@ class FinetuneSuccessor(Stage):
 
         task = get_task(ctx.task)
         replaced = ctx.inputs["replace"]
-        teacher = ArtifactStore(ctx.config.artifacts_dir).lineage(replaced, "finetune-teacher")
-        model, tokenizer = models.load_saved(replaced.file(models.MODEL_DIR))
+        teacher = ctx.lineage(replaced, "finetune-teacher")
+        model, tokenizer = ctx.load_model(replaced)
         if ctx.params.train == "successor-layers":
             model.requires_grad_(False)
             for layer in family_of(model).layers(model):
@@ -56,8 +55,7 @@ class FinetuneSuccessor(Stage):
                         phase="finetune-successor", checkpoints=ctx.checkpoints, loss_fn=loss_fn)
         model = ctx.runtime.unwrap(model)
         model.requires_grad_(True)
-        if ctx.runtime.is_main_process:
-            models.save(model, tokenizer, ctx.out_dir / models.MODEL_DIR)
+        ctx.save_model(model, tokenizer)
         return StageResult(
             metrics={**outcome.best_metrics, "best_step": outcome.best_step},
             info={"layers": models.num_layers(model), "parameters": count_parameters(model),

@@ -30,7 +30,7 @@ class FinetuneTeacher(Stage):
         from theseus_cli.training import train
 
         task = get_task(ctx.task)
-        model, tokenizer = models.load_predecessor(ctx.config.model, task, ctx.config.root)
+        model, tokenizer = ctx.load_predecessor()
         train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
         dev_ds = load_tokenized(ctx.config, task, tokenizer, "selection")  # dev or holdout
         ctx.log.info(f"predecessor: {ctx.config.model} ({models.num_layers(model)} layers); "
@@ -39,8 +39,7 @@ class FinetuneTeacher(Stage):
                         dev_ds=dev_ds, params=ctx.params, runtime=ctx.runtime, log=ctx.log,
                         phase="finetune-teacher", checkpoints=ctx.checkpoints)
         model = ctx.runtime.unwrap(model)
-        if ctx.runtime.is_main_process:
-            models.save(model, tokenizer, ctx.out_dir / models.MODEL_DIR)
+        ctx.save_model(model, tokenizer)
         return StageResult(
             metrics={**outcome.best_metrics, "best_step": outcome.best_step},
             info={"layers": models.num_layers(model), "parameters": count_parameters(model),

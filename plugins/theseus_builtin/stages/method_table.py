@@ -48,8 +48,8 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
     labels: dict[str, int] = {}
     for key, evs in groups.items():
         latest_per_seed = {}
-        for ev in evs:  # a newer evaluation of the same successor replaces the older
-            latest_per_seed[_successor_ref(ev)] = ev
+        for ev in evs:  # one sample per seed: the newest evaluation of that seed's successor
+            latest_per_seed[_seed(store.get(ev.task, *_successor_ref(ev)))] = ev
         evs = list(latest_per_seed.values())
         ms = [ev.manifest["metrics"] for ev in evs]
         label = evs[-1].manifest.get("info", {}).get("method") or _successor_ref(evs[-1])[0]

@@ -66,7 +66,6 @@ class Replace(Stage):
 
     def run(self, ctx: StageContext) -> StageResult:
         from theseus_cli import distillation, models
-        from theseus_cli.config import plugin_params
         from theseus_cli.data import load_tokenized
         from theseus_cli.families import family_of
         from theseus_cli.glue import get_task
@@ -82,22 +81,21 @@ class Replace(Stage):
 
         task, params = get_task(ctx.task), ctx.params
         teacher = ctx.inputs["finetune-teacher"]
-        model, tokenizer = models.load_saved(teacher.file(models.MODEL_DIR))
+        model, tokenizer = ctx.load_model(teacher)
         family = family_of(model)
         num_layers = models.num_layers(model)
         n = params.successor_layers or max(1, num_layers // 2)
         groups = group_layers(num_layers, n)
-        sched_cls, sched_params = plugin_params(params, "scheduler")
-        scheduler = sched_cls(sched_params)
-        builder_cls, builder_params = plugin_params(params, "successor")
-        builder = builder_cls(builder_params)
+        scheduler, builder = ctx.plugins["scheduler"], ctx.plugins["successor"]
+        sched_cls, sched_params = type(scheduler), scheduler.params
+        builder_cls, builder_params = type(builder), builder.params
         builder.family = family
         train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
         if builder.calibration_batches():  # data-driven importance (head-pruned)
             builder.calibration = calibration(model, tokenizer, train_ds, params.batch_size,
                                               builder.calibration_batches(), ctx.runtime.device)
         if builder.init_source == "pretrained":  # the predecessor before task fine-tuning
-            pretrained, _ = models.load_predecessor(ctx.config.model, task, ctx.config.root)
+            pretrained, _ = ctx.load_predecessor()
             source_layers = family.layers(pretrained)
         else:
             source_layers = family.layers(model)
@@ -124,8 +122,7 @@ class Replace(Stage):
                         before_training=before_training, loss_fn=loss_fn)
         hybrid = ctx.runtime.unwrap(hybrid)
         successor = assemble_successor(hybrid)  # eq. 5
-        if ctx.runtime.is_main_process:
-            models.save(successor, tokenizer, ctx.out_dir / models.MODEL_DIR)
+        ctx.save_model(successor, tokenizer)
         return StageResult(
             metrics={**outcome.best_metrics, "best_step": outcome.best_step},
             info={"family": family.name, "predecessor_layers": num_layers, "modules": n,
