@@ -1,4 +1,4 @@
-"""Successor types beyond copies (narrow-ffn, low-rank) on a tiny model of every family:
+"""Successor types beyond copies (narrow-ffn, low-rank, head-pruned, narrow-hidden) on a tiny model of every family:
 the same checks as the copies (tests/test_families.py), plus their size and their export."""
 
 from __future__ import annotations
@@ -11,7 +11,12 @@ from transformers import AutoModelForSequenceClassification
 
 from conftest import cli, make_workspace, manifest, set_yaml
 from families import MODEL_TYPES, batch, tiny_model
-from theseus_builtin.successor_types import HeadPrunedBuilder, LowRankBuilder, NarrowFfnBuilder
+from theseus_builtin.successor_types import (
+    HeadPrunedBuilder,
+    LowRankBuilder,
+    NarrowFfnBuilder,
+    NarrowHiddenBuilder,
+)
 from theseus_cli.contracts import Calibration
 from theseus_cli import models
 from theseus_cli.errors import ConfigError, PluginError
@@ -27,8 +32,9 @@ from theseus_cli.replacing import (
 
 TYPES = {"narrow-ffn": (NarrowFfnBuilder, {"ffn_fraction": 0.5}),
          "low-rank": (LowRankBuilder, {"rank": 4}),
-         "head-pruned": (HeadPrunedBuilder, {"head_fraction": 0.5})}
-#: families whose attention head-pruned knows (separate query, key, value maps)
+         "head-pruned": (HeadPrunedBuilder, {"head_fraction": 0.5}),
+         "narrow-hidden": (NarrowHiddenBuilder, {"hidden_fraction": 0.5})}
+#: families whose attention head-pruned and narrow-hidden know (separate query, key, value)
 HEADS = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "llama", "qwen2", "mistral")
 LABELS = torch.tensor([0, 1, 1])
 
@@ -54,7 +60,8 @@ def logits(model, b):
         return model(**b).logits
 
 
-CASES = [(t, k) for k in sorted(TYPES) for t in MODEL_TYPES if k != "head-pruned" or t in HEADS]
+NEEDS_HEADS = ("head-pruned", "narrow-hidden")
+CASES = [(t, k) for k in sorted(TYPES) for t in MODEL_TYPES if k not in NEEDS_HEADS or t in HEADS]
 
 
 @pytest.mark.parametrize("model_type,kind", CASES)
@@ -163,13 +170,49 @@ def test_head_pruned_keeps_whole_groups_with_grouped_query_attention():
 
 
 @pytest.mark.parametrize("model_type", [t for t in MODEL_TYPES if t not in HEADS])
-def test_head_pruned_names_the_families_it_cannot_prune(model_type):
-    with pytest.raises(ConfigError, match="does not say where its attention projections are"):
-        hybrid_of(model_type, "head-pruned")
+@pytest.mark.parametrize("kind", NEEDS_HEADS)
+def test_head_types_name_the_families_they_cannot_shrink(model_type, kind):
+    with pytest.raises(ConfigError, match=f"{kind}: model family .* does not say where its "
+                                          "attention projections are"):
+        hybrid_of(model_type, kind)
+
+
+def test_narrow_hidden_projects_onto_the_principal_directions():
+    from theseus_builtin import narrowing
+
+    hybrid, original, builder = hybrid_of("bert", "narrow-hidden")
+    module = router_of(hybrid).successor_modules[1]  # first-n: from layer 1
+    # 2 of 4 heads of size 8: width 16 of 32, feed-forward 18 of 37 neurons
+    assert builder.layer_spec(module) == {"width": 16, "heads": 2, "kv_heads": 2, "neurons": 18}
+    basis = narrowing.stream_basis(original, original.bert.encoder.layer[1],
+                                   [{**batch(seed=7), "labels": LABELS}], 16)
+    torch.testing.assert_close(basis @ basis.T, torch.eye(16), rtol=0, atol=1e-5)  # orthonormal
+    torch.testing.assert_close(module.down.weight, basis)
+    torch.testing.assert_close(module.up.weight, basis.T)
+    source = original.bert.encoder.layer[1].intermediate.dense  # reads the stream: W Pᵀ
+    neurons = module.layer.intermediate.dense.out_features
+    assert module.layer.intermediate.dense.weight.shape == (neurons, 16)
+    assert module.layer.attention.output.LayerNorm.normalized_shape == (16,)
+    # the full width with every head and neuron is the layer itself, in a rotated basis
+    full = NarrowHiddenBuilder(NarrowHiddenBuilder.Params(hidden_fraction=1.0))
+    full.family = builder.family
+    full.calibration = Calibration(original, [{**batch(seed=7), "labels": LABELS}])
+    whole = full.build(builder.family.layers(original), 4)[1]
+    x, mask = torch.randn(3, 5, 32), None
+    with torch.no_grad():
+        w = whole.layer.intermediate.dense.weight @ whole.down.weight  # (37, 32)
+        torch.testing.assert_close(w, source.weight, rtol=0, atol=1e-4)
+        assert whole(x, mask).shape == x.shape
+
+
+def test_narrow_hidden_rejects_bad_fractions():
+    with pytest.raises(ConfigError, match="hidden_fraction=1.5"):
+        NarrowHiddenBuilder.Params(hidden_fraction=1.5)
 
 
 @pytest.mark.parametrize("kind,args", [("narrow-ffn", ["--successor-arg", "ffn_fraction=0.5"]),
                                        ("head-pruned", ["--successor-arg", "head_fraction=0.5"]),
+                                       ("narrow-hidden", ["--successor-arg", "hidden_fraction=0.5"]),
                                        ("low-rank", ["--successor-layers", "4",
                                                      "--successor-arg", "rank=4"])])
 def test_cli_pipeline_with_each_type(kind, args, tmp_path, tiny_model_dir, glue_dir):

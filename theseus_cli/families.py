@@ -193,18 +193,19 @@ class LayerListFamily(ModelFamily):
         import torch
 
         config, layer_cls = self._predecessor(model)
-        for i, module in enumerate(modules):
-            if not isinstance(module, layer_cls):
+        specs = [None] * len(modules)
+        if builder is not None:
+            specs = [builder.layer_spec(m) for m in modules]
+        for i, (module, spec) in enumerate(zip(modules, specs)):
+            if spec is None and not isinstance(module, layer_cls):  # a spec: restructured
                 raise ExportError(
                     f"successor module {i} is a {type(module).__name__}, not the predecessor's "
                     f"layer class {layer_cls.__name__}; it cannot be exported as a "
                     f"{type(model).__name__}")
         config = self.successor_config(config, modules)
-        specs = [None] * len(modules)
         if builder is not None:
             for key, value in builder.config_updates(modules).items():
                 setattr(config, key, value)
-            specs = [builder.layer_spec(m) for m in modules]
         ref = next(model.parameters())
         with torch.random.fork_rng(devices=[]):  # its random init is overwritten: keep the
             successor = type(model)(config)      # run's random stream as it was

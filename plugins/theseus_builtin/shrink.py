@@ -57,7 +57,7 @@ def svd_rank(weight: torch.Tensor, energy: float) -> int:
     """Smallest r whose top singular values keep ``energy`` of sum(s²) (ROSITA's rule)."""
     s = torch.linalg.svdvals(weight.detach().float())
     kept = torch.cumsum(s ** 2, 0) / (s ** 2).sum()
-    rank = int(torch.searchsorted(kept, torch.tensor(energy, dtype=kept.dtype)).item()) + 1
+    rank = int(torch.searchsorted(kept, torch.tensor(energy, dtype=kept.dtype, device=kept.device)).item()) + 1
     return min(rank, len(s))  # energy 1.0 may sit a rounding error above the last sum
 
 
@@ -193,6 +193,14 @@ def head_importance(model: nn.Module, layers, block, batches) -> list[torch.Tens
     return [s / (s.norm() + 1e-12) for s in scores]
 
 
+def query_heads(kv_heads: torch.Tensor, group: int) -> torch.Tensor:
+    """Query-head indices of the key/value heads ``kv_heads`` (k,) under grouped-query
+    attention with ``group`` query heads per key/value head: (k · group,), sorted."""
+
+    offsets = torch.arange(group, device=kv_heads.device)  # (group,)
+    return (kv_heads[:, None] * group + offsets[None, :]).flatten()  # (k, group) -> (k·group,)
+
+
 def keep_heads(layer: nn.Module, block, heads: torch.Tensor, kv_heads: torch.Tensor) -> None:
     """Keep query heads ``heads`` and key/value heads ``kv_heads`` (sorted indices) of a
     layer's attention, in place: the projections lose the other heads' rows (query, key,
@@ -200,7 +208,7 @@ def keep_heads(layer: nn.Module, block, heads: torch.Tensor, kv_heads: torch.Ten
     _, _, d = head_counts(layer, block)
 
     def features(index: torch.Tensor) -> torch.Tensor:  # head indices -> feature indices
-        return (index[:, None] * d + torch.arange(d)[None, :]).flatten()
+        return (index[:, None] * d + torch.arange(d, device=index.device)[None, :]).flatten()
 
     q_rows, kv_rows = features(heads), features(kv_heads)
     for name, rows in ((block.query, q_rows), (block.key, kv_rows), (block.value, kv_rows)):

@@ -232,7 +232,7 @@ class HeadPrunedBuilder(_ShrinkBuilder):
         block = getattr(self.family, "attention", None)
         if block is None:
             name = getattr(self.family, "name", "?")
-            raise ConfigError(f"head-pruned: model family {name!r} does not say where its "
+            raise ConfigError(f"{self.name}: model family {name!r} does not say where its "
                               "attention projections are (LayerListFamily.attention; separate "
                               "query, key and value maps are needed); choose another successor "
                               "builder")
@@ -244,32 +244,37 @@ class HeadPrunedBuilder(_ShrinkBuilder):
         Raises:
             ConfigError: the family has no attention anatomy, or no calibration was set.
         """
-        import torch
 
         from theseus_builtin import shrink
 
         block = self._anatomy()
         if self.calibration is None:
-            raise ConfigError("head-pruned: no calibration batches were given (the replace stage "
-                              "sets them; see SuccessorBuilder.calibration)")
+            raise ConfigError(f"{self.name}: no calibration batches were given (the replace "
+                              "stage sets them; see SuccessorBuilder.calibration)")
         teacher_layers = self.family.layers(self.calibration.model)
         scores = shrink.head_importance(self.calibration.model, teacher_layers, block,
                                         self.calibration.batches)  # one (H,) per layer
         picks = self.source_layers(len(predecessor_layers), num_modules)
         modules = CopyLayersBuilder.build(self, predecessor_layers, num_modules)
         for module, j in zip(modules, picks):
-            heads, kv_heads, _ = shrink.head_counts(module, block)
-            score, group = scores[j], heads // kv_heads
-            kept = max(1, round(self.params.head_fraction * kv_heads))
-            if group == 1:
-                kv = torch.topk(score, kept).indices.sort().values
-                q = kv
-            else:  # grouped-query attention: keep whole groups
-                kv = torch.topk(score.view(kv_heads, group).sum(1), kept).indices.sort().values
-                q = (kv[:, None] * group + torch.arange(group)[None, :]).flatten()
+            q, kv = self.kept_heads(module, scores[j], self.params.head_fraction)
             shrink.keep_heads(module, block, q, kv)
         modules.requires_grad_(True)
         return modules
+
+    def kept_heads(self, layer: nn.Module, score, fraction: float):
+        """``(query heads, key/value heads)`` kept of ``layer``, sorted index tensors: the
+        ``max(1, round(fraction · G))`` key/value heads of highest ``score`` (H,) (summed
+        over each group under grouped-query attention) and their query heads."""
+        import torch
+
+        from theseus_builtin import shrink
+
+        heads, kv_heads, _ = shrink.head_counts(layer, self._anatomy())
+        group = heads // kv_heads
+        kept = max(1, round(fraction * kv_heads))
+        kv = torch.topk(score.view(kv_heads, group).sum(1), kept).indices.sort().values  # (k,)
+        return shrink.query_heads(kv, group), kv
 
     def layer_spec(self, module: nn.Module) -> dict[str, Any] | None:
         """``{"heads": query heads, "kv_heads": key/value heads}`` of the module."""
@@ -289,6 +294,122 @@ class HeadPrunedBuilder(_ShrinkBuilder):
         heads, kv_heads, _ = shrink.head_counts(layer, block)
         group = heads // kv_heads
         kv = torch.arange(int(spec["kv_heads"]))
-        q = kv if group == 1 else (kv[:, None] * group + torch.arange(group)[None, :]).flatten()
+        q = shrink.query_heads(kv, group)
         shrink.keep_heads(layer, block, q, kv)
         return layer
+
+
+class NarrowHiddenBuilder(HeadPrunedBuilder):
+    """Successor modules that work in a smaller hidden size h between learned projections
+    at the module boundary (the paper's future work, section 6): H → h → the family's
+    layer at width h → H (:class:`theseus_builtin.narrowing.NarrowHiddenLayer`).
+
+    Module i starts from its source layer: the projections are the top-h principal
+    directions of the hidden states entering that layer of the teacher on
+    ``calibration_batches`` training batches, its weights are carried into that basis,
+    and it keeps the ``hidden_fraction`` most important heads (Michel et al., as
+    ``head-pruned``; the head size stays, h = kept heads × head size) and feed-forward
+    neurons in the same proportion (by weight, as ``narrow-ffn``). Saved with
+    ``theseus_successor.json`` and loaded by the theseus loader. Needs a family that names
+    its attention and feed-forward projections (``LayerListFamily.attention``, ``ffn``).
+    """
+
+    name = "narrow-hidden"
+    help = ("copies of predecessor layers working in a smaller hidden size between learned "
+            "projections at the module boundary (paper's future work; theseus loader)")
+
+    @dataclass
+    class Params(ShrinkParams):
+        builder_name: ClassVar[str] = "narrow-hidden"
+        hidden_fraction: float = param(0.5, "fraction of the hidden size (in whole heads) and "
+                                            "of the feed-forward neurons each module keeps",
+                                       min=0.0, max=1.0)
+        calibration_batches: int = param(8, "training batches the projections and head "
+                                            "importance are measured on", min=1)
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if not 0.0 < self.hidden_fraction <= 1.0:
+                raise ConfigError(f"narrow-hidden: hidden_fraction={self.hidden_fraction!r} "
+                                  "must be in (0, 1]")
+
+    def _ffn(self):
+        ffn = getattr(self.family, "ffn", None)
+        if ffn is None:
+            raise ConfigError(f"narrow-hidden: model family {getattr(self.family, 'name', '?')!r} "
+                              "does not say where its feed-forward block is "
+                              "(LayerListFamily.ffn); choose another successor builder")
+        return ffn
+
+    def _narrow(self, layer: nn.Module, basis, q, kv, neurons) -> nn.Module:
+        from theseus_builtin import narrowing
+
+        try:
+            return narrowing.narrow_layer(layer, self._anatomy(), self._ffn(), basis, q, kv,
+                                          neurons)
+        except ValueError as e:
+            raise ConfigError(f"narrow-hidden: model family "
+                              f"{getattr(self.family, 'name', '?')!r}: {e}; choose another "
+                              "successor builder") from None
+
+    def build(self, predecessor_layers: Sequence[nn.Module], num_modules: int) -> nn.ModuleList:
+        """Narrow-hidden modules made from the chosen layers (class docstring).
+
+        Raises:
+            ConfigError: the family lacks the anatomy, or no calibration was set.
+        """
+        import torch
+        from torch import nn
+
+        from theseus_builtin import narrowing, shrink
+
+        block, ffn = self._anatomy(), self._ffn()
+        if self.calibration is None:
+            raise ConfigError("narrow-hidden: no calibration batches were given (the replace "
+                              "stage sets them; see SuccessorBuilder.calibration)")
+        teacher, batches = self.calibration.model, self.calibration.batches
+        teacher_layers = self.family.layers(teacher)
+        scores = shrink.head_importance(teacher, teacher_layers, block, batches)  # (H,) each
+        picks = self.source_layers(len(predecessor_layers), num_modules)
+        modules = []
+        for j in picks:
+            layer = predecessor_layers[j]
+            q, kv = self.kept_heads(layer, scores[j], self.params.hidden_fraction)
+            _, _, d = shrink.head_counts(layer, block)
+            basis = narrowing.stream_basis(teacher, teacher_layers[j], batches, len(q) * d)
+            output = layer.get_submodule(ffn.output)
+            size, hidden = shrink.sizes(output)  # (I, H)
+            keep = max(1, round(size * len(q) * d / hidden))
+            score = shrink.neuron_importance([layer.get_submodule(n) for n in ffn.inputs],
+                                             output, ffn.packed)  # (I,)
+            neurons = torch.topk(score, keep).indices.sort().values  # (keep,)
+            modules.append(self._narrow(layer, basis, q, kv, neurons))
+        for i, module in enumerate(modules):
+            for sub in module.modules():
+                if isinstance(getattr(sub, "layer_idx", None), int):
+                    sub.layer_idx = i
+        return nn.ModuleList(modules).requires_grad_(True)
+
+    def layer_spec(self, module: nn.Module) -> dict[str, Any] | None:
+        """``{"width": h, "heads": query heads, "kv_heads": key/value heads, "neurons": I'}``."""
+        from theseus_builtin import shrink
+
+        inner = module.layer
+        heads, kv_heads, _ = shrink.head_counts(inner, self._anatomy())
+        neurons = shrink.sizes(inner.get_submodule(self._ffn().output))[0]
+        return {"width": module.down.out_features, "heads": heads, "kv_heads": kv_heads,
+                "neurons": neurons}
+
+    def restructure(self, layer: nn.Module, spec: dict[str, Any]) -> nn.Module:
+        """A narrow-hidden module of ``spec``'s sizes made from ``layer`` (the saved weights
+        then fill it)."""
+        import torch
+
+        from theseus_builtin import shrink
+
+        heads, kv_heads, _ = shrink.head_counts(layer, self._anatomy())
+        kv = torch.arange(int(spec["kv_heads"]))
+        q = shrink.query_heads(kv, heads // kv_heads)
+        hidden = shrink.sizes(layer.get_submodule(self._ffn().output))[1]
+        basis = torch.eye(hidden)[: int(spec["width"])]  # (h, H)
+        return self._narrow(layer, basis, q, kv, torch.arange(int(spec["neurons"])))
