@@ -61,7 +61,7 @@ done
 wait
 for ws in $TYPES; do
   for where in "$ws" "$ws-cpu"; do
-    latest=$(ls -d "$WS/$where"/artifacts/GLUE/evaluate/v* | sort -V | tail -1)
+    latest=$(ls -d "$WS/$where"/artifacts/GLUE/glue-table/v* | sort -V | tail -1)
     cp "$latest/tables.md" "$LOGS/$where.tables.md"
   done
 done

@@ -143,10 +143,10 @@ def test_workspace_option_from_other_cwd_and_discovery(trained, tmp_path, monkey
     ws, _ = trained
     monkeypatch.chdir(tmp_path)
     assert "finetune-successor" in cli("status", "--workspace", ws).output
-    tables = versions(ws, "evaluate", "GLUE")
+    tables = versions(ws, "glue-table", "GLUE")
     out = flat(cli("evaluate", "-w", ws).output)
-    assert "MRPC/evaluate/v1 is up to date" in out and "GLUE/evaluate/" in out
-    assert versions(ws, "evaluate", "GLUE") == tables  # nothing new: no new table either
+    assert "MRPC/evaluate/v1 is up to date" in out and "GLUE/glue-table/v1 is up to date" in out
+    assert versions(ws, "glue-table", "GLUE") == tables  # nothing new: no new table either
     sub = tmp_path / "copy"
     copy_workspace(ws, sub)
     (sub / "notes" / "deeper").mkdir(parents=True)
@@ -265,12 +265,13 @@ def test_plugins_lists_builtins():
     text = cli("plugins").output
     rows = [line for line in text.splitlines() if line.startswith("│")]
     kinds = [line.split("│")[1].strip() for line in rows]
-    assert kinds.count("stage") == 7
+    assert kinds.count("stage") == 8  # glue-table too (run by evaluate, no command)
     assert kinds.count("scheduler") == 3
-    assert kinds.count("successor builder") == 5
+    assert kinds.count("successor builder") == 6
     assert kinds.count("model family") == 9
     for name in (*STAGES, "truncate", "distill", "constant", "linear", "anti-curriculum",
-                 "first-n", "every-other", "narrow-ffn", "low-rank", "head-pruned", "bert", "roberta", "electra",
+                 "first-n", "every-other", "narrow-ffn", "low-rank", "head-pruned", "narrow-hidden",
+                 "glue-table", "bert", "roberta", "electra",
                  "distilbert", "deberta-v2", "albert", "modernbert", "llama", "gpt2"):
         assert f" {name} " in text
     assert "broken" not in text

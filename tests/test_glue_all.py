@@ -90,7 +90,7 @@ def test_evaluate_glue_all_table_and_submission(multi):
     out = flat(result.output)
     for task in ("CoLA", "SST-2", "STS-B", "QQP", "QNLI", "WNLI"):
         assert f"missing {task}: no trained successor" in out
-    art = ws / "artifacts" / "GLUE" / "evaluate" / "v1"
+    art = ws / "artifacts" / "GLUE" / "glue-table" / "v1"
     table = json.loads((art / "glue_table.json").read_text())
     assert [r["model"].split(" ")[0] for r in table["rows"]] == ["teacher", "theseus", "majority"]
     for row in table["rows"]:

@@ -90,8 +90,8 @@ def test_evaluate_shows_one_row_per_method(methods):
                   "truncate 2L", "distill 2L, α=0.7 T=3",
                   "+ KD (replace) α=0.5 T=2 + KD (finetune) α=0.5 T=2", "majority class"):
         assert label in text, label
-    latest = versions(ws, "evaluate", "GLUE")[-1]
-    table = json.loads((ws / "artifacts/GLUE/evaluate" / latest / "tables.json").read_text())["MRPC"]
+    latest = versions(ws, "glue-table", "GLUE")[-1]
+    table = json.loads((ws / "artifacts/GLUE/glue-table" / latest / "tables.json").read_text())["MRPC"]
     methods_ = [r["method"] for r in table]
     assert methods_[0].startswith("teacher") and methods_[-1].startswith("majority")
     assert len(methods_) == 6  # teacher, theseus, theseus + KD, truncate, distill, majority
@@ -128,7 +128,7 @@ def test_seeds_are_versions_with_their_own_lineage_and_median(trained, tmp_path)
         assert rep["config"]["runtime"]["seed"] == seed  # its own seed's replace
         assert rep["inputs"]["finetune-teacher"]["version"] == "v1"  # one teacher for all
     text = flat(cli("evaluate", "-w", ws).output)
-    rows = json.loads((ws / "artifacts/GLUE/evaluate" / versions(ws, "evaluate", "GLUE")[-1]
+    rows = json.loads((ws / "artifacts/GLUE/glue-table" / versions(ws, "glue-table", "GLUE")[-1]
                        / "tables.json").read_text())["MRPC"]
     theseus = next(r for r in rows if r["method"].startswith("theseus"))
     scores = [manifest(ws, "evaluate", f"v{i}")["metrics"]["successor_score"] for i in (1, 2, 3)]

@@ -17,14 +17,14 @@ from theseus_cli.errors import UnknownNameError
 
 def test_builtins_register_through_entry_points():
     assert set(registry.stages()) == {"finetune-teacher", "replace", "finetune-successor",
-                                      "evaluate", "export", "truncate", "distill"}
+                                      "evaluate", "export", "truncate", "distill", "glue-table"}
     # pipeline order: inputs before the stages that read them
     order = list(registry.stages())
     for name, cls in registry.stages().items():
         assert all(order.index(dep) < order.index(name) for dep in cls.inputs), name
     assert set(registry.available(SCHEDULER_GROUP)) == {"constant", "linear", "anti-curriculum"}
     assert set(registry.available(SUCCESSOR_GROUP)) == {"first-n", "every-other", "narrow-ffn",
-                                                        "low-rank", "head-pruned"}
+                                                        "low-rank", "head-pruned", "narrow-hidden"}
     assert set(registry.available(FAMILY_GROUP)) == {
         "bert", "roberta", "electra", "distilbert", "deberta-v2", "albert", "modernbert",
         "llama", "gpt2"}
@@ -97,3 +97,17 @@ def test_third_party_scheduler_is_listed_and_usable(third_party, tmp_path):
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "ws" / "theseus.yaml").read_text()
     assert "step:" in text and "p0: 0.5" in text and "t1: 100" in text
+
+
+def test_the_glue_table_is_a_stage_without_a_command(tmp_path):
+    """Run by evaluate through the pipeline; nothing for the user to call or configure."""
+    from typer.testing import CliRunner
+
+    from theseus_cli.cli import app
+    from theseus_cli.template import render
+
+    assert registry.stage("glue-table").command is False
+    result = CliRunner().invoke(app, ["glue-table"])
+    assert result.exit_code == 2 and "No such command" in result.output
+    text = render("embedded", "MRPC", None, {})
+    assert "\nevaluate:" in text and "glue-table" not in text

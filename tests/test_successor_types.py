@@ -35,14 +35,16 @@ TYPES = {"narrow-ffn": (NarrowFfnBuilder, {"ffn_fraction": 0.5}),
          "head-pruned": (HeadPrunedBuilder, {"head_fraction": 0.5}),
          "narrow-hidden": (NarrowHiddenBuilder, {"hidden_fraction": 0.5})}
 #: families whose attention head-pruned and narrow-hidden know (separate query, key, value)
-HEADS = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "llama", "qwen2", "mistral")
+HEADS = MODEL_TYPES  # query, key and value: separate maps, or fused (GPT-2, ModernBERT)
+#: ... whose layers read nothing hidden-size wide besides the hidden states (narrow-hidden)
+NARROW = tuple(t for t in HEADS if t != "deberta-v2")
 LABELS = torch.tensor([0, 1, 1])
 
 
-def hybrid_of(model_type: str, kind: str, every_layer: bool = False):
+def hybrid_of(model_type: str, kind: str, every_layer: bool = False, model=None):
     """(hybrid, untouched predecessor, builder); n = L/2 modules (L with ``every_layer``)."""
     cls, params = TYPES[kind]
-    model = tiny_model(model_type)
+    model = tiny_model(model_type) if model is None else model
     original = copy.deepcopy(model)
     family = family_of(model)
     builder = cls(cls.Params(**params))
@@ -61,7 +63,8 @@ def logits(model, b):
 
 
 NEEDS_HEADS = ("head-pruned", "narrow-hidden")
-CASES = [(t, k) for k in sorted(TYPES) for t in MODEL_TYPES if k not in NEEDS_HEADS or t in HEADS]
+CASES = [(t, k) for k in sorted(TYPES) for t in MODEL_TYPES
+         if (k not in NEEDS_HEADS or t in HEADS) and (k != "narrow-hidden" or t in NARROW)]
 
 
 @pytest.mark.parametrize("model_type,kind", CASES)
@@ -169,12 +172,40 @@ def test_head_pruned_keeps_whole_groups_with_grouped_query_attention():
         assert builder.layer_spec(module) == {"heads": 2, "kv_heads": 1}
 
 
-@pytest.mark.parametrize("model_type", [t for t in MODEL_TYPES if t not in HEADS])
 @pytest.mark.parametrize("kind", NEEDS_HEADS)
-def test_head_types_name_the_families_they_cannot_shrink(model_type, kind):
-    with pytest.raises(ConfigError, match=f"{kind}: model family .* does not say where its "
+def test_head_types_name_the_families_they_cannot_shrink(kind, monkeypatch):
+    from theseus_builtin.families import Bert
+
+    monkeypatch.setattr(Bert, "attention", None)  # a family that does not say
+    with pytest.raises(ConfigError, match=f"{kind}: model family 'bert' does not say where its "
                                           "attention projections are"):
-        hybrid_of(model_type, kind)
+        hybrid_of("bert", kind)
+
+
+def test_head_pruned_deberta_prunes_its_relative_position_projections():
+    from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
+
+    from families import HID, VOCAB
+
+    torch.manual_seed(0)
+    config = DebertaV2Config(vocab_size=VOCAB, num_hidden_layers=4, max_position_embeddings=128,
+                             relative_attention=True, position_buckets=16,
+                             pos_att_type=["p2c", "c2p"], share_att_key=False,
+                             position_biased_input=False, **HID)
+    model = DebertaV2ForSequenceClassification(config).eval()
+    hybrid, original, _ = hybrid_of("deberta-v2", "head-pruned", model=model)
+    router, b = router_of(hybrid), batch()
+    attention = router.successor_modules[0].attention.self
+    assert attention.pos_key_proj.out_features == attention.query_proj.out_features == 16
+    router.eval_path = "successor"
+    torch.testing.assert_close(logits(hybrid, b), logits(assemble_successor(hybrid), b),
+                               rtol=0, atol=1e-6)
+
+
+def test_narrow_hidden_names_what_it_cannot_narrow():
+    with pytest.raises(ConfigError, match="narrow-hidden: model family 'deberta-v2' feeds its "
+                                          "attention hidden-size-wide rel_embeddings"):
+        hybrid_of("deberta-v2", "narrow-hidden")
 
 
 def test_narrow_hidden_projects_onto_the_principal_directions():

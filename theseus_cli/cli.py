@@ -287,12 +287,18 @@ def _field_parameter(f: dataclasses.Field, tp: Any) -> inspect.Parameter | None:
         help += f" [{' | '.join(map(str, meta['choices']))}]"
     default = f.default if f.default is not dataclasses.MISSING else None
     if default is not None:
-        help += f" (default: {default})"
+        help += f" (built-in default: {default})"
     if inner is bool:
         return _opt(f.name, Optional[bool], help, f"--{dash}/--no-{dash}")
     if inner in (int, float, str):
         return _opt(f.name, Optional[inner], help, f"--{dash}")
     return None  # lists/dicts: set them in theseus.yaml
+
+
+#: below each stage's --help: where the values not given on the command line come from
+DEFAULTS_NOTE = ("Options not given take their value from the workspace's theseus.yaml "
+                 "(`theseus init` writes the tuned recipe there for the embedded model), "
+                 "else the built-in default shown.")
 
 
 def stage_command(stage_cls: type) -> Any:
@@ -429,7 +435,10 @@ def _fmt(v: Any) -> str:
 def register_stage_commands() -> None:
     """Add one command per working stage plugin; report broken plugins on stderr."""
     for name, stage_cls in registry.stages().items():
-        app.command(name=name, help=stage_cls.help)(handle_errors(stage_command(stage_cls)))
+        if not getattr(stage_cls, "command", True):
+            continue  # run by other stages (the GLUE table)
+        app.command(name=name, help=stage_cls.help, epilog=DEFAULTS_NOTE)(
+            handle_errors(stage_command(stage_cls)))
     for p in registry.broken():
         err_console.print(f"[yellow]warning: plugin {p.name!r} ({p.group}, {p.distribution}) "
                           f"failed to load and is skipped: {p.error}[/]")

@@ -215,7 +215,7 @@ def parse_config(root: Path, doc: Any, source: str = CONFIG_NAME) -> WorkspaceCo
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(doc).__name__}")
     warnings: list[str] = []
-    stage_names = set(registry.stages())
+    stage_names = {n for n, c in registry.stages().items() if getattr(c, "command", True)}
     accepted = set(TOP_LEVEL) | stage_names
     broken_stages = {p.name for p in registry.broken() if p.group == registry.STAGE_GROUP}
     for key in sorted(set(doc) & broken_stages - accepted):

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:  # heavy imports only for type checkers
     from torch import nn
 
-    from theseus_cli.artifacts import Artifact
+    from theseus_cli.artifacts import Artifact, ArtifactStore
     from theseus_cli.checkpoint import Checkpointer
     from theseus_cli.config import WorkspaceConfig
     from theseus_cli.runtime import Runtime
@@ -149,15 +149,20 @@ class StageContext:
     checkpoints: Checkpointer | None = None
     plugins: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def store(self) -> ArtifactStore:
+        """Read access to the workspace's published artifacts (lineage, other versions)."""
+        from theseus_cli.artifacts import ArtifactStore
+
+        return ArtifactStore(self.config.artifacts_dir)
+
     def lineage(self, artifact: Artifact, stage: str) -> Artifact:
         """The version of ``stage`` in ``artifact``'s lineage (e.g. its teacher).
 
         Raises:
             ArtifactError: none there.
         """
-        from theseus_cli.artifacts import ArtifactStore
-
-        return ArtifactStore(self.config.artifacts_dir).lineage(artifact, stage)
+        return self.store.lineage(artifact, stage)
 
     def load_model(self, artifact: Artifact) -> tuple[Any, Any]:
         """``(model, tokenizer)`` saved in ``artifact`` (stock, or restructured by a
@@ -269,10 +274,15 @@ class Stage(Plugin, ABC):
     #: paper fine-tunes the predecessor once and compresses it in several runs).
     #: Otherwise a run with seed s reads inputs made with seed s, running them first.
     shared_across_seeds: ClassVar[bool] = False
+    #: False for a stage that other stages run and the user does not (the GLUE table,
+    #: which ``evaluate`` publishes): no CLI command, no section in theseus.yaml.
+    command: ClassVar[bool] = True
 
     def inputs_for(self, params: Any) -> tuple[str, ...]:
         """Upstream stages this run reads, given its resolved params. Default:
-        :attr:`inputs`; a stage may choose (``evaluate --successor truncate``)."""
+        :attr:`inputs`; a stage may choose (``evaluate --successor truncate``). A name
+        may also be a full version label, ``TASK/STAGE/vN`` (the GLUE table's inputs are
+        evaluations of several tasks)."""
         return self.inputs
 
     def accepts_input(self, name: str, manifest: dict[str, Any], params: Any) -> bool:
@@ -408,12 +418,15 @@ class SuccessorBuilder(Plugin, ABC):
         """What makes ``module`` differ from a stock layer beyond what the config says
         (``low-rank``: the rank of each factorised linear map), as JSON-able values;
         None for a stock layer. Saved with the model (``theseus_successor.json``);
-        :meth:`restructure` rebuilds the shapes from it when the model is loaded."""
+        :meth:`restructure` rebuilds the shapes from it when the model is loaded. A module
+        with a spec may be of any class (``narrow-hidden`` wraps the family's layer);
+        one without must be an instance of the predecessor's layer class."""
         return None
 
     def restructure(self, layer: nn.Module, spec: dict[str, Any]) -> nn.Module:
-        """A stock layer (fresh weights) given the structure ``spec`` describes, so that
-        the saved weights load into it. Default: ``layer`` unchanged."""
+        """The module (fresh weights) of the structure ``spec`` describes, made from the
+        stock ``layer`` (which it may change or wrap), so that the saved weights load into
+        it. Default: ``layer`` unchanged."""
         return layer
 
 

@@ -56,6 +56,14 @@ class AttentionBlock:
         counts: dotted names of attributes holding the number of query heads, updated
             when heads are dropped (the forward passes reshape with -1 heads).
         sizes: dotted names of attributes holding heads × head_dim, updated likewise.
+        per_head: dotted names of further maps into query heads × head_dim (DeBERTa's
+            ``pos_query_proj`` and ``pos_key_proj``), pruned with the query heads; a name
+            the layer lacks is skipped.
+        fused: query, key and value are one map whose output rows are [q; k; v] (GPT-2's
+            ``c_attn``, ModernBERT's ``Wqkv``): give its name as all three.
+        side_inputs: keyword arguments of the layer call that the projections read
+            besides the hidden states (DeBERTa: ``rel_embeddings``, hidden-size wide), for
+            types that change the hidden size (``narrow-hidden`` refuses them).
     """
 
     query: str
@@ -65,6 +73,9 @@ class AttentionBlock:
     head_dim: str
     counts: tuple[str, ...] = ()
     sizes: tuple[str, ...] = ()
+    per_head: tuple[str, ...] = ()
+    fused: bool = False
+    side_inputs: tuple[str, ...] = ()
 
 
 def family_for(model_type: str, source: str = "") -> ModelFamily:

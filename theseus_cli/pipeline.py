@@ -171,6 +171,8 @@ class Pipeline:
         """
         if name in pins:
             return self.store.get(task, name, pins[name])
+        if name.count("/") == 2:  # a full label, TASK/STAGE/vN: that version
+            return self.store.get(*name.split("/"))
         art = self.latest_input(task, name, stage, params)
         if art is None and no_upstream:
             raise ArtifactError(

@@ -94,6 +94,8 @@ def render(model: str, task: str | list[str], glue_dir: str | None,
     out.append("runtime:")
     out += _section(RuntimeSettings, 2, overrides.get("runtime"))
     for name, stage in registry.stages().items():
+        if not getattr(stage, "command", True):
+            continue  # run by other stages; nothing to configure
         out.append("")
         out.append(f"# `theseus {name}`: {stage.help}")
         out.append(f"{name}:")

@@ -131,9 +131,9 @@ def status_rows(workspace: Path | None) -> tuple[list[tuple[str, ...]], Workspac
     tasks = list(dict.fromkeys([*config.tasks, *store.tasks()]))
     for task in tasks:
         for name, cls in stages.items():
-            if task == "GLUE" and name != "evaluate":  # the cross-task table (--glue-all)
-                continue
             versions = store.versions(task, name)
+            if (task == "GLUE") != (name == "glue-table") and not (task == "GLUE" and versions):
+                continue  # the cross-task table is GLUE's only stage (GLUE/evaluate: before it)
             staging = store.staging_dirs(task, name)
             if not versions:
                 rows.append((task, name, "0", "—", "", "",

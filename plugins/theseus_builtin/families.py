@@ -76,6 +76,13 @@ class DebertaV2(LayerListFamily):
     outside = ("embeddings, relative-position embeddings and their LayerNorm, the convolution "
                "after layer 0 (conv_kernel_size > 0), pooler, classifier")
     ffn = BERT_FFN
+    attention = AttentionBlock(
+        query="attention.self.query_proj", key="attention.self.key_proj",
+        value="attention.self.value_proj", output="attention.output.dense",
+        head_dim="attention.self.attention_head_size",
+        counts=("attention.self.num_attention_heads",), sizes=("attention.self.all_head_size",),
+        per_head=("attention.self.pos_query_proj", "attention.self.pos_key_proj"),
+        side_inputs=("rel_embeddings",))
 
 
 class Albert(LayerListFamily):
@@ -89,6 +96,12 @@ class Albert(LayerListFamily):
     layers_path = "base_model.encoder.albert_layer_groups"
     outside = "factorised embeddings and their mapping to the hidden size, pooler, classifier"
     ffn = FeedForward(inputs=("albert_layers.0.ffn",), output="albert_layers.0.ffn_output")
+    attention = AttentionBlock(
+        query="albert_layers.0.attention.query", key="albert_layers.0.attention.key",
+        value="albert_layers.0.attention.value", output="albert_layers.0.attention.dense",
+        head_dim="albert_layers.0.attention.attention_head_size",
+        counts=("albert_layers.0.attention.num_attention_heads",),
+        sizes=("albert_layers.0.attention.all_head_size",))
 
     def layers(self, model: Any) -> list:
         """Group ``int(i / (L / G))`` for each application i < L (ALBERT's own loop)."""
@@ -119,6 +132,8 @@ class ModernBert(LayerListFamily):
     layers_path = "base_model.layers"
     outside = "embeddings, rotary embeddings, final norm, prediction head, classifier"
     ffn = FeedForward(inputs=("mlp.Wi",), output="mlp.Wo", packed=2)
+    attention = AttentionBlock(query="attn.Wqkv", key="attn.Wqkv", value="attn.Wqkv",
+                               output="attn.Wo", head_dim="attn.head_dim", fused=True)
 
     def conform(self, modules):
         """Module 0 becomes the first layer: no attention norm (the embeddings are normed)."""
@@ -153,3 +168,7 @@ class Gpt2(LayerListFamily):
     layers_path = "base_model.h"
     outside = "token and absolute position embeddings, final LayerNorm, score head (last token)"
     ffn = FeedForward(inputs=("mlp.c_fc",), output="mlp.c_proj", size_key="n_inner")
+    attention = AttentionBlock(query="attn.c_attn", key="attn.c_attn", value="attn.c_attn",
+                               output="attn.c_proj", head_dim="attn.head_dim",
+                               counts=("attn.num_heads",), sizes=("attn.split_size",),
+                               fused=True)

@@ -45,6 +45,17 @@ class NarrowHiddenLayer(nn.Module):
         self.layer = layer
         self.up = nn.Linear(width, hidden, bias=False)  # weight (H, h)
 
+    def __getattr__(self, name: str) -> Any:
+        """Attributes the family's loop reads off its layers (ModernBERT's
+        ``attention_type``) come from the wrapped layer."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            layer = self._modules.get("layer")
+            if layer is None:
+                raise
+            return getattr(layer, name)
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - see class
         if args:
             out = self.layer(self.down(args[0]), *args[1:], **kwargs)
@@ -133,7 +144,7 @@ def narrow_layer(layer: nn.Module, block: Any, ffn: Any, basis: torch.Tensor,
                                                              neurons, ffn.packed))
     shrink.set_submodule(inner, ffn.output,
                          shrink.select_columns(inner.get_submodule(ffn.output), neurons))
-    reads = (block.query, block.key, block.value, *ffn.inputs)
+    reads = tuple(dict.fromkeys((block.query, block.key, block.value, *ffn.inputs)))  # fused: once
     writes = (block.output, ffn.output)
     for name in reads:
         shrink.set_submodule(inner, name, _reading(inner.get_submodule(name), basis))

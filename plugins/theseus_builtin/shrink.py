@@ -149,6 +149,9 @@ def _set_attr(root: nn.Module, dotted: str, value) -> None:
 def head_counts(layer: nn.Module, block) -> tuple[int, int, int]:
     """``(query heads H, key/value heads G, head_dim d)`` of a layer's attention."""
     d = int(_attr(layer, block.head_dim))
+    if block.fused:  # one map into [q; k; v]
+        heads = sizes(layer.get_submodule(block.query))[1] // (3 * d)
+        return heads, heads, d
     heads = sizes(layer.get_submodule(block.query))[1] // d
     kv_heads = sizes(layer.get_submodule(block.key))[1] // d
     return heads, kv_heads, d
@@ -211,8 +214,18 @@ def keep_heads(layer: nn.Module, block, heads: torch.Tensor, kv_heads: torch.Ten
         return (index[:, None] * d + torch.arange(d, device=index.device)[None, :]).flatten()
 
     q_rows, kv_rows = features(heads), features(kv_heads)
-    for name, rows in ((block.query, q_rows), (block.key, kv_rows), (block.value, kv_rows)):
-        set_submodule(layer, name, select_rows(layer.get_submodule(name), rows))
+    if block.fused:  # the same rows of each of the three chunks [q; k; v]
+        set_submodule(layer, block.query,
+                      select_rows(layer.get_submodule(block.query), q_rows, packed=3))
+    else:
+        for name, rows in ((block.query, q_rows), (block.key, kv_rows), (block.value, kv_rows)):
+            set_submodule(layer, name, select_rows(layer.get_submodule(name), rows))
+    for name in block.per_head:
+        try:
+            linear = layer.get_submodule(name)
+        except AttributeError:  # e.g. DeBERTa's pos_key_proj without share_att_key
+            continue
+        set_submodule(layer, name, select_rows(linear, q_rows))
     set_submodule(layer, block.output, select_columns(layer.get_submodule(block.output), q_rows))
     for name in block.counts:
         _set_attr(layer, name, len(heads))

@@ -233,9 +233,9 @@ class HeadPrunedBuilder(_ShrinkBuilder):
         if block is None:
             name = getattr(self.family, "name", "?")
             raise ConfigError(f"{self.name}: model family {name!r} does not say where its "
-                              "attention projections are (LayerListFamily.attention; separate "
-                              "query, key and value maps are needed); choose another successor "
-                              "builder")
+                              "attention projections are (LayerListFamily.attention: query, "
+                              "key, value, output); add it to the family, or choose another "
+                              "successor builder")
         return block
 
     def build(self, predecessor_layers: Sequence[nn.Module], num_modules: int) -> nn.ModuleList:
@@ -364,6 +364,12 @@ class NarrowHiddenBuilder(HeadPrunedBuilder):
         from theseus_builtin import narrowing, shrink
 
         block, ffn = self._anatomy(), self._ffn()
+        if block.side_inputs:
+            raise ConfigError(f"narrow-hidden: model family {getattr(self.family, 'name', '?')!r} "
+                              f"feeds its attention hidden-size-wide {', '.join(block.side_inputs)} "
+                              "besides the hidden states, which a narrower module cannot read; "
+                              "choose another successor builder (head-pruned, narrow-ffn, "
+                              "low-rank)")
         if self.calibration is None:
             raise ConfigError("narrow-hidden: no calibration batches were given (the replace "
                               "stage sets them; see SuccessorBuilder.calibration)")

@@ -6,9 +6,9 @@ are reused). Per task, a method table (:mod:`method_table`: seeds aggregated
 into medians, the majority class beside them); across tasks, one table: a row
 per method, a column per GLUE task (the paper's per-task dev number, section
 4.1), the macro score over the 8 paper tasks (WNLI excluded) and retention. Missing tasks are named, never dropped or
-filled in. The table is published as an ``evaluate`` artifact of the
-pseudo-task ``GLUE`` (Markdown + JSON), with the leaderboard zip when
-``--predict-test`` was given.
+filled in. The tables are published by the stage :class:`GlueTable` as
+``GLUE/glue-table/vN`` of the pseudo-task ``GLUE`` (Markdown + JSON), with the
+leaderboard zip when ``--predict-test`` was given.
 """
 
 from __future__ import annotations
@@ -16,12 +16,15 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from dataclasses import dataclass
+
 from theseus_cli import jsonio
 from theseus_cli.artifacts import Artifact
+from theseus_cli.contracts import Stage, StageContext, StageResult, param
 from theseus_cli.errors import TheseusError
 from theseus_cli.glue import PAPER_TASKS, PREDICTED_WITH, TASKS
 
-GLUE_TASK = "GLUE"  # artifacts/GLUE/evaluate/vN holds the cross-task table
+GLUE_TASK = "GLUE"  # artifacts/GLUE/glue-table/vN holds the cross-task table
 COLUMNS = (*PAPER_TASKS, "WNLI")
 #: raised when the tables' rows change for the same evaluations (2: one sample per seed,
 #: variants compared on comparable data settings), so a rerun publishes them again
@@ -41,16 +44,11 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
         options: ``overrides`` (evaluate params, e.g. predict_test), ``force``.
 
     Returns:
-        The published ``GLUE/evaluate/vN`` artifact (``tables.md``: one method
-        table per task; ``glue_table.md``/``.json``: the paper's Table 2 layout).
+        The published (or reused) ``GLUE/glue-table/vN`` artifact (``tables.md``: one
+        method table per task; ``glue_table.md``/``.json``: the paper's Table 2 layout).
     """
-    import datetime as dt
-    import time
-
     from theseus_builtin.stages.evaluate import successor_stages
-    from theseus_builtin.stages.method_table import task_rows
 
-    started, t0 = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), time.monotonic()
     store, console = pipeline.store, pipeline.console
     overrides = dict(options.get("overrides") or {})
     chosen = overrides.get("successor")
@@ -88,83 +86,80 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
             missing[task] = "evaluation failed (see above)"
     if errors and not evaluations:
         raise errors[0]
-    per_task = {task: task_rows(store, arts) for task, arts in evaluations.items()}
-    table = build_table(per_task, missing)
-    predict = bool(overrides.get("predict_test"))
-    params = {"tasks": tasks, "predict_test": predict, "successor_stages": stages,
-              "format": TABLE_FORMAT}
-    inputs = {f"{a.label}": {"version": a.name, "manifest_sha256": a.manifest_sha256}
-              for arts in evaluations.values() for a in arts}
-    with pipeline.stage_lock(GLUE_TASK, "evaluate"):  # one table publisher at a time
-        art = _publish(pipeline, table, per_task, evaluations, params, inputs, missing,
-                       predict, started, t0, errors)
+    labels = [a.label for arts in evaluations.values() for a in arts]
+    overrides_table = {"evaluations": labels, "tasks": list(tasks), "missing": missing,
+                       "predict_test": bool(overrides.get("predict_test"))}
+    art = pipeline.run("glue-table", GLUE_TASK, overrides_table, preflight=False,
+                       force=options.get("force", False))
+    show(console, art)
     if errors:
         from theseus_cli.multitask import TasksFailed
 
         raise TasksFailed(f"{len(errors)} evaluation(s) failed (named above); the tables "
-                          f"({GLUE_TASK}/evaluate/{art.name}) hold the others") from errors[0]
+                          f"({art.label}) hold the others") from errors[0]
     return art
 
 
-def _publish(pipeline: Any, table: dict, per_task: dict, evaluations: dict, params: dict,
-             inputs: dict, missing: dict, predict: bool, started: str, t0: float,
-             errors: list) -> Artifact:
-    """Publish the tables as ``GLUE/evaluate/vN`` (under the stage lock), or reuse the
-    latest version made from the same evaluations."""
-    import datetime as dt
-    import time
+class GlueTable(Stage):
+    """The method table of each task and the paper's Table 2 across tasks, published as
+    ``GLUE/glue-table/vN`` through the pipeline like any stage (fingerprint over the
+    evaluations it reads, the stage lock, a manifest; reused when they are the same).
 
-    from theseus_builtin.stages.method_table import render_task
-    from theseus_cli.pipeline import library_versions
+    ``evaluate`` runs it after evaluating every successor; its inputs are those
+    evaluations, by full label (``MRPC/evaluate/v3``). Metrics: each method's macro
+    score; info: the missing tasks and, with ``predict_test``, the leaderboard zip.
+    """
 
-    store, console = pipeline.store, pipeline.console
-    same = _same_table(pipeline, params, inputs)
-    if same is not None and not errors:  # every evaluation up to date: so is the table
-        for task, rows in per_task.items():
-            print_task(console, task, rows)
-        if len(params["tasks"]) > 1:
-            print_table(console, table)
-        console.print(f"{same.label} is up to date (same evaluations); use --force to publish "
-                      "the tables again")
-        return same
-    with store.staging(GLUE_TASK, "evaluate") as tmp:
-        if predict:
-            table["submission"] = collect_submission(table, evaluations, tmp)
-        (tmp / "glue_table.json").write_text(jsonio.dumps(table, indent=2) + "\n")
-        (tmp / "glue_table.md").write_text(render_markdown(table))
-        (tmp / "tables.json").write_text(jsonio.dumps(per_task, indent=2) + "\n")
-        (tmp / "tables.md").write_text("\n".join(render_task(t, r) for t, r in per_task.items()))
-        manifest = {
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "params": params,
-            "inputs": inputs,  # one key per evaluation: TASK/evaluate/vN
-            "metrics": {f"{row['model']}:macro": row["macro"] for row in table["rows"]
-                        if row["macro"] is not None},
-            "info": {"missing": missing, "submission": table.get("submission")},
-            "timings": {"started_at": started, "seconds": round(time.monotonic() - t0, 2)},
-            "library_versions": library_versions(),
-        }
-        art = store.publish(tmp, GLUE_TASK, "evaluate", manifest)
+    name = "glue-table"
+    help = "the method tables and the paper's Table 2 across tasks (run by evaluate)"
+    command = False
+
+    @dataclass
+    class Params:
+        evaluations: list = param([], "evaluations the tables are made of, TASK/evaluate/vN",
+                                  cli=False)
+        tasks: list = param([], "tasks of the evaluate run (the others are named missing)",
+                            cli=False)
+        missing: dict = param({}, "task -> why it has no evaluation", cli=False)
+        predict_test: bool = param(False, "also zip the leaderboard files", cli=False)
+        format: int = param(TABLE_FORMAT, "version of the tables' layout (a new one publishes "
+                                          "them again)", cli=False)
+
+    def inputs_for(self, params) -> tuple[str, ...]:  # noqa: D102 - see Stage.inputs_for
+        return tuple(params.evaluations)
+
+    def run(self, ctx: StageContext) -> StageResult:  # noqa: D102 - see class
+        from theseus_builtin.stages.method_table import render_task, task_rows
+
+        evaluations: dict[str, list[Artifact]] = {}
+        for art in ctx.inputs.values():
+            evaluations.setdefault(art.task, []).append(art)
+        per_task = {task: task_rows(ctx.store, evaluations[task])
+                    for task in COLUMNS if task in evaluations}
+        table = build_table(per_task, dict(ctx.params.missing))
+        out = ctx.out_dir
+        if ctx.params.predict_test:
+            table["submission"] = collect_submission(table, evaluations, out)
+        (out / "glue_table.json").write_text(jsonio.dumps(table, indent=2) + "\n")
+        (out / "glue_table.md").write_text(render_markdown(table))
+        (out / "tables.json").write_text(jsonio.dumps(per_task, indent=2) + "\n")
+        (out / "tables.md").write_text("\n".join(render_task(t, r) for t, r in per_task.items()))
+        metrics = {f"{row['model']}:macro": row["macro"] for row in table["rows"]
+                   if row["macro"] is not None}
+        return StageResult(metrics=metrics, info={"missing": table["missing"],
+                                                  "submission": table.get("submission")})
+
+
+def show(console: Any, art: Artifact) -> None:
+    """Print the tables of a published (or reused) ``glue-table`` version."""
+    import json
+
+    per_task = json.loads(art.file("tables.json").read_text())
     for task, rows in per_task.items():
         print_task(console, task, rows)
-    if len(params["tasks"]) > 1:
+    table = json.loads(art.file("glue_table.json").read_text())
+    if len(art.manifest.get("params", {}).get("tasks", [])) > 1:
         print_table(console, table)
-    console.print(f"[green]published[/] {GLUE_TASK}/evaluate/{art.name} → {art.path}")
-    return art
-
-
-def _same_table(pipeline: Any, params: dict, inputs: dict) -> Artifact | None:
-    """The latest intact GLUE table made from exactly these evaluations and params, or None.
-    (``--force`` reruns the evaluations: their new versions make a new table.)"""
-    from theseus_cli.integrity import CACHE_NAME, HashCache, check_artifact
-
-    latest = pipeline.store.latest(GLUE_TASK, "evaluate")
-    if latest is None:
-        return None
-    m = latest.manifest
-    if m.get("params") != params or m.get("inputs") != inputs:
-        return None
-    return latest if check_artifact(latest, HashCache(pipeline.store.root / CACHE_NAME)).ok else None
 
 
 def build_table(per_task: dict[str, list[dict]], missing: dict[str, str]) -> dict[str, Any]:
