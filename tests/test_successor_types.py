@@ -34,10 +34,6 @@ TYPES = {"narrow-ffn": (NarrowFfnBuilder, {"ffn_fraction": 0.5}),
          "low-rank": (LowRankBuilder, {"rank": 4}),
          "head-pruned": (HeadPrunedBuilder, {"head_fraction": 0.5}),
          "narrow-hidden": (NarrowHiddenBuilder, {"hidden_fraction": 0.5})}
-#: families whose attention head-pruned and narrow-hidden know (separate query, key, value)
-HEADS = MODEL_TYPES  # query, key and value: separate maps, or fused (GPT-2, ModernBERT)
-#: ... whose layers read nothing hidden-size wide besides the hidden states (narrow-hidden)
-NARROW = tuple(t for t in HEADS if t != "deberta-v2")
 LABELS = torch.tensor([0, 1, 1])
 
 
@@ -63,8 +59,7 @@ def logits(model, b):
 
 
 NEEDS_HEADS = ("head-pruned", "narrow-hidden")
-CASES = [(t, k) for k in sorted(TYPES) for t in MODEL_TYPES
-         if (k not in NEEDS_HEADS or t in HEADS) and (k != "narrow-hidden" or t in NARROW)]
+CASES = [(t, k) for k in sorted(TYPES) for t in MODEL_TYPES]  # every type on every family
 
 
 @pytest.mark.parametrize("model_type,kind", CASES)
@@ -182,7 +177,8 @@ def test_head_types_name_the_families_they_cannot_shrink(kind, monkeypatch):
         hybrid_of("bert", kind)
 
 
-def test_head_pruned_deberta_prunes_its_relative_position_projections():
+@pytest.mark.parametrize("kind", NEEDS_HEADS)
+def test_deberta_relative_position_projections_follow_the_heads(kind):
     from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
 
     from families import HID, VOCAB
@@ -193,19 +189,16 @@ def test_head_pruned_deberta_prunes_its_relative_position_projections():
                              pos_att_type=["p2c", "c2p"], share_att_key=False,
                              position_biased_input=False, **HID)
     model = DebertaV2ForSequenceClassification(config).eval()
-    hybrid, original, _ = hybrid_of("deberta-v2", "head-pruned", model=model)
+    hybrid, original, _ = hybrid_of("deberta-v2", kind, model=model)
     router, b = router_of(hybrid), batch()
-    attention = router.successor_modules[0].attention.self
+    module = router.successor_modules[0]
+    attention = (module.layer if kind == "narrow-hidden" else module).attention.self
     assert attention.pos_key_proj.out_features == attention.query_proj.out_features == 16
+    if kind == "narrow-hidden":  # reads the relative-position embeddings in the narrow width
+        assert attention.pos_key_proj.in_features == 16
     router.eval_path = "successor"
     torch.testing.assert_close(logits(hybrid, b), logits(assemble_successor(hybrid), b),
                                rtol=0, atol=1e-6)
-
-
-def test_narrow_hidden_names_what_it_cannot_narrow():
-    with pytest.raises(ConfigError, match="narrow-hidden: model family 'deberta-v2' feeds its "
-                                          "attention hidden-size-wide rel_embeddings"):
-        hybrid_of("deberta-v2", "narrow-hidden")
 
 
 def test_narrow_hidden_projects_onto_the_principal_directions():

@@ -63,7 +63,7 @@ class AttentionBlock:
             ``c_attn``, ModernBERT's ``Wqkv``): give its name as all three.
         side_inputs: keyword arguments of the layer call that the projections read
             besides the hidden states (DeBERTa: ``rel_embeddings``, hidden-size wide), for
-            types that change the hidden size (``narrow-hidden`` refuses them).
+            types that change the hidden size (``narrow-hidden`` projects them too).
     """
 
     query: str

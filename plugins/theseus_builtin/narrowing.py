@@ -6,7 +6,8 @@ size h < H between two learned projections at the module boundary:
     x (B, T, H) --down--> (B, T, h) --layer at width h--> (B, T, h) --up--> (B, T, H)
 
 so it fits anywhere in the predecessor's H-wide residual stream (module replacing mixes
-the two), and the family's own loop (masks, rotary embeddings) calls it unchanged. It
+the two), and the family's own loop (masks, rotary embeddings) calls it unchanged; other
+H-wide inputs of the layer call (DeBERTa's relative-position embeddings) go down too. It
 starts from a predecessor layer: the projections are the top-h principal directions P
 (h × H) of the hidden states entering that layer on calibration batches (down = P,
 up = Pᵀ, so up(down(x)) is x's projection on them), and the layer's weights are carried
@@ -33,17 +34,21 @@ class NarrowHiddenLayer(nn.Module):
         layer: the family's layer class narrowed to width h (its own call convention).
         hidden: H, the predecessor's hidden size.
         width: h.
+        side_inputs: keyword arguments that are H wide too (DeBERTa's ``rel_embeddings``,
+            (2k, H)): projected by ``down`` as well.
 
     Forward: ``hidden_states`` (B, T, H) first (or as keyword), every other argument
     passed through to ``layer``; returns what ``layer`` returns with its hidden states
     (the first element of a tuple) mapped back to (B, T, H).
     """
 
-    def __init__(self, layer: nn.Module, hidden: int, width: int):
+    def __init__(self, layer: nn.Module, hidden: int, width: int,
+                 side_inputs: tuple[str, ...] = ()):
         super().__init__()
         self.down = nn.Linear(hidden, width, bias=False)  # weight (h, H)
         self.layer = layer
         self.up = nn.Linear(width, hidden, bias=False)  # weight (H, h)
+        self.side_inputs = tuple(side_inputs)
 
     def __getattr__(self, name: str) -> Any:
         """Attributes the family's loop reads off its layers (ModernBERT's
@@ -57,6 +62,9 @@ class NarrowHiddenLayer(nn.Module):
             return getattr(layer, name)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - see class
+        for name in self.side_inputs:
+            if kwargs.get(name) is not None:
+                kwargs[name] = self.down(kwargs[name])  # (..., H) -> (..., h)
         if args:
             out = self.layer(self.down(args[0]), *args[1:], **kwargs)
         else:
@@ -144,7 +152,8 @@ def narrow_layer(layer: nn.Module, block: Any, ffn: Any, basis: torch.Tensor,
                                                              neurons, ffn.packed))
     shrink.set_submodule(inner, ffn.output,
                          shrink.select_columns(inner.get_submodule(ffn.output), neurons))
-    reads = tuple(dict.fromkeys((block.query, block.key, block.value, *ffn.inputs)))  # fused: once
+    present = [n for n in block.per_head if _has(inner, n)]  # DeBERTa: pos_key_proj, ...
+    reads = tuple(dict.fromkeys((block.query, block.key, block.value, *present, *ffn.inputs)))
     writes = (block.output, ffn.output)
     for name in reads:
         shrink.set_submodule(inner, name, _reading(inner.get_submodule(name), basis))
@@ -160,7 +169,7 @@ def narrow_layer(layer: nn.Module, block: Any, ffn: Any, basis: torch.Tensor,
         if isinstance(weight, nn.Parameter) and weight.dim() == 1 and weight.numel() == hidden:
             _narrow_norm(module, basis)
     inner.requires_grad_(True)
-    wrapped = NarrowHiddenLayer(inner, hidden, width)
+    wrapped = NarrowHiddenLayer(inner, hidden, width, block.side_inputs)
     ref = next(layer.parameters())
     with torch.no_grad():
         wrapped.down.weight.copy_(basis)
@@ -178,3 +187,11 @@ def _narrow_norm(module: nn.Module, basis: torch.Tensor) -> None:
             module.bias = nn.Parameter(basis.to(bias) @ bias.detach())
     if hasattr(module, "normalized_shape"):
         module.normalized_shape = (basis.shape[0],)
+
+
+def _has(module: nn.Module, name: str) -> bool:
+    try:
+        module.get_submodule(name)
+        return True
+    except AttributeError:
+        return False

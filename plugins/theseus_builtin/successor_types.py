@@ -364,12 +364,6 @@ class NarrowHiddenBuilder(HeadPrunedBuilder):
         from theseus_builtin import narrowing, shrink
 
         block, ffn = self._anatomy(), self._ffn()
-        if block.side_inputs:
-            raise ConfigError(f"narrow-hidden: model family {getattr(self.family, 'name', '?')!r} "
-                              f"feeds its attention hidden-size-wide {', '.join(block.side_inputs)} "
-                              "besides the hidden states, which a narrower module cannot read; "
-                              "choose another successor builder (head-pruned, narrow-ffn, "
-                              "low-rank)")
         if self.calibration is None:
             raise ConfigError("narrow-hidden: no calibration batches were given (the replace "
                               "stage sets them; see SuccessorBuilder.calibration)")
