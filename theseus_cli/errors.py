@@ -120,6 +120,11 @@ def closest_keys_message(bad: str, accepted: Iterable[str]) -> str:
     return f"{bad!r}; accepted: {', '.join(sorted(accepted))}"
 
 
+class PlotError(TheseusError):
+    """A plot could not be drawn (matplotlib missing or failing); the run's results are
+    published without it."""
+
+
 class LockError(TheseusError):
     """Another process is running the same stage for the same task in this workspace.
 

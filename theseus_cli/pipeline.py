@@ -358,6 +358,8 @@ class Pipeline:
             runtime.seed_everything()  # e.g. a new classifier head's init is seeded too
             result = cls().run(ctx)
             seconds = time.monotonic() - t0
+            if main:
+                result.info["plots"] = self._draw_curves(tmp, f"{task} · {stage}")
             manifest = {
                 "created_at": _now(),
                 "fingerprint": fp,
@@ -383,6 +385,24 @@ class Pipeline:
         self.console.print(f"[green]published[/] {task}/{stage}/{art.name} in {seconds:.1f} s"
                            f" → {art.path}")
         return art
+
+
+    def _draw_curves(self, out_dir: Path, title: str) -> list[str]:
+        """Draw the training curves of a run (:func:`theseus_cli.plots.draw_stage_curves`)
+        into its staging directory; names of the files drawn. A plot that fails is
+        reported and left out: it never costs the run."""
+        from theseus_cli.errors import PlotError
+        from theseus_cli.plots import draw_stage_curves
+
+        try:
+            drawn = draw_stage_curves(out_dir, title)
+        except PlotError as e:
+            self.say(f"[yellow]warning: {e}; published without it[/]")
+            return []
+        if drawn is None:
+            return []
+        self.say(f"plot: {drawn.name} (p, training loss and dev score over optimizer steps)")
+        return [drawn.name]
 
 
 def selected_plugins(params: Any) -> dict[str, Any]:

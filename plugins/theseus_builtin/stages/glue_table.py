@@ -147,7 +147,25 @@ class GlueTable(Stage):
         metrics = {f"{row['model']}:macro": row["macro"] for row in table["rows"]
                    if row["macro"] is not None}
         return StageResult(metrics=metrics, info={"missing": table["missing"],
-                                                  "submission": table.get("submission")})
+                                                  "submission": table.get("submission"),
+                                                  "charts": charts(per_task, out, ctx.log)})
+
+
+def charts(per_task: dict[str, list[dict]], out: Any, log: Any) -> list[str]:
+    """Score against speed-up and parameters, one PNG per task (``chart_TASK.png``);
+    names of those drawn. A chart that fails is reported and left out."""
+    from theseus_cli import plots
+
+    drawn = []
+    for task, rows in per_task.items():
+        try:
+            path = plots.method_chart(task, rows, out / f"chart_{task}.png")
+        except (ImportError, OSError, ValueError, RuntimeError) as e:
+            log.info(f"[yellow]warning: could not draw the {task} chart: {e}[/]")
+            continue
+        if path is not None:
+            drawn.append(path.name)
+    return drawn
 
 
 def show(console: Any, art: Artifact) -> None:
@@ -160,6 +178,8 @@ def show(console: Any, art: Artifact) -> None:
     table = json.loads(art.file("glue_table.json").read_text())
     if len(art.manifest.get("params", {}).get("tasks", [])) > 1:
         print_table(console, table)
+    for name in art.manifest.get("info", {}).get("charts") or []:
+        console.print(f"chart: {art.path / name} (score against speed-up and parameters)")
 
 
 def build_table(per_task: dict[str, list[dict]], missing: dict[str, str]) -> dict[str, Any]:
