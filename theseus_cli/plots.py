@@ -113,11 +113,15 @@ def method_chart(task: str, rows: list[dict[str, Any]], path: Path) -> Path | No
         return None
     majority = next((r for r in rows if not r.get("parameters")
                      and (r.get("score") or {}).get("median") is not None), None)
+    import textwrap
+
+    labels = ["\n".join(textwrap.wrap(r["method"], 70)) for r in points]
+    lines = sum(label.count("\n") + 1 for label in labels) + 1  # + the majority line
+    legend_in = 0.16 * (lines + 1) / 2  # two columns
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.2), sharey=True)
-    for i, r in enumerate(points):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.0 + legend_in), sharey=True)
+    for i, (r, label) in enumerate(zip(points, labels)):
         score = 100 * r["score"]["median"]
-        label = r["method"] if len(r["method"]) <= 48 else r["method"][:45] + "..."
         marker = "*" if r["method"].startswith("teacher") else "o"
         left.scatter(r["speedup"]["median"], score, marker=marker, s=90, label=label,
                      color=f"C{i % 10}")
@@ -132,7 +136,7 @@ def method_chart(task: str, rows: list[dict[str, Any]], path: Path) -> Path | No
     left.set_ylabel(f"{task} dev score (median over seeds)")
     fig.legend(loc="lower center", ncol=2, fontsize=7, frameon=False)
     fig.suptitle(f"{task}: score against speed-up and size")
-    fig.tight_layout(rect=(0, 0.08 + 0.035 * ((len(points) + 1) // 2), 1, 1))
+    fig.tight_layout(rect=(0, (legend_in + 0.2) / (4.0 + legend_in), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
