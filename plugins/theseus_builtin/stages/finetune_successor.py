@@ -72,12 +72,39 @@ def method_label(replace_info: dict, distill: dict, replace_distill: dict) -> st
     """The method's name in tables, e.g. ``theseus 3L, linear b=0.3 steps_to_one=300``
     (with ``+ KD α=0.5 T=2`` when either stage distilled)."""
     scheduler = replace_info.get("scheduler", {})
-    args = " ".join(f"{k}={v}" for k, v in (scheduler.get("params") or {}).items() if v is not None)
-    builder = (replace_info.get("successor_builder") or {}).get("name", "first-n")
+    params = dict(scheduler.get("params") or {})
+    for key, overridden in (("k", ("fraction_to_one", "steps_to_one")),
+                            ("fraction_to_one", ("steps_to_one",))):
+        if params.get(key) is not None:  # the slope wins (schedulers.LinearParams)
+            for name in overridden:
+                params.pop(name, None)
+    args = " ".join(f"{k}={v}" for k, v in params.items() if v is not None)
+    builder = replace_info.get("successor_builder") or {}
+    name = builder.get("name", "first-n")
     label = f"theseus {replace_info.get('layers', '?')}L, {scheduler.get('name', '?')} {args}".strip()
-    if builder != "first-n":
-        label += f", {builder}"
+    extra = _non_default(name, builder)  # e.g. ffn_fraction=0.25, init_from=pretrained
+    if name != "first-n" or extra:
+        label += f", {name}" + "".join(f" {k}={v:g}" if isinstance(v, float) else f" {k}={v}"
+                                       for k, v in extra.items())
     for where, d in (("replace", replace_distill), ("finetune", distill)):
         if d:
             label += f" + KD ({where}) α={d['distill_weight']:g} T={d['temperature']:g}"
     return label
+
+
+def _non_default(name: str, builder: dict) -> dict:
+    """The successor builder's params that differ from its defaults (``ffn_fraction=0.25``);
+    {} when the builder is not installed."""
+    import dataclasses
+
+    from theseus_cli import registry
+    from theseus_cli.errors import TheseusError
+
+    try:
+        cls = registry.successor_builder(name)
+    except TheseusError:
+        return {}
+    defaults = {f.name: f.default for f in dataclasses.fields(cls.Params)
+                if f.default is not dataclasses.MISSING}
+    return {k: v for k, v in (builder.get("params") or {}).items()
+            if k in defaults and v != defaults[k]}
