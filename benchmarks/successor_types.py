@@ -28,9 +28,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import time
+
+from report import cpu_model, table
 
 TYPES = [  # (row label, builder name, modules n, builder arguments)
     ("first-n, 3 layers", "first-n", 3, {}),
@@ -133,20 +134,11 @@ def main() -> None:
     headers = ["model", "params (M)", "layer params (M)",
                f"batch 64: s per pass ({sum(b['input_ids'].shape[0] for b in big)} ex.)",
                "speed-up", "batch 1: ms per example", "speed-up"]
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo", encoding="utf-8")
-                if ln.startswith("model name")), platform.processor()) \
-        if os.path.exists("/proc/cpuinfo") else platform.processor()
-    print(f"{datetime.date.today()}, {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+    print(f"{datetime.date.today()}, {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; MRPC dev, {args.repeats} interleaved passes per "
           f"model after a warm-up, median; load average {load0[0]:.2f} at start, "
           f"{os.getloadavg()[0]:.2f} at end; {time.monotonic() - wall0:.0f} s in all\n")
-    if args.markdown:
-        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        print("\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]))
-    else:
-        widths = [max(len(x) for x in col) for col in zip(headers, *rows)]
-        for r in [headers, *rows]:
-            print("  ".join(x.ljust(w) for x, w in zip(r, widths)))
+    print(table(headers, rows, args.markdown))
 
 
 if __name__ == "__main__":

@@ -42,12 +42,13 @@ import copy
 import ctypes
 import datetime
 import os
-import platform
 import re
 import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from report import cpu_model, table
 
 MB = 2 ** 20
 
@@ -162,15 +163,6 @@ def hybrid(teacher: Any, p: float) -> Any:
     return make_hybrid(model, successors, 3).train()
 
 
-def table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
-    if markdown:
-        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-    widths = [max(len(x) for x in col) for col in zip(headers, *rows)]
-    fmt = lambda r: "  ".join(x.ljust(w) for x, w in zip(r, widths))
-    return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *map(fmt, rows)])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--glue-dir", default=os.environ.get("THESEUS_GLUE_DIR", "/work/shared/glue"))
@@ -244,10 +236,7 @@ def main() -> None:
                f"{statistics.median(v.peaks_mb):.0f}", f"{v.state_mb():.0f}"]
               for v in variants[1:]]
     md = args.markdown
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo", encoding="utf-8")
-                if ln.startswith("model name")), platform.processor()) \
-        if os.path.exists("/proc/cpuinfo") else platform.processor()
-    print(f"{datetime.date.today()}, {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+    print(f"{datetime.date.today()}, {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; MRPC train ({len(train)} rows), embedded MiniLM "
           f"(6 layers, hidden 384), batch {args.batch_size}, {args.steps} timed steps per "
           f"variant after {args.warmup} warm-up, interleaved; load average "

@@ -1,5 +1,6 @@
-"""Successor types beyond copies (narrow-ffn, low-rank, head-pruned, narrow-hidden) on a tiny model of every family:
-the same checks as the copies (tests/test_families.py), plus their size and their export."""
+"""Successor types beyond copies (narrow-ffn, low-rank, head-pruned, narrow-hidden) on
+a tiny model of every family: the same checks as the copies (tests/test_families.py),
+plus their size and their export."""
 
 from __future__ import annotations
 

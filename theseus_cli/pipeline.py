@@ -386,7 +386,6 @@ class Pipeline:
                            f" → {art.path}")
         return art
 
-
     def _draw_curves(self, out_dir: Path, title: str) -> list[str]:
         """Draw the training curves of a run (:func:`theseus_cli.plots.draw_stage_curves`)
         into its staging directory; names of the files drawn. A plot that fails is

@@ -19,6 +19,24 @@ from typing import Any
 CURVES = "curves.png"
 
 
+def _plot(draw):
+    """Make a drawing function raise PlotError (naming the file) for whatever stops it:
+    matplotlib missing or failing, the file not writable."""
+    import functools
+
+    @functools.wraps(draw)
+    def guarded(*args, **kwargs):
+        from theseus_cli.errors import PlotError
+
+        try:
+            return draw(*args, **kwargs)
+        except (ImportError, OSError, ValueError, RuntimeError) as e:
+            path = Path(args[-1] if args else kwargs.get("path", "?")).name
+            raise PlotError(f"could not draw {path}: {type(e).__name__}: {e}") from e
+
+    return guarded
+
+
 def _pyplot():
     import matplotlib
 
@@ -46,6 +64,7 @@ def _running_mean(values: list[float], window: int) -> list[float]:
     return out
 
 
+@_plot
 def training_curves(records: list[dict[str, Any]], title: str, path: Path) -> Path | None:
     """Draw p(t), the training loss and the dev score against optimizer steps.
 
@@ -57,6 +76,9 @@ def training_curves(records: list[dict[str, Any]], title: str, path: Path) -> Pa
 
     Returns:
         ``path``, or None when there is no training step to draw.
+
+    Raises:
+        PlotError: matplotlib is missing or could not draw or write the file.
     """
     train = [r for r in records if r.get("event") == "train" and "loss" in r]
     evals = [r for r in records if r.get("event") == "eval" and "dev_score" in r]
@@ -93,6 +115,7 @@ def training_curves(records: list[dict[str, Any]], title: str, path: Path) -> Pa
     return path
 
 
+@_plot
 def method_chart(task: str, rows: list[dict[str, Any]], path: Path) -> Path | None:
     """Score against speed-up and against parameters for a task's method rows.
 
@@ -106,6 +129,9 @@ def method_chart(task: str, rows: list[dict[str, Any]], path: Path) -> Path | No
 
     Returns:
         ``path``, or None when no row has both a score and a speed-up.
+
+    Raises:
+        PlotError: matplotlib is missing or could not draw or write the file.
     """
     points = [r for r in rows if r.get("parameters") and (r.get("score") or {}).get("median")
               is not None and (r.get("speedup") or {}).get("median") is not None]
@@ -149,13 +175,7 @@ def draw_stage_curves(out_dir: Path, title: str) -> Path | None:
     Raises:
         PlotError: matplotlib is missing or could not draw or write the file.
     """
-    from theseus_cli.errors import PlotError
     from theseus_cli.runlog import LOG_NAME
 
     records = read_records(Path(out_dir) / LOG_NAME)
-    if not any(r.get("event") == "train" for r in records):
-        return None
-    try:
-        return training_curves(records, title, Path(out_dir) / CURVES)
-    except (ImportError, OSError, ValueError, RuntimeError) as e:
-        raise PlotError(f"could not draw {CURVES} for {title}: {type(e).__name__}: {e}") from e
+    return training_curves(records, title, Path(out_dir) / CURVES)

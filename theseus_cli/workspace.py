@@ -122,6 +122,15 @@ def _seed_summary(store: ArtifactStore, versions: list, latest, names: tuple[str
             f"{scale * s['std']:.2f} over {s['n']} seeds")
 
 
+def _listed(task: str, stage: str, versions: list) -> bool:
+    """Whether ``theseus status`` has a row for ``stage`` of ``task``: the pseudo-task GLUE
+    has the cross-task table only (and the ``evaluate`` versions in which workspaces from
+    before the ``glue-table`` stage kept it); GLUE tasks have every other stage."""
+    if task == "GLUE":
+        return stage == "glue-table" or bool(versions)
+    return stage != "glue-table"
+
+
 def status_rows(workspace: Path | None) -> tuple[list[tuple[str, ...]], WorkspaceConfig]:
     """Rows of ``theseus status``: one per task and stage, in pipeline order."""
     config = load_config(find_workspace(workspace))
@@ -132,8 +141,8 @@ def status_rows(workspace: Path | None) -> tuple[list[tuple[str, ...]], Workspac
     for task in tasks:
         for name, cls in stages.items():
             versions = store.versions(task, name)
-            if (task == "GLUE") != (name == "glue-table") and not (task == "GLUE" and versions):
-                continue  # the cross-task table is GLUE's only stage (GLUE/evaluate: before it)
+            if not _listed(task, name, versions):
+                continue
             staging = store.staging_dirs(task, name)
             if not versions:
                 rows.append((task, name, "0", "—", "", "",

@@ -152,17 +152,18 @@ def narrow_layer(layer: nn.Module, block: Any, ffn: Any, basis: torch.Tensor,
                                                              neurons, ffn.packed))
     shrink.set_submodule(inner, ffn.output,
                          shrink.select_columns(inner.get_submodule(ffn.output), neurons))
-    present = [n for n in block.per_head if _has(inner, n)]  # DeBERTa: pos_key_proj, ...
-    reads = tuple(dict.fromkeys((block.query, block.key, block.value, *present, *ffn.inputs)))
+    per_head = shrink.present(inner, block.per_head)  # DeBERTa: pos_key_proj, ...
+    reads = tuple(dict.fromkeys((block.query, block.key, block.value, *per_head, *ffn.inputs)))
     writes = (block.output, ffn.output)
     for name in reads:
         shrink.set_submodule(inner, name, _reading(inner.get_submodule(name), basis))
     for name in writes:
         shrink.set_submodule(inner, name, _writing(inner.get_submodule(name), basis))
+    linears = shrink.linear_maps(inner)
     for name, module in inner.named_modules():
         if name in reads or name in writes:
             continue
-        if name and name in shrink.linear_maps(inner) and hidden in shrink.sizes(module):
+        if name in linears and hidden in shrink.sizes(module):
             raise ValueError(f"{type(layer).__name__}.{name} is an H-wide map that is neither "
                              "an attention nor a feed-forward projection")
         weight = getattr(module, "weight", None)
@@ -187,11 +188,3 @@ def _narrow_norm(module: nn.Module, basis: torch.Tensor) -> None:
             module.bias = nn.Parameter(basis.to(bias) @ bias.detach())
     if hasattr(module, "normalized_shape"):
         module.normalized_shape = (basis.shape[0],)
-
-
-def _has(module: nn.Module, name: str) -> bool:
-    try:
-        module.get_submodule(name)
-        return True
-    except AttributeError:
-        return False

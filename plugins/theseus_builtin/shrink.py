@@ -57,7 +57,8 @@ def svd_rank(weight: torch.Tensor, energy: float) -> int:
     """Smallest r whose top singular values keep ``energy`` of sum(s²) (ROSITA's rule)."""
     s = torch.linalg.svdvals(weight.detach().float())
     kept = torch.cumsum(s ** 2, 0) / (s ** 2).sum()
-    rank = int(torch.searchsorted(kept, torch.tensor(energy, dtype=kept.dtype, device=kept.device)).item()) + 1
+    target = torch.tensor(energy, dtype=kept.dtype, device=kept.device)
+    rank = int(torch.searchsorted(kept, target).item()) + 1
     return min(rank, len(s))  # energy 1.0 may sit a rounding error above the last sum
 
 
@@ -136,6 +137,18 @@ def _like(original: nn.Module, linear: nn.Linear) -> nn.Module:
     return linear.to(device=ref.device, dtype=ref.dtype)
 
 
+def present(root: nn.Module, names) -> list[str]:
+    """Those of the dotted submodule ``names`` that ``root`` has."""
+    out = []
+    for name in names:
+        try:
+            root.get_submodule(name)
+        except AttributeError:
+            continue
+        out.append(name)
+    return out
+
+
 def _attr(root: nn.Module, dotted: str):
     parent, _, name = dotted.rpartition(".")
     return getattr(root.get_submodule(parent) if parent else root, name)
@@ -199,7 +212,6 @@ def head_importance(model: nn.Module, layers, block, batches) -> list[torch.Tens
 def query_heads(kv_heads: torch.Tensor, group: int) -> torch.Tensor:
     """Query-head indices of the key/value heads ``kv_heads`` (k,) under grouped-query
     attention with ``group`` query heads per key/value head: (k · group,), sorted."""
-
     offsets = torch.arange(group, device=kv_heads.device)  # (group,)
     return (kv_heads[:, None] * group + offsets[None, :]).flatten()  # (k, group) -> (k·group,)
 
@@ -220,12 +232,8 @@ def keep_heads(layer: nn.Module, block, heads: torch.Tensor, kv_heads: torch.Ten
     else:
         for name, rows in ((block.query, q_rows), (block.key, kv_rows), (block.value, kv_rows)):
             set_submodule(layer, name, select_rows(layer.get_submodule(name), rows))
-    for name in block.per_head:
-        try:
-            linear = layer.get_submodule(name)
-        except AttributeError:  # e.g. DeBERTa's pos_key_proj without share_att_key
-            continue
-        set_submodule(layer, name, select_rows(linear, q_rows))
+    for name in present(layer, block.per_head):  # DeBERTa's pos_*_proj: not always there
+        set_submodule(layer, name, select_rows(layer.get_submodule(name), q_rows))
     set_submodule(layer, block.output, select_columns(layer.get_submodule(block.output), q_rows))
     for name in block.counts:
         _set_attr(layer, name, len(heads))

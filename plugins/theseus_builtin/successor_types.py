@@ -66,6 +66,20 @@ class _ShrinkBuilder(CopyLayersBuilder):
     def shrink(self, module: nn.Module) -> None:  # pragma: no cover - abstract in spirit
         raise NotImplementedError
 
+    def _ffn(self):
+        """The family's :class:`~theseus_cli.families.FeedForward`.
+
+        Raises:
+            ConfigError: the family does not say where its feed-forward block is.
+        """
+        ffn = getattr(self.family, "ffn", None)
+        if ffn is None:
+            name = getattr(self.family, "name", "?")
+            raise ConfigError(f"{self.name}: model family {name!r} does not say where its "
+                              "feed-forward block is (LayerListFamily.ffn); choose another "
+                              "successor builder")
+        return ffn
+
 
 class NarrowFfnBuilder(_ShrinkBuilder):
     """Successor modules with ``ffn_fraction`` of the feed-forward neurons (stock model).
@@ -92,22 +106,13 @@ class NarrowFfnBuilder(_ShrinkBuilder):
                 raise ConfigError(f"narrow-ffn: ffn_fraction={self.ffn_fraction!r} must be in "
                                   "(0, 1]")
 
-    def _anatomy(self):
-        ffn = getattr(self.family, "ffn", None)
-        if ffn is None:
-            name = getattr(self.family, "name", "?")
-            raise ConfigError(f"narrow-ffn: model family {name!r} does not say where its "
-                              "feed-forward block is (LayerListFamily.ffn); choose another "
-                              "successor builder")
-        return ffn
-
     def shrink(self, module: nn.Module) -> None:
         """Keep the most important neurons of ``module``'s feed-forward block, in place."""
         import torch
 
         from theseus_builtin import shrink
 
-        ffn = self._anatomy()
+        ffn = self._ffn()
         inputs = [module.get_submodule(n) for n in ffn.inputs]
         output = module.get_submodule(ffn.output)
         size = shrink.sizes(output)[0]  # I
@@ -122,7 +127,7 @@ class NarrowFfnBuilder(_ShrinkBuilder):
         """``{size_key: kept neurons}`` (the same in every module)."""
         from theseus_builtin import shrink
 
-        ffn = self._anatomy()
+        ffn = self._ffn()
         kept = {shrink.sizes(m.get_submodule(ffn.output))[0] for m in modules}
         if len(kept) != 1:
             raise ConfigError(f"narrow-ffn: modules keep different numbers of neurons {kept}; "
@@ -244,23 +249,43 @@ class HeadPrunedBuilder(_ShrinkBuilder):
         Raises:
             ConfigError: the family has no attention anatomy, or no calibration was set.
         """
+        from theseus_builtin import shrink
 
+        _, scores = self._head_scores()
+        picks = self.source_layers(len(predecessor_layers), num_modules)
+        modules = CopyLayersBuilder.build(self, predecessor_layers, num_modules)
+        for module, j in zip(modules, picks):
+            q, kv = self.kept_heads(module, scores[j], self.params.head_fraction)
+            shrink.keep_heads(module, self._anatomy(), q, kv)
+        modules.requires_grad_(True)
+        return modules
+
+    def _head_scores(self):
+        """``(teacher layers, one importance (H,) per layer)`` on the calibration batches.
+
+        Raises:
+            ConfigError: no attention anatomy, or no calibration was set.
+        """
         from theseus_builtin import shrink
 
         block = self._anatomy()
         if self.calibration is None:
             raise ConfigError(f"{self.name}: no calibration batches were given (the replace "
                               "stage sets them; see SuccessorBuilder.calibration)")
-        teacher_layers = self.family.layers(self.calibration.model)
-        scores = shrink.head_importance(self.calibration.model, teacher_layers, block,
-                                        self.calibration.batches)  # one (H,) per layer
-        picks = self.source_layers(len(predecessor_layers), num_modules)
-        modules = CopyLayersBuilder.build(self, predecessor_layers, num_modules)
-        for module, j in zip(modules, picks):
-            q, kv = self.kept_heads(module, scores[j], self.params.head_fraction)
-            shrink.keep_heads(module, block, q, kv)
-        modules.requires_grad_(True)
-        return modules
+        layers = self.family.layers(self.calibration.model)
+        return layers, shrink.head_importance(self.calibration.model, layers, block,
+                                              self.calibration.batches)
+
+    def _first_heads(self, layer: nn.Module, kv_count: int):
+        """``(query heads, key/value heads)``: the first ``kv_count`` key/value heads of
+        ``layer`` and their query heads (a restructured layer; saved weights fill them)."""
+        import torch
+
+        from theseus_builtin import shrink
+
+        heads, kv_heads, _ = shrink.head_counts(layer, self._anatomy())
+        kv = torch.arange(int(kv_count))
+        return shrink.query_heads(kv, heads // kv_heads), kv
 
     def kept_heads(self, layer: nn.Module, score, fraction: float):
         """``(query heads, key/value heads)`` kept of ``layer``, sorted index tensors: the
@@ -286,16 +311,10 @@ class HeadPrunedBuilder(_ShrinkBuilder):
     def restructure(self, layer: nn.Module, spec: dict[str, Any]) -> nn.Module:
         """Keep the first ``heads`` query and ``kv_heads`` key/value heads (the saved
         weights then fill them)."""
-        import torch
-
         from theseus_builtin import shrink
 
-        block = self._anatomy()
-        heads, kv_heads, _ = shrink.head_counts(layer, block)
-        group = heads // kv_heads
-        kv = torch.arange(int(spec["kv_heads"]))
-        q = shrink.query_heads(kv, group)
-        shrink.keep_heads(layer, block, q, kv)
+        q, kv = self._first_heads(layer, spec["kv_heads"])
+        shrink.keep_heads(layer, self._anatomy(), q, kv)
         return layer
 
 
@@ -333,14 +352,6 @@ class NarrowHiddenBuilder(HeadPrunedBuilder):
                 raise ConfigError(f"narrow-hidden: hidden_fraction={self.hidden_fraction!r} "
                                   "must be in (0, 1]")
 
-    def _ffn(self):
-        ffn = getattr(self.family, "ffn", None)
-        if ffn is None:
-            raise ConfigError(f"narrow-hidden: model family {getattr(self.family, 'name', '?')!r} "
-                              "does not say where its feed-forward block is "
-                              "(LayerListFamily.ffn); choose another successor builder")
-        return ffn
-
     def _narrow(self, layer: nn.Module, basis, q, kv, neurons) -> nn.Module:
         from theseus_builtin import narrowing
 
@@ -362,14 +373,11 @@ class NarrowHiddenBuilder(HeadPrunedBuilder):
         from torch import nn
 
         from theseus_builtin import narrowing, shrink
+        from theseus_builtin.successors import renumber
 
         block, ffn = self._anatomy(), self._ffn()
-        if self.calibration is None:
-            raise ConfigError("narrow-hidden: no calibration batches were given (the replace "
-                              "stage sets them; see SuccessorBuilder.calibration)")
+        teacher_layers, scores = self._head_scores()  # one (H,) per layer
         teacher, batches = self.calibration.model, self.calibration.batches
-        teacher_layers = self.family.layers(teacher)
-        scores = shrink.head_importance(teacher, teacher_layers, block, batches)  # (H,) each
         picks = self.source_layers(len(predecessor_layers), num_modules)
         modules = []
         for j in picks:
@@ -384,11 +392,7 @@ class NarrowHiddenBuilder(HeadPrunedBuilder):
                                              output, ffn.packed)  # (I,)
             neurons = torch.topk(score, keep).indices.sort().values  # (keep,)
             modules.append(self._narrow(layer, basis, q, kv, neurons))
-        for i, module in enumerate(modules):
-            for sub in module.modules():
-                if isinstance(getattr(sub, "layer_idx", None), int):
-                    sub.layer_idx = i
-        return nn.ModuleList(modules).requires_grad_(True)
+        return renumber(nn.ModuleList(modules)).requires_grad_(True)
 
     def layer_spec(self, module: nn.Module) -> dict[str, Any] | None:
         """``{"width": h, "heads": query heads, "kv_heads": key/value heads, "neurons": I'}``."""
@@ -407,9 +411,7 @@ class NarrowHiddenBuilder(HeadPrunedBuilder):
 
         from theseus_builtin import shrink
 
-        heads, kv_heads, _ = shrink.head_counts(layer, self._anatomy())
-        kv = torch.arange(int(spec["kv_heads"]))
-        q = shrink.query_heads(kv, heads // kv_heads)
+        q, kv = self._first_heads(layer, spec["kv_heads"])
         hidden = shrink.sizes(layer.get_submodule(self._ffn().output))[1]
         basis = torch.eye(hidden)[: int(spec["width"])]  # (h, H)
         return self._narrow(layer, basis, q, kv, torch.arange(int(spec["neurons"])))

@@ -37,6 +37,16 @@ class CopyLayersParams:
                               f"accepted: {', '.join(INIT_SOURCES)}")
 
 
+def renumber(modules: nn.ModuleList) -> nn.ModuleList:
+    """Set every ``layer_idx`` attribute inside module i (e.g. the KV-cache slot of
+    ``BertSelfAttention`` or ``LlamaAttention``) to i, its index in the successor."""
+    for i, module in enumerate(modules):
+        for sub in module.modules():
+            if isinstance(getattr(sub, "layer_idx", None), int):
+                sub.layer_idx = i
+    return modules
+
+
 class CopyLayersBuilder(SuccessorBuilder):
     """Common code: successor module i = a trainable deep copy of predecessor layer
     :meth:`source_layer` (i, L, n), for L predecessor layers and n modules.
@@ -78,11 +88,7 @@ class CopyLayersBuilder(SuccessorBuilder):
         from torch import nn
 
         picks = self.source_layers(len(predecessor_layers), num_modules)
-        modules = nn.ModuleList(copy.deepcopy(predecessor_layers[j]) for j in picks)
-        for i, module in enumerate(modules):
-            for sub in module.modules():  # e.g. BertSelfAttention.layer_idx (KV-cache slot)
-                if isinstance(getattr(sub, "layer_idx", None), int):
-                    sub.layer_idx = i
+        modules = renumber(nn.ModuleList(copy.deepcopy(predecessor_layers[j]) for j in picks))
         for prm in modules.parameters():
             prm.requires_grad_(True)
         return modules

@@ -155,13 +155,14 @@ def charts(per_task: dict[str, list[dict]], out: Any, log: Any) -> list[str]:
     """Score against speed-up and parameters, one PNG per task (``chart_TASK.png``);
     names of those drawn. A chart that fails is reported and left out."""
     from theseus_cli import plots
+    from theseus_cli.errors import PlotError
 
     drawn = []
     for task, rows in per_task.items():
         try:
             path = plots.method_chart(task, rows, out / f"chart_{task}.png")
-        except (ImportError, OSError, ValueError, RuntimeError) as e:
-            log.info(f"[yellow]warning: could not draw the {task} chart: {e}[/]")
+        except PlotError as e:
+            log.info(f"[yellow]warning: {e}; published without it[/]")
             continue
         if path is not None:
             drawn.append(path.name)
