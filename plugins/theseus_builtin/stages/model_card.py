@@ -1,0 +1,144 @@
+"""The model card (``README.md``) of an exported model: Hugging Face metadata with
+``base_model`` and ``model-index`` results, the recipe that made it, its scores and
+speed per format, and how to load each exported format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+#: GLUE metric names -> the display names the Hub's model-index uses
+_METRIC_NAMES = {"accuracy": "Accuracy", "f1": "F1", "matthews_correlation": "Matthews Correlation",
+                 "pearson": "Pearson Correlation", "spearmanr": "Spearman Correlation"}
+#: params that say nothing about the recipe (where files go, how often to checkpoint)
+_NOT_RECIPE = {"output", "check_examples", "checkpoint_every", "keep_checkpoints"}
+
+
+def model_index(name: str, task: str, metrics: dict[str, float]) -> list[dict[str, Any]]:
+    """The card's ``model-index``: one result on the task's GLUE validation split, one
+    entry per GLUE metric (``metrics``: name -> value in [0, 1], reported in percent)."""
+    return [{"name": name, "results": [{
+        "task": {"type": "text-classification", "name": "Text Classification"},
+        "dataset": {"name": f"GLUE {task}", "type": "nyu-mll/glue", "config": task.lower(),
+                    "split": "validation"},
+        "metrics": [{"type": k, "value": round(100 * v, 2), "name": _METRIC_NAMES.get(k, k)}
+                    for k, v in metrics.items() if v == v]}]}]
+
+
+def recipe(ancestors: list[Any]) -> str:
+    """Markdown list of the stages that made the model, in the order they ran: stage,
+    version, seed and the params each ran with."""
+    lines = []
+    for art in ancestors:
+        m = art.manifest
+        params = {k: v for k, v in m.get("params", {}).items() if k not in _NOT_RECIPE}
+        seed = m.get("config", {}).get("runtime", {}).get("seed")
+        shown = ", ".join(f"{k}={v}" for k, v in params.items())
+        lines.append(f"1. `{art.stage}` ({art.label}, seed {seed}): {shown or 'defaults'}")
+    return "\n".join(lines)
+
+
+def _loading(fmt: str, restructured: bool) -> str:
+    if fmt == "hf" and restructured:
+        return """Its layers were restructured by a successor builder (`theseus_successor.json`);
+load it with the theseus loader (`pip install theseus-cli`):
+
+```python
+from pathlib import Path
+from theseus_cli.models import load_saved
+model, tokenizer = load_saved(Path("model"))
+```"""
+    if fmt == "hf":
+        return """Load it with stock transformers:
+
+```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+model = AutoModelForSequenceClassification.from_pretrained("model")
+tokenizer = AutoTokenizer.from_pretrained("model")
+```"""
+    return f"""ONNX Runtime (no PyTorch needed; inputs are int64 (batch, seq_len), output
+`logits` (batch, num_labels)):
+
+```python
+import onnxruntime as ort
+from transformers import AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained("{fmt}")
+session = ort.InferenceSession("{fmt}/model.onnx")
+enc = tokenizer(["first sentence"], ["second sentence"], return_tensors="np")
+logits = session.run(["logits"], {{i.name: enc[i.name] for i in session.get_inputs()}})[0]
+```"""
+
+
+def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
+           scores: dict[str, float], method: str, ancestors: list[Any],
+           formats: dict[str, dict[str, Any]], restructured: bool) -> str:
+    """The card, Markdown with YAML front matter.
+
+    Args:
+        role: ``"successor"`` or ``"teacher"`` (what is exported).
+        metrics: the evaluate artifact's metrics (successor), or the teacher's dev metrics.
+        scores: GLUE metric name -> dev value in [0, 1] of the exported model (PyTorch).
+        formats: format -> ``{"path", "mb", "score", ...}`` of what was exported.
+    """
+    name = f"{task.lower()}-{role}-theseus"
+    front = {"library_name": "transformers", "base_model": predecessor,
+             "pipeline_tag": "text-classification",
+             "tags": ["bert-of-theseus", "model-compression", "glue", task.lower(), "onnx"
+                      if any(f != "hf" for f in formats) else "pytorch"],
+             "datasets": ["nyu-mll/glue"], "model-index": model_index(name, task, scores)}
+    if role == "successor":
+        how = ("compressed by progressive module replacing (BERT-of-Theseus, Xu et al., "
+               "EMNLP 2020)" if method.startswith("theseus") else f"the `{method}` baseline")
+        retention = ("n/a" if metrics.get("retention") is None
+                     else f"{metrics['retention']:.1f}%")
+        head = (f"A {metrics['successor_layers']}-layer successor of a "
+                f"{metrics['teacher_layers']}-layer predecessor (`{predecessor}`), {how}, "
+                f"made with the `theseus` CLI on GLUE {task} (method: {method}).\n\n"
+                f"- Retention (successor / teacher, paper score): {retention}\n"
+                f"- Parameters: {metrics['teacher_parameters'] / 1e6:.1f}M → "
+                f"{metrics['successor_parameters'] / 1e6:.1f}M\n"
+                f"- Speed-up over the teacher measured by `evaluate` (PyTorch, "
+                f"dev batches): {metrics['speedup']:.2f}×\n")
+        names = sorted({k.split("_", 1)[1] for k in metrics if k.startswith("successor_")
+                        and k not in ("successor_parameters", "successor_layers")})
+        rows = "\n".join(f"| {n} | {_pct(metrics.get('teacher_' + n))} | "
+                         f"{_pct(metrics.get('successor_' + n))} |" for n in names)
+        table = f"| {task} dev | teacher | successor |\n|---|---|---|\n{rows}\n"
+    else:
+        head = (f"The fine-tuned predecessor (`{predecessor}`, the teacher of theseus's "
+                f"successors) on GLUE {task}, exported by the `theseus` CLI.\n")
+        table = (f"| {task} dev | teacher |\n|---|---|\n"
+                 + "\n".join(f"| {k} | {_pct(v)} |" for k, v in scores.items()) + "\n")
+    fmt_rows = "\n".join(f"| `{f}` | `{info['path']}` | {info['mb']:.1f} | "
+                         f"{_pct(info.get('score'))} | {info.get('parity', '')} |"
+                         for f, info in formats.items())
+    loading = "\n\n".join(f"### `{f}`\n\n{_loading(f, restructured)}" for f in formats)
+    return f"""---
+{yaml.safe_dump(front, sort_keys=False).strip()}
+---
+
+# GLUE {task} {role} made with theseus
+
+{head}
+{table}
+## Exported formats
+
+| format | file | MB | dev score | parity |
+|---|---|---|---|---|
+{fmt_rows}
+
+Latency and throughput per format: `theseus benchmark` (its artifact holds the table).
+
+## Recipe
+
+{recipe(ancestors)}
+
+## How to load
+
+{loading}
+"""
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None or value != value else f"{100 * value:.2f}"

@@ -1,0 +1,134 @@
+"""``export --format hf,onnx,onnx-int8``: the graphs run in ONNX Runtime, parity is
+checked and recorded, a failed check publishes nothing, the model card says it all."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from badinputs import expect
+from conftest import cli, copy_workspace, flat, manifest, versions
+from families import MODEL_TYPES, batch, tiny_model
+
+ALL = ["--format", "hf,onnx,onnx-int8", "--int8-max-drop", "100"]  # tiny random models: any drop
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    """A copy of the trained workspace with every format exported (export/v2)."""
+    ws = copy_workspace(trained[0], tmp_path_factory.mktemp("formats") / "ws")
+    out = cli("export", "-w", ws, *ALL).output
+    return ws, out
+
+
+def test_onnx_and_int8_round_trip_with_parity_in_the_manifest(exported):
+    import onnxruntime as ort
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    ws, out = exported
+    art = ws / "artifacts/MRPC/export/v2"
+    m = manifest(ws, "export", "v2")
+    assert set(m["info"]["formats"]) == {"hf", "onnx", "onnx-int8"}
+    assert 0 <= m["metrics"]["onnx_logits_max_abs_diff"] <= 1e-4
+    assert m["metrics"]["logits_max_abs_diff"] <= 1e-5
+    for key in ("pytorch_score", "onnx_score", "onnx_int8_score", "int8_score_drop",
+                "onnx_mb", "onnx_int8_mb", "hf_mb"):
+        assert np.isfinite(m["metrics"][key]), key
+    assert m["metrics"]["onnx_int8_mb"] < m["metrics"]["onnx_mb"]  # int8 weights
+    assert m["info"]["formats"]["onnx"]["exporter"] in ("dynamo", "torchscript")
+    assert {"onnx/model.onnx", "onnx-int8/model.onnx", "onnx/tokenizer.json"} <= set(m["outputs"])
+    assert "onnx-int8" in flat(out) and "exported:" in flat(out)
+    # a user's round trip: tokenizer from the folder, ONNX Runtime, a shape never traced
+    tok = AutoTokenizer.from_pretrained(art / "onnx")
+    enc = tok(["the big cat sat on the mat .", "a dog"], ["the cat sat .", "a red bird ran ."],
+              padding=True, return_tensors="np")
+    ref_model = AutoModelForSequenceClassification.from_pretrained(art / "model").eval()
+    with torch.inference_mode():
+        ref = ref_model(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits.numpy()
+    for fmt, atol in (("onnx", 1e-4), ("onnx-int8", None)):
+        sess = ort.InferenceSession(str(art / fmt / "model.onnx"))
+        got = sess.run(["logits"], {i.name: enc[i.name] for i in sess.get_inputs()})[0]
+        assert got.shape == ref.shape == (2, 2) and np.isfinite(got).all()
+        if atol:
+            np.testing.assert_allclose(got, ref, atol=atol, rtol=0)
+
+
+def test_model_card_has_model_index_recipe_and_loading(exported):
+    ws, _ = exported
+    card = (ws / "artifacts/MRPC/export/v2/README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["base_model"] and front["library_name"] == "transformers"
+    result = front["model-index"][0]["results"][0]
+    assert result["dataset"]["split"] == "validation" and result["dataset"]["config"] == "mrpc"
+    assert {x["type"] for x in result["metrics"]} == {"accuracy", "f1"}
+    for text in ("## Recipe", "`replace`", "`finetune-successor`", "`finetune-teacher`",
+                 "seed 42", "onnx-int8/model.onnx", "InferenceSession", "from_pretrained",
+                 "Retention", "| `onnx` |"):
+        assert text in card, text
+    for fmt in ("model", "onnx", "onnx-int8"):  # each folder carries the card
+        assert (ws / "artifacts/MRPC/export/v2" / fmt / "README.md").read_text() == card
+
+
+def test_teacher_exports_too(exported, tmp_path):
+    ws = copy_workspace(exported[0], tmp_path / "ws")
+    cli("export", "-w", ws, "--successor", "finetune-teacher", "--format", "onnx")
+    m = manifest(ws, "export", versions(ws, "export")[-1])
+    assert m["info"]["model_artifact"] == "MRPC/finetune-teacher/v1"
+    assert set(m["info"]["formats"]) == {"onnx"} and m["metrics"]["onnx_logits_max_abs_diff"] <= 1e-4
+    assert "fine-tuned predecessor" in (ws / "artifacts/MRPC/export" / versions(ws, "export")[-1]
+                                        / "README.md").read_text()
+
+
+def test_failed_parity_publishes_nothing(exported, tmp_path, monkeypatch):
+    from theseus_cli import deploy
+
+    ws = copy_workspace(exported[0], tmp_path / "ws")
+    before = versions(ws, "export")
+    real = deploy.predict_onnx
+    monkeypatch.setattr(deploy, "predict_onnx", lambda s, l: (real(s, l)[0] + 1e-3, None))
+    bad = cli("export", "-w", ws, "--format", "onnx", ok=False)
+    expect(bad, 1, "fp32 ONNX logits differ from PyTorch by 0.001", "nothing was published")
+    calls = []
+
+    def nan_for_int8(s, l):  # the second session of a run is the int8 one
+        calls.append(1)
+        logits, labels = real(s, l)
+        return (logits * np.nan if len(calls) % 2 == 0 else logits), labels
+
+    monkeypatch.setattr(deploy, "predict_onnx", nan_for_int8)
+    bad = cli("export", "-w", ws, "--format", "onnx,onnx-int8", ok=False)
+    expect(bad, 1, "int8 ONNX dev score", "nothing was published", "--int8-max-drop")
+    assert versions(ws, "export") == before
+
+
+@pytest.mark.parametrize("value,phrases", [
+    ("tflite", ["'tflite'", "accepted: hf, onnx, onnx-int8"]),
+    ("onnx-int8", ["onnx-int8 is checked against the fp32 graph", "add onnx"]),
+    (",", ["nothing", "accepted: hf, onnx, onnx-int8"])])
+def test_bad_formats_are_named_before_any_work(exported, value, phrases):
+    ws = exported[0]
+    before = versions(ws, "export")
+    bad = cli("export", "-w", ws, "--format", value, ok=False)
+    expect(bad, 2, "--format", *phrases)
+    assert versions(ws, "export") == before
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_every_family_exports_to_onnx_with_parity(model_type, tmp_path):
+    from theseus_cli import deploy
+
+    model = tiny_model(model_type).eval()
+    names = ["input_ids", "attention_mask"]
+    how = deploy.export_onnx(model, batch(0, 2, 16), names, tmp_path / "m.onnx")
+    other = batch(1, 3, 9)  # another batch size and length, padding in the first row
+    other["attention_mask"][0, 5:] = 0
+    with torch.inference_mode():
+        ref = model(**{k: other[k] for k in names}).logits.numpy()
+    got = deploy.run_session(deploy.session(tmp_path / "m.onnx"), other)
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+    assert how["exporter"] in ("dynamo", "torchscript")
+    json.dumps(how)  # recorded in the manifest as is

@@ -1,0 +1,191 @@
+"""Deployable forms of a model: ONNX (fp32) and ONNX int8, run by ONNX Runtime.
+
+Export goes through PyTorch's own ONNX exporter (``torch.onnx.export``; the
+``torch.export``-based one first, the TorchScript-based one as a fallback).
+Optimum's ONNX exporter, the Hugging Face one, cannot be used: its newest release
+(optimum-onnx 0.1.0) requires transformers < 4.58 and theseus needs transformers 5;
+it would not know the restructured successor types either. Tracing the model
+itself exports every successor type, stock or not. int8 is ONNX Runtime's dynamic
+quantisation (weights int8 per channel, activations quantised at run time).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+from theseus_cli.errors import ConfigError, ExportError
+
+#: formats ``theseus export --format`` writes, each in a directory of that name
+FORMATS = ("hf", "onnx", "onnx-int8")
+ONNX_FORMATS = ("onnx", "onnx-int8")
+ONNX_FILE = "model.onnx"
+EXPORTERS = ("auto", "dynamo", "torchscript")
+#: inputs an ONNX graph may take, in this order (those the tokenizer gives and the model reads)
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OPSET = 18
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``"hf,onnx"`` -> ``("hf", "onnx")`` (order of :data:`FORMATS`, duplicates dropped).
+
+    Raises:
+        ConfigError: empty, or a name outside :data:`FORMATS` (named, with the accepted ones).
+    """
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    bad = [n for n in names if n not in FORMATS]
+    if bad or not names:
+        shown = f"{bad[0]!r}" if bad else "nothing"
+        raise ConfigError(f"export format {shown}: accepted: {', '.join(FORMATS)} "
+                          "(comma-separated, any combination, e.g. hf,onnx,onnx-int8)")
+    return tuple(f for f in FORMATS if f in names)
+
+
+def require_onnx() -> None:
+    """Raises ExportError naming the missing package when ONNX export cannot run here."""
+    for module, package in (("onnx", "onnx"), ("onnxruntime", "onnxruntime"),
+                            ("onnxscript", "onnxscript")):
+        try:
+            __import__(module)
+        except ImportError as e:
+            raise ExportError(f"ONNX formats need the package {package!r} ({e}); "
+                              f"`pip install {package}`, or export --format hf only") from None
+
+
+def input_names(model: Any, tokenizer: Any) -> list[str]:
+    """The ONNX graph's inputs: those of :data:`INPUT_NAMES` the tokenizer produces and
+    ``model.forward`` accepts (BERT: ids, mask, token types; RoBERTa: ids, mask)."""
+    accepted = inspect.signature(model.forward).parameters
+    given = set(getattr(tokenizer, "model_input_names", INPUT_NAMES))
+    return [n for n in INPUT_NAMES if n in accepted and n in given]
+
+
+def logits_module(model: Any, names: list[str]) -> Any:
+    """An ``nn.Module`` (eval mode) taking the inputs ``names`` positionally and returning
+    only the logits (batch, num_labels): the signature of the ONNX graph."""
+    from torch import nn
+
+    class Logits(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors):  # each (batch, seq_len) int64
+            return self.model(**dict(zip(names, tensors))).logits  # (batch, num_labels)
+
+    return Logits().eval()
+
+
+def export_onnx(model: Any, example: dict[str, Any], names: list[str], path: Path,
+                exporter: str = "auto") -> dict[str, Any]:
+    """Write ``model`` (a ``*ForSequenceClassification``, any successor type) as an ONNX
+    graph at ``path``: inputs ``names``, each int64 (batch, seq_len) with both axes
+    dynamic; output ``logits`` (batch, num_labels), fp32.
+
+    Args:
+        example: a batch of those inputs to trace with (tensors on the CPU).
+        exporter: ``dynamo`` (``torch.export``), ``torchscript``, or ``auto`` (dynamo,
+            then torchscript if it fails; the reason is returned).
+
+    Returns:
+        ``{"exporter": used, "opset": n, "fallback_reason": str | None}``.
+
+    Raises:
+        ExportError: no exporter could write the graph.
+    """
+    import torch
+
+    model = model.float().cpu().eval()
+    module = logits_module(model, names)
+    args = tuple(example[n].cpu() for n in names)
+    order = ["dynamo", "torchscript"] if exporter == "auto" else [exporter]
+    reason = None
+    for how in order:
+        try:
+            with torch.inference_mode(False), torch.no_grad():
+                if how == "dynamo":
+                    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq_len")
+                    torch.onnx.export(module, args, str(path), input_names=names,
+                                      output_names=["logits"], dynamo=True, opset_version=OPSET,
+                                      dynamic_shapes=(tuple({0: batch, 1: seq} for _ in names),),
+                                      external_data=False, verbose=False)
+                else:
+                    axes = {n: {0: "batch", 1: "seq_len"} for n in names}
+                    torch.onnx.export(module, args, str(path), input_names=names,
+                                      output_names=["logits"], dynamo=False, opset_version=17,
+                                      dynamic_axes={**axes, "logits": {0: "batch"}})
+            return {"exporter": how, "opset": OPSET if how == "dynamo" else 17,
+                    "fallback_reason": reason}
+        except Exception as e:  # noqa: BLE001 - an exporter's failure is reported, then the next
+            reason = f"{how} exporter failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            path.unlink(missing_ok=True)
+    raise ExportError(f"ONNX export failed ({reason})")
+
+
+def quantize_int8(src: Path, dest: Path) -> None:
+    """ONNX Runtime dynamic quantisation of the fp32 graph ``src`` into ``dest``: weights
+    of MatMul/Gemm int8 (per channel), activations quantised at run time."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(src))
+    # the intermediate shapes the exporter recorded can disagree with ONNX's own shape
+    # inference, which the quantiser runs strictly: let it infer them afresh
+    del graph.graph.value_info[:]
+    quantize_dynamic(graph, str(dest), weight_type=QuantType.QInt8, per_channel=True)
+
+
+def session(path: Path, threads: int | None = None, device: str = "cpu") -> Any:
+    """An ONNX Runtime ``InferenceSession`` of ``path`` with ``threads`` intra-op threads
+    (None: ONNX Runtime's default) on the CUDA provider when ``device`` is cuda and the
+    provider exists, else the CPU one."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    providers = ["CPUExecutionProvider"]
+    if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+
+
+def run_session(sess: Any, batch: dict[str, Any]) -> Any:
+    """Logits (batch, num_labels), numpy fp32, of one batch of tensors/arrays."""
+    feeds = {i.name: _numpy(batch[i.name]) for i in sess.get_inputs()}
+    return sess.run(["logits"], feeds)[0]
+
+
+def _numpy(x: Any) -> Any:
+    import numpy as np
+
+    return x.cpu().numpy().astype(np.int64) if hasattr(x, "cpu") else np.asarray(x, dtype=np.int64)
+
+
+def predict_onnx(sess: Any, loader: Any) -> tuple[Any, Any]:
+    """``(logits (N, num_labels), labels (N,))`` of ONNX session ``sess`` over ``loader``."""
+    import numpy as np
+
+    logits, labels = [], []
+    for batch in loader:
+        labels.append(batch["labels"].cpu().numpy())
+        logits.append(run_session(sess, batch))
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def size_mb(path: Path) -> float:
+    """Size on disk of a file or a directory tree, in MB (10^6 bytes)."""
+    if path.is_file():
+        return path.stat().st_size / 1e6
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+def cpu_threads() -> int:
+    """Threads the benchmark and sessions use by default: the CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
