@@ -3,18 +3,7 @@
 
 from __future__ import annotations
 
-import os
-import platform
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux, else what platform reports)."""
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    return platform.processor()
+from theseus_cli.latency import cpu_model  # noqa: F401 - one home, re-exported for the scripts
 
 
 def table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:

@@ -132,3 +132,44 @@ def test_every_family_exports_to_onnx_with_parity(model_type, tmp_path):
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
     assert how["exporter"] in ("dynamo", "torchscript")
     json.dumps(how)  # recorded in the manifest as is
+
+
+QUICK = ["--batch-sizes", "1,2", "--seq-lengths", "8", "--dev-batches", "1", "--min-seconds",
+         "0", "--min-iters", "2", "--warmup", "1"]
+
+
+@pytest.mark.parametrize("isolate", ["--no-isolate", "--isolate"])
+def test_benchmark_measures_every_model_and_format_in_one_run(exported, tmp_path, isolate):
+    ws = copy_workspace(exported[0], tmp_path / "ws")
+    cli("export", "-w", ws, "--successor", "finetune-teacher", "--format", "onnx")
+    out = cli("benchmark", "-w", ws, *QUICK, isolate).output
+    art = ws / "artifacts/MRPC/benchmark/v1"
+    report = json.loads((art / "benchmark.json").read_text())
+    assert set(report["machine"]) >= {"cpu", "threads", "device", "torch", "onnxruntime"}
+    assert report["shapes"] == ["b1×s8", "b2×s8", "dev"]
+    got = [(r["role"], r["format"]) for r in report["rows"]]
+    assert got == [("teacher", "pytorch fp32"), ("successor", "pytorch fp32"),
+                   ("successor", "onnx"), ("successor", "onnx-int8"), ("teacher", "onnx")]
+    for r in report["rows"]:
+        for shape, m in r["shapes"].items():
+            assert 0 < m["p50_ms"] <= m["p90_ms"] and m["throughput"] > 0 and m["calls"] >= 2
+            assert r["speedup"][shape] > 0
+        assert (r["peak_mb"] is not None) == (isolate == "--isolate")
+        assert r["score"] is not None and 0 <= r["score"] <= 1
+    assert report["rows"][0]["speedup"]["dev"] == 1.0  # the PyTorch teacher is the base
+    md = (art / "benchmark.md").read_text()
+    assert "p50 latency" in md and "Throughput" in md and "MRPC/finetune-successor/v1" in md
+    assert (art / "chart_MRPC.png").stat().st_size > 1000
+    m = manifest(ws, "benchmark")
+    assert m["info"]["charts"] == ["chart_MRPC.png"]
+    assert "MRPC/finetune-successor/v1:onnx-int8:dev:speedup" in m["metrics"]
+    assert "b2×s8 p50 ms" in flat(out)
+
+
+def test_benchmark_rejects_bad_shapes_before_any_work(exported):
+    ws = exported[0]
+    bad = cli("benchmark", "-w", ws, "--batch-sizes", "1,x", ok=False)
+    expect(bad, 2, "--batch-sizes 1,x", "comma-separated positive integers")
+    bad = cli("benchmark", "-w", ws, "--exports", "newest", ok=False)
+    expect(bad, 2, "--exports newest", "accepted: latest")
+    assert versions(ws, "benchmark") == []

@@ -278,11 +278,13 @@ class Stage(Plugin, ABC):
     #: which ``evaluate`` publishes): no CLI command, no section in theseus.yaml.
     command: ClassVar[bool] = True
 
-    def inputs_for(self, params: Any) -> tuple[str, ...]:
-        """Upstream stages this run reads, given its resolved params. Default:
+    def inputs_for(self, params: Any, store: ArtifactStore | None = None,
+                   task: str | None = None) -> tuple[str, ...]:
+        """Upstream stages this run reads for ``task``, given its resolved params and the
+        workspace's published artifacts (``store``; None when only the names are wanted). Default:
         :attr:`inputs`; a stage may choose (``evaluate --successor truncate``). A name
         may also be a full version label, ``TASK/STAGE/vN`` (the GLUE table's inputs are
-        evaluations of several tasks)."""
+        evaluations of several tasks; the benchmark's, the latest export of each model)."""
         return self.inputs
 
     def accepts_input(self, name: str, manifest: dict[str, Any], params: Any) -> bool:

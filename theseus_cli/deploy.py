@@ -11,8 +11,12 @@ quantisation (weights int8 per channel, activations quantised at run time).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
+import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +99,37 @@ def export_onnx(model: Any, example: dict[str, Any], names: list[str], path: Pat
     Raises:
         ExportError: no exporter could write the graph.
     """
-    import torch
-
     model = model.float().cpu().eval()
     module = logits_module(model, names)
-    args = tuple(example[n].cpu() for n in names)
+    with _quiet():
+        return _export(module, args_of(example, names), names, path, exporter)
+
+
+def args_of(example: dict[str, Any], names: list[str]) -> tuple:
+    """The graph's positional inputs, on the CPU."""
+    return tuple(example[n].cpu() for n in names)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keep the exporters' and the quantiser's progress notes and warnings (torchvision
+    ops skipped, axis renames, "consider pre-processing") out of the user's console."""
+    noisy = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "root")]
+    levels = [lg.level for lg in noisy]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        for lg in noisy:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(noisy, levels):
+                lg.setLevel(level)
+
+
+def _export(module: Any, args: tuple, names: list[str], path: Path, exporter: str) -> dict:
+    import torch
+
     order = ["dynamo", "torchscript"] if exporter == "auto" else [exporter]
     reason = None
     for how in order:
@@ -134,7 +164,8 @@ def quantize_int8(src: Path, dest: Path) -> None:
     # the intermediate shapes the exporter recorded can disagree with ONNX's own shape
     # inference, which the quantiser runs strictly: let it infer them afresh
     del graph.graph.value_info[:]
-    quantize_dynamic(graph, str(dest), weight_type=QuantType.QInt8, per_channel=True)
+    with _quiet():
+        quantize_dynamic(graph, str(dest), weight_type=QuantType.QInt8, per_channel=True)
 
 
 def session(path: Path, threads: int | None = None, device: str = "cpu") -> Any:

@@ -144,7 +144,8 @@ class Pipeline:
                 missing and ``no_upstream`` is set.
         """
         cls = registry.stage(stage)
-        names = cls().inputs_for(params) if params is not None else cls.inputs
+        names = (cls().inputs_for(params, self.store, task) if params is not None
+                 else cls.inputs)
         unknown = sorted(set(pins) - set(names))
         if unknown:
             raise ArtifactError(f"--from {unknown[0]}=...: {stage} does not read {unknown[0]}; "

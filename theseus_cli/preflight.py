@@ -40,7 +40,9 @@ def plan(pipeline: Pipeline, stage: str, task: str, pins: dict[str, str],
     cls = registry.stage(stage)
     chain: list[tuple[str, Artifact | None]] = []
     primary: Artifact | None = None
-    for name in (cls().inputs_for(params) if params is not None else cls.inputs):
+    names = (cls().inputs_for(params, pipeline.store, task) if params is not None
+             else cls.inputs)
+    for name in names:
         art = pipeline.find_input(stage, task, name, pins, no_upstream, params)
         if art is None:
             chain += plan(pipeline, name, task, {}, no_upstream)

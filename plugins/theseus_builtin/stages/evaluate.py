@@ -50,7 +50,7 @@ class Evaluate(Stage):
                                "finetune-successor (Theseus), truncate or distill (baselines), "
                                "or a plugin's (`theseus plugins`)")
 
-    def inputs_for(self, params) -> tuple[str, ...]:  # noqa: D102 - see Stage.inputs_for
+    def inputs_for(self, params, store=None, task=None) -> tuple[str, ...]:  # noqa: D102 - see Stage.inputs_for
         return (params.successor,)
 
     def check(self, ctx: CheckContext) -> None:

@@ -62,7 +62,7 @@ class Export(Stage):
                                "...; finetune-teacher exports the teacher; --from evaluate=vN "
                                "picks one evaluation instead")
 
-    def inputs_for(self, params) -> tuple[str, ...]:  # noqa: D102 - see Stage.inputs_for
+    def inputs_for(self, params, store=None, task=None) -> tuple[str, ...]:  # noqa: D102 - see Stage.inputs_for
         return (TEACHER,) if params.successor == TEACHER else ("evaluate",)
 
     def accepts_input(self, name, manifest, params) -> bool:  # noqa: D102 - see Stage
@@ -274,7 +274,7 @@ def _export_onnx(ctx: StageContext, model, tokenizer, loader, reference, formats
                                   f"{p.int8_max_drop:g}); nothing was published. Export "
                                   "--format hf,onnx, or accept the drop with "
                                   "--int8-max-drop")
-            entry.update(score_drop=drop, parity=f"dev score {drop:+.2f} points below fp32"
+            entry.update(score_drop=drop, parity=f"dev score {drop:.2f} points below fp32"
                          if drop >= 0 else f"dev score {-drop:.2f} points above fp32")
         info[fmt] = entry
     return info

@@ -125,7 +125,7 @@ class GlueTable(Stage):
         format: int = param(TABLE_FORMAT, "version of the tables' layout (a new one publishes "
                                           "them again)", cli=False)
 
-    def inputs_for(self, params) -> tuple[str, ...]:  # noqa: D102 - see Stage.inputs_for
+    def inputs_for(self, params, store=None, task=None) -> tuple[str, ...]:  # noqa: D102 - see Stage.inputs_for
         return tuple(params.evaluations)
 
     def run(self, ctx: StageContext) -> StageResult:  # noqa: D102 - see class

@@ -1,0 +1,223 @@
+"""``benchmark``: latency, throughput and peak memory of the teacher and every exported
+model, in PyTorch fp32 and in each exported format (ONNX, int8 ONNX), in one run.
+
+Every model runs on the same inputs, on the same machine, one after the other, so
+the ratios are comparable: synthetic batches (every batch size × sequence length
+asked for, random token ids, no padding) and real dev batches (batch 32, dynamic
+padding). Speed-ups are the PyTorch fp32 teacher's p50 latency over the model's at
+the same shape. The artifact holds ``benchmark.json`` (machine, settings, every
+number), ``benchmark.md`` and ``chart_TASK.png`` (dev score against speed-up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from theseus_cli.contracts import CheckContext, Stage, StageContext, StageResult, param
+from theseus_cli.errors import ConfigError
+
+TEACHER = "finetune-teacher"
+PYTORCH = "pytorch fp32"
+DEV = "dev"
+#: shapes whose speed-ups become metrics (and the README's table)
+HEADLINE = ("b1×s128", "b32×s128", DEV)
+
+
+def _ints(text: str, what: str) -> list[int]:
+    """``"1,8,32"`` -> ``[1, 8, 32]``. Raises ConfigError naming ``what``."""
+    try:
+        values = [int(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise ConfigError(f"{what} {text!r}: expected comma-separated positive integers, "
+                          "e.g. 1,8,32")
+    return values
+
+
+def _versions(text: str) -> list[int]:
+    """``"v2,5"`` -> ``[2, 5]``. Raises ConfigError naming the bad value."""
+    from theseus_cli.artifacts import parse_version
+    from theseus_cli.errors import ArtifactError
+
+    try:
+        found = [parse_version(v.strip()) for v in str(text).split(",") if v.strip()]
+    except ArtifactError:
+        found = []
+    if not found:
+        raise ConfigError(f"--exports {text}: accepted: latest, or export versions like v2,v5")
+    return found
+
+
+class Benchmark(Stage):
+    """Measures every exported model of the task (the newest export of each, or
+    ``--exports v2,v5``) and the teacher, in PyTorch and in each exported format."""
+
+    name = "benchmark"
+    help = ("latency (p50/p90 ms), throughput and peak memory of the teacher and each "
+            "exported model, PyTorch and every exported format, in one run")
+    inputs = ("export",)
+    summary_metrics = ()
+
+    @dataclass
+    class Params:
+        batch_sizes: str = param("1,8,32", "comma-separated batch sizes of the synthetic inputs")
+        seq_lengths: str = param("32,128", "comma-separated sequence lengths (tokens) of the "
+                                           "synthetic inputs")
+        dev_batches: int = param(8, "real dev batches (32 examples, dynamic padding) timed as "
+                                    "the shape `dev`; 0: none", min=0)
+        min_seconds: float = param(1.0, "timed seconds per model and shape, at least "
+                                        "(after the warm-up)", min=0)
+        min_iters: int = param(5, "timed calls per model and shape, at least", min=1)
+        warmup: int = param(3, "untimed calls per model and shape before timing", min=0)
+        threads: int | None = param(None, "CPU threads of PyTorch and ONNX Runtime; null: "
+                                          "the CPUs this process may use", min=1)
+        isolate: bool = param(True, "measure each model in a fresh process (its own peak "
+                                    "memory, no caches warmed by another model)")
+        exports: str = param("latest", "the exports measured: latest (the newest export of "
+                                       "each exported model of the task) or versions v2,v5")
+
+    def inputs_for(self, params, store=None, task=None) -> tuple[str, ...]:
+        """The export versions measured, by full label; ``("export",)`` (run it first)
+        when the task has none."""
+        if params.exports != "latest":
+            return tuple(f"{task}/export/v{n}" for n in _versions(params.exports))
+        if store is None or task is None:
+            return self.inputs
+        newest: dict[str, str] = {}
+        for art in reversed(store.versions(task, "export")):
+            info = art.manifest.get("info", {})
+            model = info.get("model_artifact") or f"{info.get('successor_artifact')}"
+            newest.setdefault(model, art.label)
+        return tuple(reversed(newest.values())) or self.inputs
+
+    def check(self, ctx: CheckContext) -> None:
+        """Shapes are positive integers; ``--exports`` is ``latest`` or versions."""
+        _ints(ctx.params.batch_sizes, ctx.setting("batch_sizes"))
+        _ints(ctx.params.seq_lengths, ctx.setting("seq_lengths"))
+        if ctx.params.exports != "latest":
+            _versions(ctx.params.exports)
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from theseus_builtin.stages.benchmark_report import charts, render_markdown, rows_table
+        from theseus_cli import jsonio, latency
+        from theseus_cli.deploy import cpu_threads
+
+        p = ctx.params
+        exports = list(ctx.inputs.values())
+        models = _models(ctx, exports)
+        teacher_dir = next(m["path"] for m in models if m["role"] == "teacher"
+                           and m["format"] == PYTORCH)
+        shapes = _shapes(ctx, teacher_dir)
+        threads = p.threads or cpu_threads()
+        rows = []
+        for m in models:
+            onnx = m["format"] != PYTORCH
+            job = latency.Job(runtime="onnx" if onnx else "pytorch", path=str(m["path"]),
+                              device="cpu" if onnx else ctx.runtime.device_name,
+                              threads=threads, shapes=shapes, warmup=p.warmup,
+                              min_iters=p.min_iters, min_seconds=p.min_seconds)
+            ctx.log.info(f"timing {m['model']} · {m['format']}")
+            result = latency.measure_isolated(job) if p.isolate else latency.measure(job)
+            rows.append({**{k: v for k, v in m.items() if k != "path"},
+                         "path": str(m["path"]), "device": job.device, **result})
+            if not p.isolate:
+                rows[-1]["peak_mb"] = None  # one process for all: not this model's
+        base = next(r for r in rows if r["role"] == "teacher" and r["format"] == PYTORCH)
+        for r in rows:
+            r["speedup"] = {s: base["shapes"][s]["p50_ms"] / r["shapes"][s]["p50_ms"]
+                            for s in r["shapes"]}
+        import onnxruntime
+        import torch
+
+        report = {"task": ctx.task, "machine": {
+            "cpu": latency.cpu_model(), "threads": threads, "cpus": cpu_threads(),
+            "device": ctx.runtime.device_name, "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__},
+            "settings": {k: getattr(p, k) for k in ("batch_sizes", "seq_lengths", "dev_batches",
+                                                    "min_seconds", "min_iters", "warmup",
+                                                    "isolate")},
+            "shapes": [s.name for s in shapes], "rows": rows}
+        out = ctx.out_dir
+        (out / "benchmark.json").write_text(jsonio.dumps(report, indent=2) + "\n")
+        markdown = render_markdown(report)
+        (out / "benchmark.md").write_text(markdown)
+        ctx.log.info(rows_table(report))
+        metrics = {f"{r['artifact']}:{r['format']}:{s}:speedup": r["speedup"][s]
+                   for r in rows if r is not base for s in HEADLINE if s in r["speedup"]}
+        return StageResult(metrics=metrics, info={
+            "exports": [a.label for a in exports], "machine": report["machine"],
+            "charts": charts(report, out, ctx.log)})
+
+
+def _models(ctx: StageContext, exports: list) -> list[dict]:
+    """What is measured: the PyTorch fp32 teacher of the exports first, then per export
+    its PyTorch model (a successor's) and each exported ONNX format; each with its dev
+    score (from the export's checks) and parameter count (from its evaluation)."""
+    from theseus_cli.models import MODEL_DIR
+
+    teachers: dict[str, dict] = {}  # teacher label -> its PyTorch row
+    rows = []
+    for exp in exports:
+        info = exp.manifest.get("info", {})
+        formats, scores = info.get("formats") or {}, info.get("scores") or {}
+        model_art = (ctx.store.get(*info["model_artifact"].split("/"))
+                     if info.get("model_artifact") else ctx.lineage(exp, "finetune-successor"))
+        teacher = ctx.lineage(model_art, TEACHER)
+        t = teachers.setdefault(teacher.label, {
+            "role": "teacher", "model": "teacher", "artifact": teacher.label, "format": PYTORCH,
+            "score": None, "parameters": None, "path": teacher.file(MODEL_DIR)})
+        row = {"artifact": model_art.label}
+        if model_art.stage == TEACHER:
+            row.update(role="teacher", model="teacher", parameters=None)
+            t["score"] = t["score"] or scores.get("pytorch", {}).get("score")
+        else:
+            ev = ctx.lineage(exp, "evaluate").manifest
+            row.update(role="successor", model=ev.get("info", {}).get("method", model_art.label),
+                       parameters=ev["metrics"].get("successor_parameters"))
+            t["score"] = t["score"] or ev["metrics"].get("teacher_score")
+            t["parameters"] = t["parameters"] or ev["metrics"].get("teacher_parameters")
+            rows.append({**row, "format": PYTORCH, "score": scores.get("pytorch", {}).get("score"),
+                         "path": exp.file(formats["hf"]["path"]) if "hf" in formats
+                         else model_art.file(MODEL_DIR)})
+        rows += [{**row, "format": fmt, "score": f.get("score"), "path": exp.file(f["path"])}
+                 for fmt, f in formats.items() if fmt != "hf"]
+    for r in rows:
+        if r["role"] == "teacher":  # the teacher's ONNX formats: its size
+            r["parameters"] = teachers[r["artifact"]]["parameters"]
+    return [*teachers.values(), *rows]
+
+
+def _shapes(ctx: StageContext, model_dir) -> list:
+    """The synthetic shapes (every batch size × sequence length; token ids drawn once,
+    seed 0) and the real dev batches, as int64 numpy arrays."""
+    import numpy as np
+    from transformers import AutoConfig, AutoTokenizer
+
+    from theseus_cli.data import load_tokenized, make_dataloader
+    from theseus_cli.glue import get_task
+    from theseus_cli.latency import Shape
+
+    p = ctx.params
+    vocab = AutoConfig.from_pretrained(model_dir).vocab_size
+    rng = np.random.default_rng(0)
+    shapes = []
+    for b in _ints(p.batch_sizes, "batch_sizes"):
+        for s in _ints(p.seq_lengths, "seq_lengths"):
+            ids = rng.integers(min(5, vocab - 1), vocab, size=(b, s), dtype=np.int64)
+            shapes.append(Shape(f"b{b}×s{s}", [{
+                "input_ids": ids, "attention_mask": np.ones_like(ids),
+                "token_type_ids": np.zeros_like(ids)}]))  # (batch, seq_len) each
+    if p.dev_batches:
+        task = get_task(ctx.task)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        dev = load_tokenized(ctx.config, task, tokenizer, task.dev_splits[0])
+        batches = []
+        for batch in make_dataloader(dev, tokenizer, 32, shuffle=False):
+            batch.pop("labels")
+            batch.setdefault("token_type_ids", batch["input_ids"] * 0)
+            batches.append({k: v.numpy().astype(np.int64) for k, v in batch.items()})
+            if len(batches) >= p.dev_batches:
+                break
+        shapes.append(Shape(DEV, batches))
+    return shapes
