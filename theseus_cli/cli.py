@@ -255,6 +255,8 @@ COMMON = [
     _opt("device", Optional[str], "auto | cuda | mps | cpu", "--device"),
     _opt("precision", Optional[str], "no | fp16 | bf16", "--precision"),
     _opt("seed", Optional[int], "random seed of the run", "--seed"),
+    _opt("report_to", Optional[str], "experiment trackers: none | tensorboard | mlflow | wandb "
+         "(comma-separated; runtime.report_to)", "--report-to"),
     _opt("seeds", Optional[str], "run once per seed: a count (3: seeds base..base+2, base = "
          "--seed or runtime.seed) or a list (1,2,3); each seed is its own artifact version",
          "--seeds"),
@@ -360,7 +362,7 @@ def run_stage(stage: str, common: dict[str, Any], overrides: dict[str, Any],
             if common.get(k) is not None}
     if common.get("glue_dir") is not None:
         data["glue_dir"] = str(Path(common["glue_dir"]).expanduser().resolve())
-    runtime = {k: common.get(k) for k in ("device", "precision", "seed", "compile")
+    runtime = {k: common.get(k) for k in ("device", "precision", "seed", "compile", "report_to")
                if common.get(k) is not None}
     _print_warnings(config)
     P.build(DataSettings, data, "command line", cli=True)  # name the option in errors

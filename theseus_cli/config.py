@@ -62,6 +62,9 @@ class RuntimeSettings:
         1, "micro-batches per optimizer step (effective batch = batch_size x this)", min=1)
     compile: bool = param(False, "torch.compile the models (inductor backend): slower start, "
                                  "faster steps on a GPU")
+    report_to: str = param("none", "experiment trackers (Accelerate's), comma-separated: none, "
+                                   "tensorboard, mlflow, wandb; files under tracking/",
+                           fingerprint=False)
 
 
 @dataclass

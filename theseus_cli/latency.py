@@ -82,9 +82,11 @@ def _runner(job: Job):
         names = [i.name for i in sess.get_inputs()]
         return (lambda b: sess.run(["logits"], {n: b[n] for n in names})), None
     import torch
+    import transformers
 
     from theseus_cli import models
 
+    transformers.utils.logging.disable_progress_bar()  # a clean table, not load bars
     torch.set_num_threads(job.threads)
     model, _ = models.load_saved(Path(job.path))
     model = model.float().to(job.device).eval()
@@ -148,7 +150,7 @@ def measure_isolated(job: Job) -> dict[str, Any]:
         RuntimeError: the measuring process failed (its error is named).
     """
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        return pool.apply(measure, (job,))
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(measure, job).result()

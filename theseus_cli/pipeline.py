@@ -50,6 +50,9 @@ from theseus_cli.lock import LOCK_NAME, StageLock, describe_holder
 from theseus_cli.runlog import RunLog
 from theseus_cli.runtime import Runtime
 
+#: where file-based experiment trackers (TensorBoard) write, inside the workspace
+TRACKING_DIR = "tracking"
+
 #: errno values of a stage directory that cannot be written (permissions, read-only
 #: filesystem, disk full, a file where a directory should be, a directory where a file should be)
 _FS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
@@ -127,7 +130,8 @@ class Pipeline:
         if self._runtime is None:
             r = self.config.runtime
             self._runtime = Runtime(r.device, r.precision, r.seed, r.gradient_accumulation_steps,
-                                    compile=r.compile)
+                                    compile=r.compile, report_to=r.report_to,
+                                    tracking_dir=self.config.root / TRACKING_DIR)
         return self._runtime
 
     def say(self, message: str) -> None:
@@ -237,6 +241,7 @@ class Pipeline:
         runtime = P.to_dict(self.config.runtime)
         if not runtime.get("compile"):
             runtime.pop("compile", None)
+        runtime.pop("report_to", None)  # where metrics are also sent changes no result
         if world_size() > 1:
             runtime["num_processes"] = world_size()
         doc = {
@@ -352,12 +357,20 @@ class Pipeline:
         # only the main process stages and publishes; the others write to a private temp dir
         staging = self.store.staging(task, stage, key) if main else _private_tmp()
         with staging as tmp:
-            log = RunLog(tmp, self.console, enabled=main)
+            log = RunLog(tmp, self.console, enabled=main, tracker=runtime.track)
+            runtime.start_tracking(f"{task}-{stage}-{key[:8]}", {
+                "task": task, "stage": stage, "seed": runtime.seed, "model": self.config.model,
+                **{k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                   for k, v in P.to_dict(params).items()}})
             ctx = StageContext(config=self.config, task=task, params=params, inputs=inputs,
                                out_dir=tmp, runtime=runtime, log=log, checkpoints=checkpoints,
                                plugins=selected_plugins(params))
             runtime.seed_everything()  # e.g. a new classifier head's init is seeded too
-            result = cls().run(ctx)
+            try:
+                result = cls().run(ctx)
+                runtime.track({f"final/{k}": v for k, v in result.metrics.items()})
+            finally:
+                runtime.end_tracking()
             seconds = time.monotonic() - t0
             if main:
                 result.info["plots"] = self._draw_curves(tmp, f"{task} · {stage}")

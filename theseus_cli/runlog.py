@@ -52,9 +52,13 @@ class RunLog:
         path: directory that receives ``metrics.jsonl`` (the staging dir).
         console: where progress and messages go.
         enabled: False on non-main processes (nothing printed or written).
+        tracker: called with ``({"EVENT/name": value}, step)`` for every record that
+            has a ``step`` (the runtime's experiment trackers), or None.
     """
 
-    def __init__(self, path: Path | None, console: Console, enabled: bool = True):
+    def __init__(self, path: Path | None, console: Console, enabled: bool = True,
+                 tracker: Any = None):
+        self.tracker = tracker if enabled else None
         self.path = Path(path) / LOG_NAME if path is not None and enabled else None
         self.console, self.enabled = console, enabled
         self.progress: Progress | None = None
@@ -62,6 +66,9 @@ class RunLog:
 
     def record(self, event: str, **values: Any) -> None:
         """Append one JSON line: ``{"event", "time_s" (since run start), **values}``."""
+        if self.tracker is not None and isinstance(values.get("step"), int):
+            self.tracker({f"{event}/{k}": v for k, v in values.items() if k != "step"},
+                         values["step"])
         if self.path is None:
             return
         doc = {"event": event, "time_s": round(time.monotonic() - self._t0, 3), **values}

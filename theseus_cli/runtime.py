@@ -40,6 +40,9 @@ class Runtime:
         gradient_accumulation_steps: micro-batches per optimizer step.
         compile: ``torch.compile`` every prepared model (Accelerate's dynamo
             plugin, backend ``inductor``).
+        report_to: experiment trackers (Accelerate's): any of :data:`TRACKERS`; empty:
+            none. Each stage run is one tracked run (:meth:`start_tracking`).
+        tracking_dir: where file-based trackers write (TensorBoard event files).
 
     Several processes (``accelerate launch``, ``torchrun`` or
     ``theseus <stage> --num-processes N``) are picked up from the environment
@@ -53,7 +56,8 @@ class Runtime:
     """
 
     def __init__(self, device: str = "auto", precision: str = "no", seed: int = 42,
-                 gradient_accumulation_steps: int = 1, compile: bool = False):
+                 gradient_accumulation_steps: int = 1, compile: bool = False,
+                 report_to: tuple[str, ...] = (), tracking_dir: Any = None):
         if device not in DEVICES:
             raise DeviceError(f"invalid device {device!r}; accepted: {', '.join(DEVICES)}")
         if precision not in PRECISIONS:
@@ -67,6 +71,7 @@ class Runtime:
             raise DeviceError("precision 'fp16' needs a GPU (cuda or mps); on cpu use 'bf16' or 'no'")
         if compile:
             _check_compile(chosen)
+        report_to = check_trackers(report_to)
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState, GradientState
 
@@ -77,7 +82,9 @@ class Runtime:
             cpu=chosen == "cpu", mixed_precision=precision,
             gradient_accumulation_steps=gradient_accumulation_steps,
             dynamo_backend="inductor" if compile else None,
+            log_with=list(report_to) or None, project_dir=tracking_dir,
         )
+        self.report_to, self._tracking = report_to, False
         self.device_name, self.precision, self.seed = chosen, precision, seed
         self.gradient_accumulation_steps, self.compile = gradient_accumulation_steps, compile
 
@@ -181,6 +188,55 @@ class Runtime:
 
     def wait(self) -> None:
         self.accelerator.wait_for_everyone()
+
+    # -- experiment trackers (off unless report_to names some) --------------------
+    def start_tracking(self, run_name: str, config: dict[str, Any]) -> None:
+        """Open one tracked run (TensorBoard: a subdirectory ``run_name`` of the tracking
+        dir) with its hyper-parameters ``config`` (flat str/number/bool values)."""
+        if self.report_to:
+            self.accelerator.init_trackers(run_name, config=config)
+            self._tracking = True
+
+    def track(self, values: dict[str, Any], step: int | None = None) -> None:
+        """Log the numeric ``values`` at optimizer step ``step`` to every tracker
+        (nothing when tracking is off)."""
+        if self._tracking:
+            numbers = {k: float(v) for k, v in values.items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if numbers:
+                self.accelerator.log(numbers, step=step)
+
+    def end_tracking(self) -> None:
+        """Close the tracked run (flushes the trackers)."""
+        if self._tracking:
+            self.accelerator.end_training()
+            self._tracking = False
+
+
+#: experiment trackers ``--report-to`` accepts (Accelerate's names) -> the package each needs
+TRACKERS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
+
+
+def check_trackers(report_to: Any) -> tuple[str, ...]:
+    """``"tensorboard,wandb"`` (or a sequence; ``none``/empty: no tracker) -> the names.
+
+    Raises:
+        DeviceError: an unknown tracker (lists the accepted ones) or one whose package
+            is not installed (names it).
+    """
+    import importlib.util
+
+    names = ([n.strip() for n in report_to.split(",")] if isinstance(report_to, str)
+             else list(report_to or ()))
+    names = [n for n in names if n and n != "none"]
+    for n in names:
+        if n not in TRACKERS:
+            raise DeviceError(f"--report-to {n!r}: unknown tracker; accepted: none, "
+                              + ", ".join(TRACKERS))
+        if importlib.util.find_spec(TRACKERS[n]) is None:
+            raise DeviceError(f"--report-to {n}: the package {TRACKERS[n]!r} is not installed; "
+                              f"`pip install {TRACKERS[n]}` (trackers are optional)")
+    return tuple(dict.fromkeys(names))
 
 
 def _check_compile(device: str) -> None:

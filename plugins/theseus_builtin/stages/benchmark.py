@@ -35,6 +35,16 @@ def _ints(text: str, what: str) -> list[int]:
     return values
 
 
+def exported_model(store, export):
+    """The artifact whose model ``export`` (an export version) exported: recorded in its
+    manifest, else (exports before formats) the successor in its lineage."""
+    m = export.manifest
+    label = m.get("info", {}).get("model_artifact")
+    if label:
+        return store.get(*label.split("/"))
+    return store.lineage(export, m.get("params", {}).get("successor", "finetune-successor"))
+
+
 def _versions(text: str) -> list[int]:
     """``"v2,5"`` -> ``[2, 5]``. Raises ConfigError naming the bad value."""
     from theseus_cli.artifacts import parse_version
@@ -86,9 +96,7 @@ class Benchmark(Stage):
             return self.inputs
         newest: dict[str, str] = {}
         for art in reversed(store.versions(task, "export")):
-            info = art.manifest.get("info", {})
-            model = info.get("model_artifact") or f"{info.get('successor_artifact')}"
-            newest.setdefault(model, art.label)
+            newest.setdefault(exported_model(store, art).label, art.label)
         return tuple(reversed(newest.values())) or self.inputs
 
     def check(self, ctx: CheckContext) -> None:
@@ -99,7 +107,7 @@ class Benchmark(Stage):
             _versions(ctx.params.exports)
 
     def run(self, ctx: StageContext) -> StageResult:
-        from theseus_builtin.stages.benchmark_report import charts, render_markdown, rows_table
+        from theseus_builtin.stages.benchmark_report import charts, console_table, render_markdown
         from theseus_cli import jsonio, latency
         from theseus_cli.deploy import cpu_threads
 
@@ -142,7 +150,7 @@ class Benchmark(Stage):
         (out / "benchmark.json").write_text(jsonio.dumps(report, indent=2) + "\n")
         markdown = render_markdown(report)
         (out / "benchmark.md").write_text(markdown)
-        ctx.log.info(rows_table(report))
+        ctx.log.info(console_table(report))
         metrics = {f"{r['artifact']}:{r['format']}:{s}:speedup": r["speedup"][s]
                    for r in rows if r is not base for s in HEADLINE if s in r["speedup"]}
         return StageResult(metrics=metrics, info={
@@ -161,8 +169,7 @@ def _models(ctx: StageContext, exports: list) -> list[dict]:
     for exp in exports:
         info = exp.manifest.get("info", {})
         formats, scores = info.get("formats") or {}, info.get("scores") or {}
-        model_art = (ctx.store.get(*info["model_artifact"].split("/"))
-                     if info.get("model_artifact") else ctx.lineage(exp, "finetune-successor"))
+        model_art = exported_model(ctx.store, exp)
         teacher = ctx.lineage(model_art, TEACHER)
         t = teachers.setdefault(teacher.label, {
             "role": "teacher", "model": "teacher", "artifact": teacher.label, "format": PYTORCH,

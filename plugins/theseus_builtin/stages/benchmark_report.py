@@ -49,6 +49,21 @@ def rows_table(report: dict[str, Any]) -> str:
     return _table(head, body)
 
 
+def console_table(report: dict[str, Any]) -> Any:
+    """A rich ``Table``: per model and format, the dev score, peak MB and the p50 latency
+    (ms) with the speed-up over the PyTorch fp32 teacher at each shape."""
+    from rich.table import Table
+
+    table = Table(title=f"{report['task']}: p50 latency per call, ms (speed-up over the "
+                        "PyTorch fp32 teacher)", title_justify="left")
+    for name in ("model", "format", "score", "peak MB", *report["shapes"]):
+        table.add_column(name, justify="left" if name in ("model", "format") else "right")
+    for r, cells in zip(report["rows"], _cells(report, "p50_ms", "{:.1f}", True)):
+        table.add_row(_name(r), r["format"], _pct(r.get("score")), _mb(r.get("peak_mb")),
+                      *cells)
+    return table
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """``benchmark.md``: the machine, the p50 table with speed-ups, throughput, p90 and
     which method each model is."""
