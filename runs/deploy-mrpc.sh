@@ -9,7 +9,7 @@ cd "$WS"
 nproc; uptime
 for cmd in "export --format hf,onnx,onnx-int8" \
            "export --successor finetune-teacher --format onnx,onnx-int8" \
-           "benchmark"; do
+           "benchmark --force"; do
   echo "=== theseus $cmd"; start=$(date +%s)
   COLUMNS=160 theseus $cmd
   echo "=== theseus $cmd took $(( $(date +%s) - start )) s"

@@ -250,4 +250,4 @@ def test_W7_read_only_stage_directory(workspace):
 
 def test_W8_unknown_top_level_key(workspace):
     set_yaml(workspace, {"modle": "x"})
-    fails(workspace, ["status"], 2, "unknown key 'modle'; accepted: data, distill, evaluate")
+    fails(workspace, ["status"], 2, "unknown key 'modle'; accepted: benchmark, data, distill, evaluate")

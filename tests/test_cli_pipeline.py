@@ -265,7 +265,7 @@ def test_plugins_lists_builtins():
     text = cli("plugins").output
     rows = [line for line in text.splitlines() if line.startswith("│")]
     kinds = [line.split("│")[1].strip() for line in rows]
-    assert kinds.count("stage") == 8  # glue-table too (run by evaluate, no command)
+    assert kinds.count("stage") == 9  # glue-table too (run by evaluate, no command)
     assert kinds.count("scheduler") == 3
     assert kinds.count("successor builder") == 6
     assert kinds.count("model family") == 9

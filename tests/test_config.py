@@ -15,8 +15,8 @@ from theseus_cli.errors import ConfigError, WorkspaceError
 from theseus_cli.glue import TASKS
 
 STAGES = ("finetune-teacher", "replace", "finetune-successor", "evaluate", "export", "truncate",
-          "distill")
-TOP = ("data, distill, evaluate, export, finetune-successor, finetune-teacher, model, replace, "
+          "distill", "benchmark")
+TOP = ("benchmark, data, distill, evaluate, export, finetune-successor, finetune-teacher, model, replace, "
        "runtime, task, truncate")
 TRAINING_KEYS = ("batch_size, epochs, eval_batch_size, eval_every, group_by_length, learning_rate, "
                  "max_grad_norm, max_nonfinite_steps, max_steps, save_every, save_every_minutes, "
@@ -123,7 +123,7 @@ def test_load_config_file_errors(tmp_path):
 
 # --------------------------------------------------------- through the CLI
 @pytest.mark.parametrize("updates,command,message", [
-    ({"modle": "x"}, ["status"], "unknown key 'modle'; accepted: data, distill, evaluate"),
+    ({"modle": "x"}, ["status"], "unknown key 'modle'; accepted: benchmark, data, distill, evaluate"),
     ({"replace": {"epoch": 1}}, ["replace"], "replace: unknown key 'epoch'; accepted:"),
     ({"runtime": {"precision": "fp8"}}, ["finetune-teacher"], "accepted: no, fp16, bf16"),
     ({"finetune-teacher": {"epochs": "many"}}, ["evaluate"], "expected int, got 'many'"),

@@ -67,7 +67,8 @@ def test_model_card_has_model_index_recipe_and_loading(exported):
     assert {x["type"] for x in result["metrics"]} == {"accuracy", "f1"}
     for text in ("## Recipe", "`replace`", "`finetune-successor`", "`finetune-teacher`",
                  "seed 42", "onnx-int8/model.onnx", "InferenceSession", "from_pretrained",
-                 "Retention", "| `onnx` |"):
+                 "Retention", "| `onnx` |", "## Speed", "| teacher | pytorch fp32 |",
+                 "| successor | onnx-int8 |", "b32×s128"):
         assert text in card, text
     for fmt in ("model", "onnx", "onnx-int8"):  # each folder carries the card
         assert (ws / "artifacts/MRPC/export/v2" / fmt / "README.md").read_text() == card
@@ -158,7 +159,7 @@ def test_benchmark_measures_every_model_and_format_in_one_run(exported, tmp_path
         assert r["score"] is not None and 0 <= r["score"] <= 1
     assert report["rows"][0]["speedup"]["dev"] == 1.0  # the PyTorch teacher is the base
     md = (art / "benchmark.md").read_text()
-    assert "p50 latency" in md and "Throughput" in md and "MRPC/finetune-successor/v1" in md
+    assert "p50 latency" in md and "Throughput" in md and "finetune-successor/v1" in md
     assert (art / "chart_MRPC.png").stat().st_size > 1000
     m = manifest(ws, "benchmark")
     assert m["info"]["charts"] == ["chart_MRPC.png"]

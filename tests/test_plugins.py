@@ -17,7 +17,8 @@ from theseus_cli.errors import UnknownNameError
 
 def test_builtins_register_through_entry_points():
     assert set(registry.stages()) == {"finetune-teacher", "replace", "finetune-successor",
-                                      "evaluate", "export", "truncate", "distill", "glue-table"}
+                                      "evaluate", "export", "truncate", "distill", "glue-table",
+                                      "benchmark"}
     # pipeline order: inputs before the stages that read them
     order = list(registry.stages())
     for name, cls in registry.stages().items():

@@ -407,7 +407,8 @@ def run_stage(stage: str, common: dict[str, Any], overrides: dict[str, Any],
         results += run_tasks(Pipeline(seeded, console), stage, tasks, options)
     for art in results:
         metrics = art.manifest.get("metrics", {})
-        shown = [k for k in metrics if not k.endswith("_parameters")]
+        # per-model keys (MODEL:FORMAT:SHAPE:speedup) are in the table the stage printed
+        shown = [k for k in metrics if not k.endswith("_parameters") and ":" not in k]
         if shown and len(tasks) == 1 and len(seeds) == 1 and is_main_process():
             console.print("  ".join(f"{k} [bold]{_fmt(metrics[k])}[/]" for k in shown))
 
@@ -431,6 +432,8 @@ def _relaunch(config: Any, stage: str, tasks: list[str], num_processes: int, ctx
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, float) and 0 < abs(v) < 1e-3:
+        return f"{v:.2g}"  # a parity difference of 3e-06 is not 0.0000
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 

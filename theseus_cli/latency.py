@@ -49,6 +49,24 @@ class Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def synthetic_shapes(vocab_size: int, batch_sizes: list[int], seq_lengths: list[int],
+                     seed: int = 0) -> list[Shape]:
+    """One :class:`Shape` per batch size × sequence length, named ``bB×sS``: token ids
+    drawn uniformly from ``[5, vocab_size)`` (seed ``seed``, the same for every model),
+    no padding (mask all ones), segment 0."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    shapes = []
+    for b in batch_sizes:
+        for s in seq_lengths:
+            ids = rng.integers(min(5, vocab_size - 1), vocab_size, size=(b, s), dtype=np.int64)
+            shapes.append(Shape(f"b{b}×s{s}", [{  # each (batch, seq_len)
+                "input_ids": ids, "attention_mask": np.ones_like(ids),
+                "token_type_ids": np.zeros_like(ids)}]))
+    return shapes
+
+
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo on Linux, else what platform reports)."""
     if os.path.exists("/proc/cpuinfo"):

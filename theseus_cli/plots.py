@@ -116,7 +116,8 @@ def training_curves(records: list[dict[str, Any]], title: str, path: Path) -> Pa
 
 
 @_plot
-def method_chart(task: str, rows: list[dict[str, Any]], path: Path) -> Path | None:
+def method_chart(task: str, rows: list[dict[str, Any]], path: Path,
+                 score_label: str = "dev score (median over seeds)") -> Path | None:
     """Score against speed-up and against parameters for a task's method rows.
 
     Args:
@@ -126,6 +127,7 @@ def method_chart(task: str, rows: list[dict[str, Any]], path: Path) -> Path | No
             (``median``, fractions for the score); the majority-class row has no
             parameters and is drawn as a horizontal line.
         path: the PNG to write.
+        score_label: the y axis, after the task name.
 
     Returns:
         ``path``, or None when no row has both a score and a speed-up.
@@ -159,7 +161,7 @@ def method_chart(task: str, rows: list[dict[str, Any]], path: Path) -> Path | No
         ax.grid(alpha=0.3)
     left.set_xlabel("measured speed-up over the teacher (×)")
     right.set_xlabel("parameters (millions)")
-    left.set_ylabel(f"{task} dev score (median over seeds)")
+    left.set_ylabel(f"{task} {score_label}")
     fig.legend(loc="lower center", ncol=2, fontsize=7, frameon=False)
     fig.suptitle(f"{task}: score against speed-up and size")
     fig.tight_layout(rect=(0, (legend_in + 0.2) / (4.0 + legend_in), 1, 1))

@@ -203,18 +203,12 @@ def _shapes(ctx: StageContext, model_dir) -> list:
 
     from theseus_cli.data import load_tokenized, make_dataloader
     from theseus_cli.glue import get_task
-    from theseus_cli.latency import Shape
+    from theseus_cli.latency import Shape, synthetic_shapes
 
     p = ctx.params
-    vocab = AutoConfig.from_pretrained(model_dir).vocab_size
-    rng = np.random.default_rng(0)
-    shapes = []
-    for b in _ints(p.batch_sizes, "batch_sizes"):
-        for s in _ints(p.seq_lengths, "seq_lengths"):
-            ids = rng.integers(min(5, vocab - 1), vocab, size=(b, s), dtype=np.int64)
-            shapes.append(Shape(f"b{b}×s{s}", [{
-                "input_ids": ids, "attention_mask": np.ones_like(ids),
-                "token_type_ids": np.zeros_like(ids)}]))  # (batch, seq_len) each
+    shapes = synthetic_shapes(AutoConfig.from_pretrained(model_dir).vocab_size,
+                              _ints(p.batch_sizes, "batch_sizes"),
+                              _ints(p.seq_lengths, "seq_lengths"))
     if p.dev_batches:
         task = get_task(ctx.task)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -6,7 +6,7 @@ from typing import Any
 
 
 def _name(row: dict) -> str:
-    return f"{row['artifact']}"
+    return row["artifact"].split("/", 1)[1]  # STAGE/vN: the task is in the title
 
 
 def _cells(report: dict, key: str, fmt: str, with_speedup: bool = False) -> list[list[str]]:
@@ -105,8 +105,9 @@ def charts(report: dict[str, Any], out: Any, log: Any) -> list[str]:
             for r in report["rows"]]
     name = f"chart_{report['task']}.png"
     try:
-        return [name] if method_chart(f"{report['task']} ({shape} batches)", rows,
-                                      out / name) else []
+        drawn = method_chart(report["task"], rows, out / name,
+                             score_label=f"dev score (speed-up on {shape} batches)")
+        return [name] if drawn else []
     except PlotError as e:
         log.info(f"[yellow]{e}[/]")
         return []

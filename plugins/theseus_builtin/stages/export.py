@@ -57,6 +57,9 @@ class Export(Stage):
         onnx_exporter: str = param("auto", "torch.onnx exporter: dynamo (torch.export), "
                                            "torchscript, auto (dynamo, else torchscript)",
                                    choices=EXPORTERS)
+        card_speed: bool = param(True, "time the PyTorch teacher and each exported format "
+                                       "(batch 1 and 32 of 128 tokens, CPU) for the model "
+                                       "card's speed table")
         successor: str = param("finetune-successor", "export the latest evaluated successor "
                                "of this stage: finetune-successor (Theseus), truncate, distill, "
                                "...; finetune-teacher exports the teacher; --from evaluate=vN "
@@ -131,6 +134,7 @@ class Export(Stage):
                 metrics["int8_score_drop"] = onnx_info["onnx-int8"]["score_drop"]
         for fmt, info in done.items():
             metrics[f"{fmt.replace('-', '_')}_mb"] = info["mb"]
+        speed = _speed_table(ctx, model_art, done) if p.card_speed else None
         source = evaluation or model_art
         card = model_card.render(
             task=task.name, predecessor=models.base_model_name(ctx.config.model), role=(
@@ -139,7 +143,7 @@ class Export(Stage):
             scores={k: v for k, v in scores["pytorch"].items() if k != "score"},
             method=source.manifest.get("info", {}).get("method", "theseus") if evaluation
             else "teacher", ancestors=ctx.store.ancestors(source), formats=done,
-            restructured=restructured)
+            restructured=restructured, speed=speed)
         (out / "README.md").write_text(card)
         for fmt in done:
             (out / done[fmt]["path"].split("/")[0] / "README.md").write_text(card)
@@ -150,7 +154,41 @@ class Export(Stage):
         return StageResult(metrics=metrics, info={
             "successor_artifact": model_art.name, "model_artifact": model_art.label,
             "formats": done, "scores": scores, "layers": models.num_layers(model),
-            "output": p.output})
+            "speed": speed, "output": p.output})
+
+
+def _speed_table(ctx: StageContext, model_art, done: dict) -> dict:
+    """p50 latency (ms) of the PyTorch fp32 teacher, of this model in PyTorch fp32 and in
+    each exported ONNX format, at batch 1 and 32 of 128 tokens, on the CPU, in this
+    process (``theseus benchmark`` measures more shapes, real dev batches and memory).
+
+    Returns:
+        ``{"machine": str, "threads": n, "rows": [{"model", "format", "p50_ms": {shape:
+        ms}, "speedup": {shape: ×}}]}``: speed-ups over the PyTorch teacher.
+    """
+    from transformers import AutoConfig
+
+    from theseus_cli import latency, models
+    from theseus_cli.deploy import cpu_threads
+
+    teacher = ctx.lineage(model_art, TEACHER)
+    shapes = latency.synthetic_shapes(
+        AutoConfig.from_pretrained(teacher.file(models.MODEL_DIR)).vocab_size, [1, 32], [128])
+    runs = [("teacher", "pytorch fp32", "pytorch", teacher.file(models.MODEL_DIR))]
+    role = "teacher" if model_art.stage == TEACHER else "successor"
+    if role == "successor":
+        runs.append((role, "pytorch fp32", "pytorch", model_art.file(models.MODEL_DIR)))
+    runs += [(role, fmt, "onnx", ctx.out_dir / info["path"])
+             for fmt, info in done.items() if fmt != "hf"]
+    threads, rows = cpu_threads(), []
+    for who, fmt, runtime, path in runs:
+        result = latency.measure(latency.Job(runtime, str(path), "cpu", threads, shapes,
+                                             warmup=2, min_iters=3, min_seconds=0.5))
+        rows.append({"model": who, "format": fmt,
+                     "p50_ms": {s: r["p50_ms"] for s, r in result["shapes"].items()}})
+    for r in rows:
+        r["speedup"] = {s: rows[0]["p50_ms"][s] / ms for s, ms in r["p50_ms"].items()}
+    return {"machine": latency.cpu_model(), "threads": threads, "rows": rows}
 
 
 def _dev_loader(ctx: StageContext, task, tokenizer):

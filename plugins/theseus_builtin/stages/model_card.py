@@ -72,7 +72,8 @@ logits = session.run(["logits"], {{i.name: enc[i.name] for i in session.get_inpu
 
 def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
            scores: dict[str, float], method: str, ancestors: list[Any],
-           formats: dict[str, dict[str, Any]], restructured: bool) -> str:
+           formats: dict[str, dict[str, Any]], restructured: bool,
+           speed: dict[str, Any] | None = None) -> str:
     """The card, Markdown with YAML front matter.
 
     Args:
@@ -80,6 +81,7 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
         metrics: the evaluate artifact's metrics (successor), or the teacher's dev metrics.
         scores: GLUE metric name -> dev value in [0, 1] of the exported model (PyTorch).
         formats: format -> ``{"path", "mb", "score", ...}`` of what was exported.
+        speed: the export's speed table (``export._speed_table``), or None.
     """
     name = f"{task.lower()}-{role}-theseus"
     front = {"library_name": "transformers", "base_model": predecessor,
@@ -128,7 +130,7 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
 |---|---|---|---|---|
 {fmt_rows}
 
-Latency and throughput per format: `theseus benchmark` (its artifact holds the table).
+{speed_section(speed)}
 
 ## Recipe
 
@@ -138,6 +140,22 @@ Latency and throughput per format: `theseus benchmark` (its artifact holds the t
 
 {loading}
 """
+
+
+def speed_section(speed: dict[str, Any] | None) -> str:
+    """``## Speed``: p50 latency (ms) and speed-up over the PyTorch teacher per format."""
+    more = ("`theseus benchmark` measures every model and format at more shapes, on real "
+            "dev batches, with p90, throughput and peak memory.")
+    if not speed:
+        return "## Speed\n\n" + more + "\n"
+    shapes = list(speed["rows"][0]["p50_ms"])
+    rows = "\n".join(f"| {r['model']} | {r['format']} | " + " | ".join(
+        f"{r['p50_ms'][s]:.1f} ms ({r['speedup'][s]:.2f}×)" for s in shapes) + " |"
+        for r in speed["rows"])
+    return (f"## Speed\n\np50 latency per call on {speed['machine']} ({speed['threads']} "
+            "threads, measured by `theseus export`; bB×sS: batch B of S tokens):\n\n"
+            f"| model | format | {' | '.join(shapes)} |\n|---|---|{'---|' * len(shapes)}\n"
+            f"{rows}\n\n{more}\n")
 
 
 def _pct(value: Any) -> str:
