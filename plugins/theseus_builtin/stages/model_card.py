@@ -12,7 +12,8 @@ import yaml
 _METRIC_NAMES = {"accuracy": "Accuracy", "f1": "F1", "matthews_correlation": "Matthews Correlation",
                  "pearson": "Pearson Correlation", "spearmanr": "Spearman Correlation"}
 #: params that say nothing about the recipe (where files go, how often to checkpoint)
-_NOT_RECIPE = {"output", "check_examples", "checkpoint_every", "keep_checkpoints"}
+_NOT_RECIPE = {"output", "check_examples", "save_every", "save_every_minutes", "speed_batches",
+               "speed_repeats", "predict_test", "card_speed"}
 
 
 def model_index(name: str, task: str, metrics: dict[str, float]) -> list[dict[str, Any]]:
@@ -32,7 +33,14 @@ def recipe(ancestors: list[Any]) -> str:
     lines = []
     for art in ancestors:
         m = art.manifest
-        params = {k: v for k, v in m.get("params", {}).items() if k not in _NOT_RECIPE}
+        raw = m.get("params", {})
+        params = {}
+        for k, v in raw.items():
+            chosen = raw.get(k[:-1]) if k.endswith("s") else None
+            if isinstance(v, dict) and isinstance(chosen, str):  # schedulers: the one used
+                v, k = v.get(chosen, {}), f"{k[:-1]}_args"
+            if k not in _NOT_RECIPE and v is not None and v != {}:
+                params[k] = v
         seed = m.get("config", {}).get("runtime", {}).get("seed")
         shown = ", ".join(f"{k}={v}" for k, v in params.items())
         lines.append(f"1. `{art.stage}` ({art.label}, seed {seed}): {shown or 'defaults'}")
