@@ -30,10 +30,19 @@ def theseus(*args: object) -> list[str]:
     return [sys.executable, "-m", "theseus_cli", *map(str, args)]
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default, so Python installs its Ctrl-C handler even
+    when the test runner inherited SIGINT ignored (a shell's background job does)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(cmd: list[str], log: Path, **extra_env: str) -> subprocess.Popen:
     """Start ``cmd`` with its stdout+stderr going to ``log``."""
     f = open(log, "wb")
-    return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env(**extra_env))
+    return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env(**extra_env),
+                            preexec_fn=_default_sigint)
 
 
 def run(cmd: list[str], timeout: float = TIMEOUT, **extra_env: str) -> subprocess.CompletedProcess:
