@@ -143,14 +143,16 @@ QUICK = ["--batch-sizes", "1,2", "--seq-lengths", "8", "--dev-batches", "1", "--
 def test_benchmark_measures_every_model_and_format_in_one_run(exported, tmp_path, isolate):
     ws = copy_workspace(exported[0], tmp_path / "ws")
     cli("export", "-w", ws, "--successor", "finetune-teacher", "--format", "onnx")
+    cli("evaluate", "-w", ws, "--successor", "truncate")  # a baseline nobody exported
     out = cli("benchmark", "-w", ws, *QUICK, isolate).output
     art = ws / "artifacts/MRPC/benchmark/v1"
     report = json.loads((art / "benchmark.json").read_text())
     assert set(report["machine"]) >= {"cpu", "threads", "device", "torch", "onnxruntime"}
     assert report["shapes"] == ["b1×s8", "b2×s8", "dev"]
-    got = [(r["role"], r["format"]) for r in report["rows"]]
-    assert got == [("teacher", "pytorch fp32"), ("successor", "pytorch fp32"),
-                   ("successor", "onnx"), ("successor", "onnx-int8"), ("teacher", "onnx")]
+    got = [(r["artifact"].split("/")[1], r["format"]) for r in report["rows"]]
+    assert got == [("finetune-teacher", "pytorch fp32"), ("truncate", "pytorch fp32"),
+                   ("finetune-successor", "pytorch fp32"), ("finetune-successor", "onnx"),
+                   ("finetune-successor", "onnx-int8"), ("finetune-teacher", "onnx")]
     for r in report["rows"]:
         for shape, m in r["shapes"].items():
             assert 0 < m["p50_ms"] <= m["p90_ms"] and m["throughput"] > 0 and m["calls"] >= 2

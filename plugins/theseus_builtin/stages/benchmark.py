@@ -88,8 +88,10 @@ class Benchmark(Stage):
                                        "each exported model of the task) or versions v2,v5")
 
     def inputs_for(self, params, store=None, task=None) -> tuple[str, ...]:
-        """The export versions measured, by full label; ``("export",)`` (run it first)
-        when the task has none."""
+        """What is measured, by full label: with ``exports: latest``, the newest export of
+        each exported model and the newest evaluation of every other evaluated successor
+        (PyTorch only: a baseline or seed nobody exported); ``("export",)`` (run it first)
+        when the task has neither. With versions, those exports only."""
         if params.exports != "latest":
             return tuple(f"{task}/export/v{n}" for n in _versions(params.exports))
         if store is None or task is None:
@@ -97,6 +99,10 @@ class Benchmark(Stage):
         newest: dict[str, str] = {}
         for art in reversed(store.versions(task, "export")):
             newest.setdefault(exported_model(store, art).label, art.label)
+        for art in reversed(store.versions(task, "evaluate")):
+            successor = art.manifest.get("info", {}).get("successor_artifact")
+            if successor and successor.count("/") == 2:
+                newest.setdefault(successor, art.label)
         return tuple(reversed(newest.values())) or self.inputs
 
     def check(self, ctx: CheckContext) -> None:
@@ -112,7 +118,7 @@ class Benchmark(Stage):
         from theseus_cli.deploy import cpu_threads
 
         p = ctx.params
-        exports = list(ctx.inputs.values())
+        exports = list(ctx.inputs.values())  # exports, and evaluations of the others
         models = _models(ctx, exports)
         teacher_dir = next(m["path"] for m in models if m["role"] == "teacher"
                            and m["format"] == PYTORCH)
@@ -159,21 +165,22 @@ class Benchmark(Stage):
 
 
 def _models(ctx: StageContext, exports: list) -> list[dict]:
-    """What is measured: the PyTorch fp32 teacher of the exports first, then per export
-    its PyTorch model (a successor's) and each exported ONNX format; each with its dev
-    score (from the export's checks) and parameter count (from its evaluation)."""
+    """What is measured: the PyTorch fp32 teachers first, then per export its PyTorch
+    model (a successor's) and each exported ONNX format, per evaluation (a successor
+    nobody exported) its PyTorch model; each with its dev score (from the export's
+    checks, else the evaluation) and parameter count (from its evaluation)."""
     from theseus_cli.models import MODEL_DIR
 
     teachers: dict[str, dict] = {}  # teacher label -> its PyTorch row
     rows = []
     for exp in exports:
         info = exp.manifest.get("info", {})
+        if exp.stage == "evaluate":  # a successor nobody exported: PyTorch only
+            rows.append(_evaluated(ctx, exp, teachers))
+            continue
         formats, scores = info.get("formats") or {}, info.get("scores") or {}
         model_art = exported_model(ctx.store, exp)
-        teacher = ctx.lineage(model_art, TEACHER)
-        t = teachers.setdefault(teacher.label, {
-            "role": "teacher", "model": "teacher", "artifact": teacher.label, "format": PYTORCH,
-            "score": None, "parameters": None, "path": teacher.file(MODEL_DIR)})
+        t = _teacher(ctx, teachers, model_art)
         row = {"artifact": model_art.label}
         if model_art.stage == TEACHER:
             row.update(role="teacher", model="teacher", parameters=None)
@@ -182,8 +189,7 @@ def _models(ctx: StageContext, exports: list) -> list[dict]:
             ev = ctx.lineage(exp, "evaluate").manifest
             row.update(role="successor", model=ev.get("info", {}).get("method", model_art.label),
                        parameters=ev["metrics"].get("successor_parameters"))
-            t["score"] = t["score"] or ev["metrics"].get("teacher_score")
-            t["parameters"] = t["parameters"] or ev["metrics"].get("teacher_parameters")
+            _learn(t, ev["metrics"])
             rows.append({**row, "format": PYTORCH, "score": scores.get("pytorch", {}).get("score"),
                          "path": exp.file(formats["hf"]["path"]) if "hf" in formats
                          else model_art.file(MODEL_DIR)})
@@ -193,6 +199,39 @@ def _models(ctx: StageContext, exports: list) -> list[dict]:
         if r["role"] == "teacher":  # the teacher's ONNX formats: its size
             r["parameters"] = teachers[r["artifact"]]["parameters"]
     return [*teachers.values(), *rows]
+
+
+def _teacher(ctx: StageContext, teachers: dict, model_art) -> dict:
+    """The PyTorch row of ``model_art``'s teacher in ``teachers`` (label -> row), added
+    on first sight."""
+    from theseus_cli.models import MODEL_DIR
+
+    teacher = ctx.lineage(model_art, TEACHER)
+    return teachers.setdefault(teacher.label, {
+        "role": "teacher", "model": "teacher", "artifact": teacher.label, "format": PYTORCH,
+        "score": None, "parameters": None, "path": teacher.file(MODEL_DIR)})
+
+
+def _learn(teacher_row: dict, evaluation_metrics: dict) -> None:
+    """Fill the teacher's dev score and size from an evaluation, where still unknown."""
+    teacher_row["score"] = teacher_row["score"] or evaluation_metrics.get("teacher_score")
+    teacher_row["parameters"] = (teacher_row["parameters"]
+                                 or evaluation_metrics.get("teacher_parameters"))
+
+
+def _evaluated(ctx: StageContext, evaluation, teachers: dict) -> dict:
+    """The PyTorch row of an evaluated successor (its score and size from the
+    evaluation), adding its teacher to ``teachers`` (label -> PyTorch row)."""
+    from theseus_cli.models import MODEL_DIR
+
+    m = evaluation.manifest
+    successor = ctx.store.get(*m["info"]["successor_artifact"].split("/"))
+    _learn(_teacher(ctx, teachers, successor), m["metrics"])
+    return {"role": "successor", "artifact": successor.label, "format": PYTORCH,
+            "model": m.get("info", {}).get("method", successor.label),
+            "score": m["metrics"].get("successor_score"),
+            "parameters": m["metrics"].get("successor_parameters"),
+            "path": successor.file(MODEL_DIR)}
 
 
 def _shapes(ctx: StageContext, model_dir) -> list:
