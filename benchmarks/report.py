@@ -3,7 +3,32 @@
 
 from __future__ import annotations
 
+import os
+
 from theseus_cli.latency import cpu_model  # noqa: F401 - one home, re-exported for the scripts
+
+
+def embedded_mrpc(threads: int):
+    """What the MRPC scripts start from: offline hub settings, ``threads`` torch threads,
+    seed 0, and the embedded teacher with a new MRPC head.
+
+    Returns:
+        ``(task, teacher, tokenizer)``.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+    import transformers
+
+    from theseus_cli.glue import get_task
+    from theseus_cli.models import load_predecessor
+
+    transformers.logging.set_verbosity_error()
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    task = get_task("MRPC")
+    teacher, tokenizer = load_predecessor("embedded", task)
+    return task, teacher, tokenizer
 
 
 def table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:

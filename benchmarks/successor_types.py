@@ -31,7 +31,7 @@ import os
 import statistics
 import time
 
-from report import cpu_model, table
+from report import cpu_model, embedded_mrpc, table
 
 TYPES = [  # (row label, builder name, modules n, builder arguments)
     ("first-n, 3 layers", "first-n", 3, {}),
@@ -88,22 +88,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
+    wall0, load0 = time.monotonic(), os.getloadavg()
+    task, teacher, tokenizer = embedded_mrpc(args.threads)
     import torch
-    import transformers
 
     from theseus_cli.data import load_split, make_dataloader, tokenize_split
-    from theseus_cli.glue import get_task
-    from theseus_cli.models import load_predecessor
 
-    transformers.logging.set_verbosity_error()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    wall0, load0 = time.monotonic(), os.getloadavg()
-    task = get_task("MRPC")
-    teacher, tokenizer = load_predecessor("embedded", task)
     teacher.eval()
     split = lambda s: tokenize_split(load_split(task, s, args.glue_dir), tokenizer, task,
                                      task.max_seq_length)

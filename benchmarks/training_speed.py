@@ -48,7 +48,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from report import cpu_model, table
+from report import cpu_model, embedded_mrpc, table
 
 MB = 2 ** 20
 
@@ -175,22 +175,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="data order seed")
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables")
     args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
+    wall0, load0 = time.monotonic(), os.getloadavg()
+    task, teacher, tokenizer = embedded_mrpc(args.threads)
     import torch
-    import transformers
 
     from theseus_cli.data import load_split, make_dataloader, tokenize_split
-    from theseus_cli.glue import get_task
-    from theseus_cli.models import load_predecessor
 
-    transformers.logging.set_verbosity_error()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    wall0, load0 = time.monotonic(), os.getloadavg()
-    task = get_task("MRPC")
-    teacher, tokenizer = load_predecessor("embedded", task)
     teacher.train()
     train = tokenize_split(load_split(task, "train", args.glue_dir), tokenizer, task,
                            task.max_seq_length)

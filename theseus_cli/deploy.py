@@ -15,7 +15,6 @@ import contextlib
 import inspect
 import io
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -196,15 +195,21 @@ def _numpy(x: Any) -> Any:
     return x.cpu().numpy().astype(np.int64) if hasattr(x, "cpu") else np.asarray(x, dtype=np.int64)
 
 
-def predict_onnx(sess: Any, loader: Any) -> tuple[Any, Any]:
-    """``(logits (N, num_labels), labels (N,))`` of ONNX session ``sess`` over ``loader``."""
+def collect_logits(forward: Any, loader: Any) -> tuple[Any, Any]:
+    """``(logits (N, num_labels), labels (N,))``, NumPy, of ``forward`` (a batch without
+    labels -> NumPy logits (batch, num_labels)) over every batch of ``loader``."""
     import numpy as np
 
     logits, labels = [], []
     for batch in loader:
         labels.append(batch["labels"].cpu().numpy())
-        logits.append(run_session(sess, batch))
+        logits.append(forward({k: v for k, v in batch.items() if k != "labels"}))
     return np.concatenate(logits), np.concatenate(labels)
+
+
+def predict_onnx(sess: Any, loader: Any) -> tuple[Any, Any]:
+    """``(logits (N, num_labels), labels (N,))`` of ONNX session ``sess`` over ``loader``."""
+    return collect_logits(lambda batch: run_session(sess, batch), loader)
 
 
 def size_mb(path: Path) -> float:
@@ -212,11 +217,3 @@ def size_mb(path: Path) -> float:
     if path.is_file():
         return path.stat().st_size / 1e6
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
-
-
-def cpu_threads() -> int:
-    """Threads the benchmark and sessions use by default: the CPUs this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1

@@ -77,6 +77,14 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+def cpu_threads() -> int:
+    """Threads the benchmark and sessions use by default: the CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _rss_mb() -> float:
     """Resident memory of this process now, MB (Linux /proc; else the peak so far)."""
     try:

@@ -114,6 +114,17 @@ def task_score(task: GlueTask | str, metrics: Mapping[str, float]) -> float:
     return float(np.mean([metrics[n] for n in names]))
 
 
+def score_logits(task: GlueTask | str, logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """GLUE metrics of ``logits`` (N, num_labels) against ``labels`` (N,), plus ``score``
+    (:func:`task_score`). Logits holding NaN/inf make every metric NaN: an argmax over NaN
+    would otherwise score as "always class 0"."""
+    metrics = compute_metrics(task, logits_to_predictions(task, logits), labels)
+    if not np.isfinite(logits).all():
+        metrics = {k: math.nan for k in metrics}
+    metrics["score"] = task_score(task, metrics)
+    return metrics
+
+
 def macro_score(scores: Mapping[str, float]) -> float:
     """Mean of :func:`task_score` values over the 8 :data:`PAPER_TASKS`.
 

@@ -100,16 +100,9 @@ def evaluate(model: Any, loader: Any, runtime: Runtime, task: GlueTask) -> dict[
     Logits holding NaN/inf make every metric NaN (an argmax over NaN would
     otherwise score as "always class 0"); a NaN score is never selected as best.
     """
-    import numpy as np
+    from theseus_cli.metrics import score_logits
 
-    from theseus_cli.metrics import compute_metrics, logits_to_predictions, task_score
-
-    logits, labels = predict(model, loader, runtime)
-    metrics = compute_metrics(task, logits_to_predictions(task, logits), labels)
-    if not np.isfinite(logits).all():
-        metrics = {k: math.nan for k in metrics}
-    metrics["score"] = task_score(task, metrics)
-    return metrics
+    return score_logits(task, *predict(model, loader, runtime))
 
 
 def _optimizer(model: Any, trainable: list[Any], params: TrainingParams) -> Any:

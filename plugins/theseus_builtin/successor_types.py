@@ -34,6 +34,9 @@ COPY_SOURCES = {"first-n": FirstNBuilder.source_layer, "every-other": EveryOther
 class ShrinkParams(CopyLayersParams):
     """Settings shared by the shrinking types: which layers are copied, and from whom."""
 
+    #: params that are a share of something kept, each in (0, 1] (0 would keep nothing)
+    fractions: ClassVar[tuple[str, ...]] = ()
+
     layers: str = param("first-n", "which predecessor layers the modules start from, as the "
                                    "builder of that name picks them", choices=tuple(COPY_SOURCES))
 
@@ -42,6 +45,10 @@ class ShrinkParams(CopyLayersParams):
         if self.layers not in COPY_SOURCES:
             raise ConfigError(f"{self.builder_name}: layers={self.layers!r} is invalid; "
                               f"accepted: {', '.join(COPY_SOURCES)}")
+        for name in self.fractions:
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise ConfigError(f"{self.builder_name}: {name}={value!r} must be in (0, 1]")
 
 
 class _ShrinkBuilder(CopyLayersBuilder):
@@ -97,14 +104,9 @@ class NarrowFfnBuilder(_ShrinkBuilder):
     @dataclass
     class Params(ShrinkParams):
         builder_name: ClassVar[str] = "narrow-ffn"
+        fractions: ClassVar[tuple[str, ...]] = ("ffn_fraction",)
         ffn_fraction: float = param(0.5, "fraction of each layer's feed-forward neurons kept",
                                     min=0.0, max=1.0)
-
-        def __post_init__(self) -> None:
-            super().__post_init__()
-            if not 0.0 < self.ffn_fraction <= 1.0:
-                raise ConfigError(f"narrow-ffn: ffn_fraction={self.ffn_fraction!r} must be in "
-                                  "(0, 1]")
 
     def shrink(self, module: nn.Module) -> None:
         """Keep the most important neurons of ``module``'s feed-forward block, in place."""
@@ -218,17 +220,12 @@ class HeadPrunedBuilder(_ShrinkBuilder):
     @dataclass
     class Params(ShrinkParams):
         builder_name: ClassVar[str] = "head-pruned"
+        fractions: ClassVar[tuple[str, ...]] = ("head_fraction",)
         head_fraction: float = param(0.5, "fraction of each layer's attention heads kept "
                                           "(key/value groups with grouped-query attention)",
                                      min=0.0, max=1.0)
         calibration_batches: int = param(8, "training batches the head importance is measured "
                                             "on (of the stage's batch size)", min=1)
-
-        def __post_init__(self) -> None:
-            super().__post_init__()
-            if not 0.0 < self.head_fraction <= 1.0:
-                raise ConfigError(f"head-pruned: head_fraction={self.head_fraction!r} must be "
-                                  "in (0, 1]")
 
     def calibration_batches(self) -> int:
         return int(self.params.calibration_batches)
@@ -340,17 +337,12 @@ class NarrowHiddenBuilder(HeadPrunedBuilder):
     @dataclass
     class Params(ShrinkParams):
         builder_name: ClassVar[str] = "narrow-hidden"
+        fractions: ClassVar[tuple[str, ...]] = ("hidden_fraction",)
         hidden_fraction: float = param(0.5, "fraction of the hidden size (in whole heads) and "
                                             "of the feed-forward neurons each module keeps",
                                        min=0.0, max=1.0)
         calibration_batches: int = param(8, "training batches the projections and head "
                                             "importance are measured on", min=1)
-
-        def __post_init__(self) -> None:
-            super().__post_init__()
-            if not 0.0 < self.hidden_fraction <= 1.0:
-                raise ConfigError(f"narrow-hidden: hidden_fraction={self.hidden_fraction!r} "
-                                  "must be in (0, 1]")
 
     def _narrow(self, layer: nn.Module, basis, q, kv, neurons) -> nn.Module:
         from theseus_builtin import narrowing

@@ -106,16 +106,15 @@ class Benchmark(Stage):
         return tuple(reversed(newest.values())) or self.inputs
 
     def check(self, ctx: CheckContext) -> None:
-        """Shapes are positive integers; ``--exports`` is ``latest`` or versions."""
+        """Shapes are positive integers (``--exports`` is checked by :meth:`inputs_for`,
+        which runs first)."""
         _ints(ctx.params.batch_sizes, ctx.setting("batch_sizes"))
         _ints(ctx.params.seq_lengths, ctx.setting("seq_lengths"))
-        if ctx.params.exports != "latest":
-            _versions(ctx.params.exports)
 
     def run(self, ctx: StageContext) -> StageResult:
         from theseus_builtin.stages.benchmark_report import charts, console_table, render_markdown
         from theseus_cli import jsonio, latency
-        from theseus_cli.deploy import cpu_threads
+        from theseus_cli.latency import cpu_threads
 
         p = ctx.params
         exports = list(ctx.inputs.values())  # exports, and evaluations of the others

@@ -97,8 +97,9 @@ class Export(Stage):
 
         from theseus_builtin.stages import model_card
         from theseus_cli import models
-        from theseus_cli.deploy import parse_formats, size_mb
+        from theseus_cli.deploy import collect_logits, parse_formats, size_mb
         from theseus_cli.glue import get_task
+        from theseus_cli.metrics import score_logits
 
         task, p = get_task(ctx.task), ctx.params
         formats = parse_formats(p.format)
@@ -111,9 +112,9 @@ class Export(Stage):
         model, tokenizer = ctx.load_model(model_art)
         model = model.float().cpu().eval()
         loader = _dev_loader(ctx, task, tokenizer)
-        with torch.inference_mode():
-            reference = _predict(model, loader)  # PyTorch fp32 logits (N, num_labels), labels
-        scores = {"pytorch": _scores(task, *reference)}
+        with torch.inference_mode():  # PyTorch fp32 logits (N, num_labels), labels (N,)
+            reference = collect_logits(lambda batch: model(**batch).logits.numpy(), loader)
+        scores = {"pytorch": score_logits(task, *reference)}
         metrics = {"pytorch_score": scores["pytorch"]["score"]}
         restructured = False
         out = ctx.out_dir
@@ -169,7 +170,7 @@ def _speed_table(ctx: StageContext, model_art, done: dict) -> dict:
     from transformers import AutoConfig
 
     from theseus_cli import latency, models
-    from theseus_cli.deploy import cpu_threads
+    from theseus_cli.latency import cpu_threads
 
     teacher = ctx.lineage(model_art, TEACHER)
     shapes = latency.synthetic_shapes(
@@ -197,29 +198,6 @@ def _dev_loader(ctx: StageContext, task, tokenizer):
 
     dev = load_tokenized(ctx.config, task, tokenizer, task.dev_splits[0])
     return make_dataloader(dev, tokenizer, 32, shuffle=False)
-
-
-def _predict(model, loader):
-    """PyTorch logits (N, num_labels) and labels (N,), numpy, over ``loader`` on the CPU."""
-    import numpy as np
-
-    logits, labels = [], []
-    for batch in loader:
-        labels.append(batch.pop("labels").numpy())
-        logits.append(model(**batch).logits.float().numpy())
-    return np.concatenate(logits), np.concatenate(labels)
-
-
-def _scores(task, logits, labels) -> dict[str, float]:
-    """GLUE metrics of ``logits`` plus the paper's task ``score`` (NaN for non-finite logits)."""
-    import numpy as np
-
-    from theseus_cli.metrics import compute_metrics, logits_to_predictions, task_score
-
-    m = compute_metrics(task, logits_to_predictions(task, logits), labels)
-    if not np.isfinite(logits).all():
-        m = {k: float("nan") for k in m}
-    return {**m, "score": task_score(task, m)}
 
 
 def _export_hf(ctx: StageContext, model, tokenizer, loader) -> tuple[float, bool]:
@@ -265,11 +243,9 @@ def _export_onnx(ctx: StageContext, model, tokenizer, loader, reference, formats
     Raises:
         ExportError: a check failed (nothing is published).
     """
-    import numpy as np
-
     from theseus_cli import deploy
-
     from theseus_cli.glue import get_task
+    from theseus_cli.metrics import score_logits
 
     p, task = ctx.params, get_task(ctx.task)
     names = deploy.input_names(model, tokenizer)
@@ -292,12 +268,11 @@ def _export_onnx(ctx: StageContext, model, tokenizer, loader, reference, formats
             _quantize(ctx.out_dir / "onnx" / deploy.ONNX_FILE, path)
             how = {"quantization": "onnxruntime dynamic, int8 weights per channel"}
         logits, _ = deploy.predict_onnx(deploy.session(path), loader)
-        scores = _scores(task, logits, reference[1])
+        scores = score_logits(task, logits, reference[1])
         entry = {"path": f"{fmt}/{deploy.ONNX_FILE}", "mb": deploy.size_mb(path),
                  "score": scores["score"], "scores": scores, "inputs": names, **how}
         if fmt == "onnx":
-            diff = float(np.abs(logits - reference[0]).max()) if np.isfinite(logits).all() \
-                else float("nan")
+            diff = logits_difference(logits, reference[0])
             if not diff <= p.onnx_tolerance:
                 raise ExportError(f"fp32 ONNX logits differ from PyTorch by {diff:g} on the dev "
                                   f"set (> onnx_tolerance {p.onnx_tolerance:g}), or are not "
@@ -334,13 +309,15 @@ def _summary(done: dict) -> str:
 
 
 def logits_difference(a, b) -> float:
-    """max |a - b| over two logit tensors of shape (batch, num_labels); ``nan`` when
-    either holds a NaN or infinite value (a comparison with NaN is never "close")."""
-    import torch
+    """max |a - b| over two logit arrays (CPU tensors or NumPy) of shape (batch, num_labels);
+    ``nan`` when either holds a NaN or infinite value (a comparison with NaN is never
+    "close")."""
+    import numpy as np
 
-    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return float("nan")
-    return (a - b).abs().max().item()
+    return float(np.abs(a - b).max())
 
 
 def copy_to(src: Path, dest: Path) -> None:
