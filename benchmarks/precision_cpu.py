@@ -1,7 +1,7 @@
 """Training step time by precision (and optionally torch.compile) through theseus's runtime.
 
 Times optimizer steps (forward, backward, AdamW step) of a BERT classifier on
-random token batches, through ``theseus_cli.runtime.Runtime`` exactly as the
+random token batches, through ``theseus_cli.train.runtime.Runtime`` exactly as the
 stages use it (Accelerate mixed precision, ``--compile`` via its dynamo plugin).
 Prints a Markdown table: median seconds per step, and speed relative to fp32.
 
@@ -25,8 +25,8 @@ def build(model_name: str):
         return BertForSequenceClassification(BertConfig(
             vocab_size=300, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
             intermediate_size=37, max_position_embeddings=128))
-    from theseus_cli import models
-    from theseus_cli.glue import get_task
+    from theseus_cli.data.glue import get_task
+    from theseus_cli.model import loading as models
 
     model, _ = models.load_predecessor(model_name, get_task("MRPC"))
     return model
@@ -36,7 +36,7 @@ def time_steps(model_name: str, device: str, precision: str, compile: bool, batc
                seq: int, steps: int, warmup: int) -> float:
     import torch
 
-    from theseus_cli.runtime import Runtime
+    from theseus_cli.train.runtime import Runtime
 
     runtime = Runtime(device, precision, seed=0, compile=compile)
     model = build(model_name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from theseus_cli.latency import cpu_model  # noqa: F401 - one home, re-exported for the scripts
+from theseus_cli.deploy.latency import cpu_model  # noqa: F401 - one home, re-exported for the scripts
 
 
 def embedded_mrpc(threads: int):
@@ -20,8 +20,8 @@ def embedded_mrpc(threads: int):
     import torch
     import transformers
 
-    from theseus_cli.glue import get_task
-    from theseus_cli.models import load_predecessor
+    from theseus_cli.data.glue import get_task
+    from theseus_cli.model.loading import load_predecessor
 
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(threads)

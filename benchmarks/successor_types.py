@@ -30,6 +30,9 @@ import datetime
 import os
 import statistics
 import time
+from pathlib import Path
+
+from theseus_cli.data.sources import checkout_glue_dir
 
 from report import cpu_model, embedded_mrpc, table
 
@@ -45,8 +48,8 @@ def build(teacher, tokenizer, train, name: str, n: int, args: dict):
     """The successor the ``replace`` stage would assemble with builder ``name``."""
     from theseus_builtin.stages.replace import calibration
 
-    from theseus_cli import registry
-    from theseus_cli.families import family_of
+    from theseus_cli.plugin import registry
+    from theseus_cli.plugin.registry import family_of
 
     cls = registry.successor_builder(name)
     builder = cls(cls.Params(**args))
@@ -61,7 +64,7 @@ def build(teacher, tokenizer, train, name: str, n: int, args: dict):
 
 def parameters(model) -> tuple[float, float]:
     """(all, Transformer layers) parameters, millions."""
-    from theseus_cli.families import family_of
+    from theseus_cli.plugin.registry import family_of
 
     layers = family_of(model).layers(model)
     return (sum(p.numel() for p in model.parameters()) / 1e6,
@@ -80,7 +83,9 @@ def timed(model, batches) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--glue-dir", default=os.environ.get("THESEUS_GLUE_DIR", "/work/shared/glue"))
+    ap.add_argument("--glue-dir", default=checkout_glue_dir(Path(__file__).resolve().parents[1]),
+                    help="GLUE in its TSV layout; default: $THESEUS_GLUE_DIR, else ../shared/glue "
+                         "beside the repository")
     ap.add_argument("--repeats", type=int, default=5, help="timed passes per model and batch size")
     ap.add_argument("--dev-batches", type=int, default=None,
                     help="dev batches of 64 per pass; default: all (408 examples)")

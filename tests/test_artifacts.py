@@ -7,10 +7,10 @@ import json
 import shutil
 
 import pytest
-
 from conftest import cli, flat, make_workspace, versions, write_glue
-from theseus_cli.artifacts import ArtifactStore, parse_version, sha256_file
+
 from theseus_cli.errors import ArtifactError
+from theseus_cli.store.artifacts import ArtifactStore, parse_version, sha256_file
 
 
 def publish(store: ArtifactStore, stage: str, files: dict[str, bytes] | None = None,
@@ -134,7 +134,7 @@ def test_lineage(store):
 
 
 def test_verify_detects_modified_files(store):
-    from theseus_cli.integrity import HashCache, check_artifact
+    from theseus_cli.store.integrity import HashCache, check_artifact
 
     cache = HashCache(None)
     art = publish(store, "s", {"model/w.bin": b"abc", "r.json": b"{}"})

@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from theseus_cli.checkpoint import Checkpointer, CheckpointPolicy, capture_rng, plain, restore_rng
 from theseus_cli.errors import CheckpointError
-from theseus_cli.runtime import Runtime
+from theseus_cli.store.checkpoint import (
+    Checkpointer,
+    CheckpointPolicy,
+    capture_rng,
+    plain,
+    restore_rng,
+)
+from theseus_cli.train.runtime import Runtime
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import cli, copy_workspace, flat, manifest, versions
-from theseus_cli.artifacts import sha256_file
+
+from theseus_cli.store.artifacts import sha256_file
 
 STAGES = ("finetune-teacher", "replace", "finetune-successor", "evaluate", "export")
 INPUTS = {"finetune-teacher": [], "replace": ["finetune-teacher"],

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import cli, flat, manifest, read_yaml, set_yaml, versions
-from theseus_cli import registry
-from theseus_cli.config import load_config, parse_config
+
+from theseus_cli.data.glue import TASKS
 from theseus_cli.errors import ConfigError, WorkspaceError
-from theseus_cli.glue import TASKS
+from theseus_cli.plugin import registry
+from theseus_cli.workspace.config import load_config, parse_config
 
 STAGES = ("finetune-teacher", "replace", "finetune-successor", "evaluate", "export", "truncate",
           "distill", "benchmark")

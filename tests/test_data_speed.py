@@ -10,12 +10,12 @@ from conftest import WORDS
 
 from theseus_cli.data import (
     LengthGroupedSampler,
-    _cache_key,
+    cache_key,
     example_lengths,
     make_dataloader,
     tokenize_split,
 )
-from theseus_cli.glue import get_task
+from theseus_cli.data.glue import get_task
 
 N = 120  # rows; lengths vary from 5 to ~30 tokens
 
@@ -101,7 +101,7 @@ def test_grouped_loader_through_accelerate(varied, tokenizer):
     """prepare() keeps the order; sharding over 2 processes splits whole grouped batches."""
     from accelerate.data_loader import BatchSamplerShard
 
-    from theseus_cli.runtime import Runtime
+    from theseus_cli.train.runtime import Runtime
 
     runtime = Runtime(device="cpu", seed=0)
     loader = make_dataloader(varied, tokenizer, 8, True, seed=0, group_by_length=True)
@@ -165,21 +165,21 @@ def test_cache_key_follows_tokenizer_content_not_path(tmp_path, tokenizer, varie
         tokenizer.save_pretrained(tmp_path / name)
         copies.append(AutoTokenizer.from_pretrained(str(tmp_path / name)))
     copies[1]("the cat", "a dog", truncation=True, max_length=5)  # transient backend state
-    a, b = (_cache_key(ds, t, task, 64) for t in copies)
-    assert a == b == _cache_key(ds, tokenizer, task, 64)
+    a, b = (cache_key(ds, t, task, 64) for t in copies)
+    assert a == b == cache_key(ds, tokenizer, task, 64)
 
     vocab_file = tiny_model_dir.parent / "vocab" / "vocab.txt"  # the fixture's vocabulary
     vocab = vocab_file.read_text(encoding="utf-8")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "vocab.txt").write_text(vocab + "zebra\n", encoding="utf-8")
     other_vocab = BertTokenizerFast(vocab_file=str(tmp_path / "other" / "vocab.txt"))
-    assert _cache_key(ds, other_vocab, task, 64) != a
+    assert cache_key(ds, other_vocab, task, 64) != a
     same_vocab = BertTokenizerFast(vocab_file=str(vocab_file))
     cased = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=False)
     if cased.backend_tokenizer.to_str() != same_vocab.backend_tokenizer.to_str():
         # (transformers 5.0 serialises both alike, and tokenises them alike too)
-        assert _cache_key(ds, cased, task, 64) != _cache_key(ds, same_vocab, task, 64)
-    assert _cache_key(ds, tokenizer, task, 32) != a
+        assert cache_key(ds, cased, task, 64) != cache_key(ds, same_vocab, task, 64)
+    assert cache_key(ds, tokenizer, task, 32) != a
 
 
 def test_same_tokenizer_in_two_folders_tokenises_once(tmp_path, tokenizer, varied, glue_dir):

@@ -8,15 +8,15 @@ minute on a 2-core CPU.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from theseus_cli.cli import app
+from theseus_cli.cli.app import app
+from theseus_cli.data.sources import checkout_glue_dir
 
-GLUE = Path(os.environ.get("THESEUS_GLUE_DIR", Path(__file__).resolve().parents[2] / "shared" / "glue"))
+GLUE = checkout_glue_dir(Path(__file__).resolve().parents[1])
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (GLUE / "MRPC" / "dev.tsv").is_file(),

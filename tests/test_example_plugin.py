@@ -15,7 +15,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
 from conftest import FAST, set_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,11 +49,11 @@ def venv(tmp_path_factory) -> Path:
 def test_example_package_is_listed_with_its_distribution(venv):
     text = run(venv, "-m", "theseus_cli", "plugins")
     for kind, name in (("scheduler", "cosine"), ("successor builder", "random-init"),
-                       ("model family", "mpnet")):
+                       ("model family", "mpnet"), ("stage", "refine")):
         row = next(line for line in text.splitlines() if f" {name} " in line)
         assert kind in row and "theseus-example 0.1.0" in row, row
     # this environment never saw it
-    from theseus_cli import registry
+    from theseus_cli.plugin import registry
 
     assert "cosine" not in registry.available("theseus.schedulers")
 
@@ -69,9 +68,19 @@ def test_example_plugins_run_the_pipeline(venv, tmp_path, models, glue_dir):
     assert "cos(π·t/3)" in out  # 6 optimizer steps, p = 1 at half of them
     for command in ("finetune-successor", "evaluate", "export"):
         run(venv, "-m", "theseus_cli", command, "-w", str(ws))
+    # the example stage: trains through its context only, and its successor is evaluated
+    out = run(venv, "-m", "theseus_cli", "refine", "-w", str(ws), "--max-steps", "2")
+    assert "published MRPC/refine/v1" in out
+    run(venv, "-m", "theseus_cli", "evaluate", "-w", str(ws), "--successor", "refine")
     import json
 
     m = json.loads((ws / "artifacts/MRPC/replace/v1/manifest.json").read_text())
     assert m["info"]["family"] == "mpnet" and m["info"]["successor_builder"]["name"] == "random-init"
     assert m["info"]["scheduler"]["name"] == "cosine"
     assert (ws / "artifacts/MRPC/export/v1/model/model.safetensors").is_file()
+    refined = json.loads((ws / "artifacts/MRPC/refine/v1/manifest.json").read_text())
+    assert refined["info"]["layers"] == m["info"]["modules"]
+    assert refined["info"]["method"].endswith("+ refine lr=1e-05")
+    assert refined["inputs"]["finetune-successor"]["version"] == "v1"
+    evaluated = json.loads((ws / "artifacts/MRPC/evaluate/v2/manifest.json").read_text())
+    assert "refine" in evaluated["inputs"], evaluated["inputs"]

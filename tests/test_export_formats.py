@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from badinputs import expect
 from conftest import cli, copy_workspace, flat, manifest, versions
-from families import MODEL_TYPES, batch, tiny_model
+from tiny_models import MODEL_TYPES, batch, tiny_model
 
 ALL = ["--format", "hf,onnx,onnx-int8", "--int8-max-drop", "100"]  # tiny random models: any drop
 
@@ -85,7 +84,7 @@ def test_teacher_exports_too(exported, tmp_path):
 
 
 def test_failed_parity_publishes_nothing(exported, tmp_path, monkeypatch):
-    from theseus_cli import deploy
+    from theseus_cli.deploy import onnx as deploy
 
     ws = copy_workspace(exported[0], tmp_path / "ws")
     before = versions(ws, "export")
@@ -120,7 +119,7 @@ def test_bad_formats_are_named_before_any_work(exported, value, phrases):
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_every_family_exports_to_onnx_with_parity(model_type, tmp_path):
-    from theseus_cli import deploy
+    from theseus_cli.deploy import onnx as deploy
 
     model = tiny_model(model_type).eval()
     names = ["input_ids", "attention_mask"]

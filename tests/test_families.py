@@ -1,4 +1,4 @@
-"""Model families (theseus_cli.families, plugins/theseus_builtin/families.py): module
+"""Model families (theseus_cli.plugin.family, plugins/theseus_builtin/families.py): module
 replacing on a tiny random model of every built-in family, and the CLI pipeline on each."""
 
 from __future__ import annotations
@@ -7,21 +7,16 @@ import copy
 
 import pytest
 import torch
+from conftest import cli, make_workspace, manifest, set_yaml
+from theseus_builtin.successors.copy_layers import EveryOtherBuilder, FirstNBuilder
+from tiny_models import MODEL_TYPES, batch, tiny_model
 from transformers import AutoModelForSequenceClassification
 
-from conftest import cli, make_workspace, manifest, set_yaml
-from families import MODEL_TYPES, batch, tiny_model
-from theseus_builtin.successors import EveryOtherBuilder, FirstNBuilder
-from theseus_cli import models
 from theseus_cli.errors import ConfigError, ModelSourceError
-from theseus_cli.families import family_for, family_of
-from theseus_cli.replacing import (
-    assemble_successor,
-    count_parameters,
-    make_hybrid,
-    router_of,
-    trainable_parameters,
-)
+from theseus_cli.method.parameters import count_parameters, trainable_parameters
+from theseus_cli.method.replacing import assemble_successor, make_hybrid, router_of
+from theseus_cli.model import loading as models
+from theseus_cli.plugin.registry import family_for, family_of
 
 
 def hybrid_of(model_type: str, builder=FirstNBuilder, perturb: bool = True):

@@ -74,8 +74,8 @@ def test_V6_checkpoint_before_the_divergence_is_kept(workspace):
 
 
 def test_V7_fp16_tolerates_skipped_steps_then_diverges():
-    from theseus_cli.divergence import DivergenceGuard
     from theseus_cli.errors import TrainingDivergedError
+    from theseus_cli.train.divergence import DivergenceGuard
 
     class Runtime:
         precision, num_processes = "fp16", 1
@@ -104,7 +104,7 @@ def test_V8_non_finite_weights_are_never_published(tmp_path):
     from safetensors.torch import save_file
 
     from theseus_cli.errors import TrainingDivergedError
-    from theseus_cli.integrity import check_finite_weights
+    from theseus_cli.store.integrity import check_finite_weights
 
     (tmp_path / "model").mkdir()
     save_file({"a": torch.ones(3), "b": torch.tensor([1.0, float("inf"), float("nan")])},
@@ -123,7 +123,7 @@ def test_V9_every_json_written_is_strict(trained):
     for path in files:
         for line in (path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]):
             json.loads(line, parse_constant=reject)
-    from theseus_cli.jsonio import dumps
+    from theseus_cli.store.jsonio import dumps
     assert json.loads(dumps({"retention": float("nan")})) == {
         "retention": None, "non_finite": {"retention": "nan"}}
 
@@ -227,7 +227,7 @@ def test_a_plugin_cannot_take_the_cli_down(tmp_path, case, source, needle):
 
 SCHEDULER = """
 from dataclasses import dataclass
-from theseus_cli.contracts import Scheduler
+from theseus_cli.plugin import Scheduler
 
 class Bad(Scheduler):
     name = "bad"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FAST, _write, cli, flat, pairs, set_yaml, write_glue
-from theseus_cli.glue import TRAINABLE_TASKS, get_task
-from theseus_cli.submission import prediction_strings, answered_test_splits
+
+from theseus_cli.data.glue import TRAINABLE_TASKS, get_task
+from theseus_cli.data.submission import answered_test_splits, prediction_strings
 
 NLI = ("entailment", "neutral", "contradiction")
 TEST_ROWS = {"MRPC.tsv": 10, "RTE.tsv": 10, "MNLI-m.tsv": 7, "MNLI-mm.tsv": 9, "AX.tsv": 5}

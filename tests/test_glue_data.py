@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from theseus_cli.data import load_split, make_dataloader, read_tsv_split, resolve_glue_dir, tokenize_split
+from theseus_cli.data import (
+    load_split,
+    make_dataloader,
+    read_tsv_split,
+    resolve_glue_dir,
+    tokenize_split,
+)
+from theseus_cli.data.glue import PAPER_TASKS, TASKS, get_task
 from theseus_cli.errors import DataError, UnknownNameError
-from theseus_cli.glue import PAPER_TASKS, TASKS, get_task
 
 
 def write(root: Path, rel: str, lines: list[str], bom: bool = False) -> Path:

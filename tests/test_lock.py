@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import procs
+import pytest
 from conftest import cli, flat, versions
+
 from theseus_cli.errors import LockError
-from theseus_cli.lock import StageLock, probe
+from theseus_cli.store.lock import StageLock, probe
 
 STAGE = "finetune-teacher"
 

@@ -8,9 +8,9 @@ import statistics
 
 import pytest
 import torch
-
 from conftest import cli, copy_workspace, flat, manifest, versions
-from theseus_cli.distillation import kd_loss
+
+from theseus_cli.train.distillation import kd_loss
 
 
 # ------------------------------------------------------------------ KD loss
@@ -155,11 +155,11 @@ def test_degenerate_predictions_are_flagged():
 
 # ------------------------------------------------- selection on a held-out slice
 def test_holdout_selection_keeps_dev_unseen(workspace):
+    from conftest import set_yaml
     from transformers import AutoTokenizer
 
-    from conftest import set_yaml
-    from theseus_cli.config import load_config
     from theseus_cli.data import _holdout, load_split, load_tokenized
+    from theseus_cli.workspace.config import load_config
 
     set_yaml(workspace, {"data": {"selection": "holdout", "holdout_fraction": 0.25}})
     config = load_config(workspace)

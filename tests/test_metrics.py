@@ -7,9 +7,14 @@ import math
 import numpy as np
 import pytest
 
+from theseus_cli.data.glue import PAPER_TASKS
+from theseus_cli.data.metrics import (
+    compute_metrics,
+    logits_to_predictions,
+    macro_score,
+    task_score,
+)
 from theseus_cli.errors import DataError
-from theseus_cli.glue import PAPER_TASKS
-from theseus_cli.metrics import compute_metrics, logits_to_predictions, macro_score, task_score
 
 REFS = [1, 0, 1, 1, 0]
 PREDS = [1, 0, 0, 1, 1]

@@ -4,8 +4,8 @@ chart of the GLUE table, written into the artifacts and named in the output."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import cli, copy_workspace, flat, manifest, versions
+
 from theseus_cli import plots
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -10,9 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from theseus_cli import registry
-from theseus_cli.contracts import FAMILY_GROUP, SCHEDULER_GROUP, STAGE_GROUP, SUCCESSOR_GROUP
 from theseus_cli.errors import UnknownNameError
+from theseus_cli.plugin import (
+    FAMILY_GROUP,
+    SCHEDULER_GROUP,
+    STAGE_GROUP,
+    SUCCESSOR_GROUP,
+    registry,
+)
 
 
 def test_builtins_register_through_entry_points():
@@ -46,7 +51,7 @@ def third_party(tmp_path: Path) -> dict[str, str]:
     (site / "acme_theseus").mkdir(parents=True)
     (site / "acme_theseus" / "__init__.py").write_text(textwrap.dedent('''
         from dataclasses import dataclass
-        from theseus_cli.contracts import Scheduler, param
+        from theseus_cli.plugin import Scheduler, param
 
         class StepScheduler(Scheduler):
             name = "step"
@@ -104,8 +109,8 @@ def test_the_glue_table_is_a_stage_without_a_command(tmp_path):
     """Run by evaluate through the pipeline; nothing for the user to call or configure."""
     from typer.testing import CliRunner
 
-    from theseus_cli.cli import app
-    from theseus_cli.template import render
+    from theseus_cli.cli.app import app
+    from theseus_cli.workspace.template import render
 
     assert registry.stage("glue-table").command is False
     result = CliRunner().invoke(app, ["glue-table"])

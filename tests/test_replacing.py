@@ -1,4 +1,4 @@
-"""Module replacing (theseus_cli.replacing) on a tiny random BERT."""
+"""Module replacing (theseus_cli.method.replacing) on a tiny random BERT."""
 
 from __future__ import annotations
 
@@ -6,13 +6,18 @@ import copy
 
 import pytest
 import torch
+from theseus_builtin.successors.copy_layers import FirstNBuilder
 from transformers import BertConfig, BertForSequenceClassification
 
-from theseus_builtin.successors import FirstNBuilder
 from theseus_cli.errors import ConfigError, ExportError, ModelSourceError
-from theseus_cli.replacing import (
-    ModuleRouter, assemble_successor, count_parameters, draw_replacement_mask,
-    group_layers, make_hybrid, router_of, trainable_parameters,
+from theseus_cli.method.grouping import group_layers
+from theseus_cli.method.parameters import count_parameters, trainable_parameters
+from theseus_cli.method.replacing import (
+    ModuleRouter,
+    assemble_successor,
+    draw_replacement_mask,
+    make_hybrid,
+    router_of,
 )
 
 N = 2  # successor modules; 4 predecessor layers -> 2 layers per module

@@ -8,7 +8,8 @@ import signal
 
 import procs
 from conftest import cli, flat, make_workspace, versions
-from theseus_cli.artifacts import ArtifactStore
+
+from theseus_cli.store.artifacts import ArtifactStore
 
 STAGE = "finetune-teacher"
 # 48 training rows / batch 4 = 12 optimizer steps per epoch; 6 epochs = 72 steps;
@@ -96,7 +97,7 @@ def test_kill_during_publish_never_lists_a_partial_version(tmp_path, workspace):
     assert (f"took over the lock of MRPC/{STAGE} left by pid {proc.pid}"
             in flat(rerun.stdout))
     [art] = store.versions("MRPC", STAGE)
-    from theseus_cli.integrity import HashCache, check_artifact
+    from theseus_cli.store.integrity import HashCache, check_artifact
 
     assert art.name == "v1" and check_artifact(art, HashCache(None)).ok
     assert not list((workspace / "artifacts").rglob(".staging-*"))

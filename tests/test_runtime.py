@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import cli, flat, manifest
-from theseus_cli import launch
+
 from theseus_cli.errors import ConfigError, DeviceError
-from theseus_cli.runtime import Runtime
+from theseus_cli.train import launch
+from theseus_cli.train.runtime import Runtime
 
 
 def test_compile_wraps_prepared_models_and_unwrap_removes_it():

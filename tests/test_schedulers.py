@@ -7,11 +7,15 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import cli, manifest
-from theseus_builtin.schedulers import AntiCurriculumScheduler, ConstantScheduler, LinearScheduler
-from theseus_cli import params as P
+from theseus_builtin.schedulers.ramps import (
+    AntiCurriculumScheduler,
+    ConstantScheduler,
+    LinearScheduler,
+)
+
 from theseus_cli.errors import ConfigError
+from theseus_cli.plugin import params as P
 
 
 def const(**kw) -> ConstantScheduler:
@@ -209,6 +213,6 @@ def test_negative_step_rejected():
 
 
 def test_plugin_modules_do_not_import_torch():
-    code = ("import sys, theseus_builtin.schedulers, theseus_builtin.successors; "
+    code = ("import sys, theseus_builtin.schedulers.ramps, theseus_builtin.successors.copy_layers; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,28 +8,27 @@ import copy
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification
-
 from conftest import cli, make_workspace, manifest, set_yaml
-from families import MODEL_TYPES, batch, tiny_model
-from theseus_builtin.successor_types import (
+from theseus_builtin.successors.narrow_hidden import NarrowHiddenBuilder
+from theseus_builtin.successors.shrinking import (
     HeadPrunedBuilder,
     LowRankBuilder,
     NarrowFfnBuilder,
-    NarrowHiddenBuilder,
 )
-from theseus_cli.contracts import Calibration
-from theseus_cli import models
+from tiny_models import MODEL_TYPES, batch, tiny_model
+from transformers import AutoModelForSequenceClassification
+
 from theseus_cli.errors import ConfigError, PluginError
-from theseus_cli.families import family_of
-from theseus_cli.replacing import (
+from theseus_cli.method.parameters import count_parameters, trainable_parameters
+from theseus_cli.method.replacing import (
     assemble_successor,
     check_successor_forward,
-    count_parameters,
     make_hybrid,
     router_of,
-    trainable_parameters,
 )
+from theseus_cli.model import loading as models
+from theseus_cli.plugin import Calibration
+from theseus_cli.plugin.registry import family_of
 
 TYPES = {"narrow-ffn": (NarrowFfnBuilder, {"ffn_fraction": 0.5}),
          "low-rank": (LowRankBuilder, {"rank": 4}),
@@ -115,7 +114,7 @@ def test_narrow_ffn_keeps_the_most_important_neurons():
 
 def test_low_rank_is_the_truncated_svd():
     torch.manual_seed(0)
-    from theseus_builtin.shrink import factorise, svd_rank
+    from theseus_builtin.successors.shrink import factorise, svd_rank
 
     linear = torch.nn.Linear(20, 12)
     low = factorise(linear, 5)
@@ -145,7 +144,7 @@ def test_bad_settings_and_modules_are_rejected_before_training():
 
 
 def test_head_pruned_keeps_the_most_important_heads():
-    from theseus_builtin import shrink
+    from theseus_builtin.successors import shrink
 
     hybrid, original, builder = hybrid_of("bert", "head-pruned")
     block = builder.family.attention
@@ -170,7 +169,7 @@ def test_head_pruned_keeps_whole_groups_with_grouped_query_attention():
 
 @pytest.mark.parametrize("kind", NEEDS_HEADS)
 def test_head_types_name_the_families_they_cannot_shrink(kind, monkeypatch):
-    from theseus_builtin.families import Bert
+    from theseus_builtin.families.builtin import Bert
 
     monkeypatch.setattr(Bert, "attention", None)  # a family that does not say
     with pytest.raises(ConfigError, match=f"{kind}: model family 'bert' does not say where its "
@@ -180,9 +179,8 @@ def test_head_types_name_the_families_they_cannot_shrink(kind, monkeypatch):
 
 @pytest.mark.parametrize("kind", NEEDS_HEADS)
 def test_deberta_relative_position_projections_follow_the_heads(kind):
+    from tiny_models import HID, VOCAB
     from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
-
-    from families import HID, VOCAB
 
     torch.manual_seed(0)
     config = DebertaV2Config(vocab_size=VOCAB, num_hidden_layers=4, max_position_embeddings=128,
@@ -203,7 +201,7 @@ def test_deberta_relative_position_projections_follow_the_heads(kind):
 
 
 def test_narrow_hidden_projects_onto_the_principal_directions():
-    from theseus_builtin import narrowing
+    from theseus_builtin.successors import narrowing
 
     hybrid, original, builder = hybrid_of("bert", "narrow-hidden")
     module = router_of(hybrid).successor_modules[1]  # first-n: from layer 1
@@ -252,7 +250,7 @@ def test_cli_pipeline_with_each_type(kind, args, tmp_path, tiny_model_dir, glue_
     m = manifest(ws, "evaluate")["metrics"]
     assert m["successor_parameters"] < m["teacher_parameters"] and m["speedup"] > 0
     card = (tmp_path / "out" / "README.md").read_text()
-    assert ("theseus_cli.models import load_saved" in card) == (kind != "narrow-ffn")
+    assert ("theseus_cli.model.loading import load_saved" in card) == (kind != "narrow-ffn")
     model, _ = models.load_saved(tmp_path / "out" / "model")
     assert (tmp_path / "out" / "onnx-int8" / "model.onnx").is_file()
     assert models.num_layers(model) == manifest(ws, "replace")["info"]["modules"]

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
+from conftest import cli, manifest
+from theseus_builtin.successors.copy_layers import EveryOtherBuilder, FirstNBuilder
 from transformers import BertConfig, BertForSequenceClassification
 
-from conftest import cli, manifest
-from theseus_builtin.successors import EveryOtherBuilder, FirstNBuilder
-from theseus_cli import params as P
 from theseus_cli.errors import ConfigError
+from theseus_cli.plugin import params as P
 
 
 def tiny_layers(num_layers: int, seed: int = 0) -> torch.nn.ModuleList:

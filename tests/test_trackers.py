@@ -4,7 +4,6 @@ fingerprint; TensorBoard receives the training curves and the final metrics."""
 from __future__ import annotations
 
 import pytest
-
 from badinputs import fails
 from conftest import cli, flat, manifest, set_yaml, versions
 

@@ -1,5 +1,5 @@
 """``python -m theseus_cli`` = the ``theseus`` command."""
 
-from theseus_cli.cli import main
+from theseus_cli.cli.app import main
 
 main()

@@ -1,6 +1,6 @@
 """Typed errors raised by library code.
 
-Only the CLI layer (``theseus_cli.cli``) turns these into messages and exit
+Only the CLI layer (``theseus_cli.cli.app``) turns these into messages and exit
 codes. Every error message names the bad value and, where there is a closed
 set, the accepted ones.
 """
@@ -108,7 +108,7 @@ class DeviceError(TheseusError):
 
 
 class PluginError(TheseusError):
-    """A plugin broke the contract in ``theseus_cli.contracts``."""
+    """A plugin broke the contract in ``theseus_cli.plugin``."""
 
 
 class ExportError(TheseusError):

@@ -15,6 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from theseus_cli.errors import PlotError
+from theseus_cli.train.runlog import LOG_NAME
+
 #: file name of the training curves in a stage's artifact
 CURVES = "curves.png"
 
@@ -26,8 +29,6 @@ def _plot(draw):
 
     @functools.wraps(draw)
     def guarded(*args, **kwargs):
-        from theseus_cli.errors import PlotError
-
         try:
             return draw(*args, **kwargs)
         except (ImportError, OSError, ValueError, RuntimeError) as e:
@@ -177,7 +178,5 @@ def draw_stage_curves(out_dir: Path, title: str) -> Path | None:
     Raises:
         PlotError: matplotlib is missing or could not draw or write the file.
     """
-    from theseus_cli.runlog import LOG_NAME
-
     records = read_records(Path(out_dir) / LOG_NAME)
     return training_curves(records, title, Path(out_dir) / CURVES)

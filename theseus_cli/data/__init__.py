@@ -5,7 +5,7 @@ cache), :mod:`.batching` (dataloaders, length grouping). Their public names are
 re-exported here.
 
 Pipeline: :func:`load_split` -> :func:`tokenize_split` -> :func:`make_dataloader`.
-The TSV layout of every task comes from :mod:`theseus_cli.glue`; nothing here
+The TSV layout of every task comes from :mod:`theseus_cli.data.glue`; nothing here
 is task-specific. ``datasets``, ``torch`` and ``transformers`` are imported
 inside the functions that need them.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from theseus_cli.glue import GlueTask, get_task
+from theseus_cli.data.glue import GlueTask, get_task
 
 if TYPE_CHECKING:
     import datasets
@@ -26,22 +26,21 @@ from theseus_cli.data.batching import (  # noqa: F401 - re-exported
     make_dataloader,
 )
 from theseus_cli.data.sources import (  # noqa: F401 - re-exported
-    _WHERE_DATA,
     GLUE_DIR_ENV,
     HUB_DATASET,
     STSB_SCORE_RANGE,
+    WHERE_DATA,
     load_split,
     read_tsv_split,
     resolve_glue_dir,
 )
 from theseus_cli.data.tokens import (  # noqa: F401 - re-exported
-    _CACHE_FORMAT,
+    CACHE_FORMAT,
     MODEL_COLUMNS,
-    _cache_key,
+    cache_key,
     tokenize_split,
     tokenizer_fingerprint,
 )
-
 
 #: seed of the permutation that picks the held-out rows (the same for every run)
 HOLDOUT_SEED = 0
@@ -59,7 +58,7 @@ def load_tokenized(config: Any, task: GlueTask | str, tokenizer: Any, split: str
     is left out of ``train``; otherwise ``selection`` is ``dev``.
 
     Args:
-        config: a ``theseus_cli.config.WorkspaceConfig``.
+        config: a ``theseus_cli.workspace.config.WorkspaceConfig``.
     """
     task = get_task(task)
     holdout = getattr(config.data, "selection", "dev") == "holdout"

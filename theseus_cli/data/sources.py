@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from theseus_cli.data.glue import Column, GlueTask, get_task
 from theseus_cli.errors import ConfigError, DataError
-from theseus_cli.glue import Column, GlueTask, get_task
 
 if TYPE_CHECKING:
     import datasets
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 GLUE_DIR_ENV = "THESEUS_GLUE_DIR"
 HUB_DATASET = "nyu-mll/glue"
 STSB_SCORE_RANGE = (0.0, 5.0)
-_WHERE_DATA = (f"point at a GLUE download with --glue-dir or {GLUE_DIR_ENV}, or leave "
+WHERE_DATA = (f"point at a GLUE download with --glue-dir or {GLUE_DIR_ENV}, or leave "
                f"both unset to load {HUB_DATASET} from the Hugging Face Hub")
 
 
@@ -33,6 +33,14 @@ def resolve_glue_dir(glue_dir: str | Path | None) -> Path | None:
     """
     value = glue_dir if glue_dir not in (None, "") else os.environ.get(GLUE_DIR_ENV)
     return Path(value).expanduser() if value else None
+
+
+def checkout_glue_dir(repository: Path) -> Path:
+    """Where scripts run from a checkout (the benchmarks, the real-data tests) find GLUE:
+    ``$THESEUS_GLUE_DIR``, else ``../shared/glue`` beside the ``repository`` root. The one
+    place this rule lives; the CLI itself takes ``--glue-dir`` or ``$THESEUS_GLUE_DIR``
+    (:func:`resolve_glue_dir`)."""
+    return resolve_glue_dir(None) or Path(repository).resolve().parent / "shared" / "glue"
 
 
 def _column_index(col: Column, header: list[str] | None, path: Path) -> int:
@@ -70,9 +78,9 @@ def read_tsv_split(task: GlueTask | str, split: str, glue_dir: str | Path) -> di
     path = task.tsv_path(glue_dir, split)
     if not path.parent.is_dir():
         raise DataError(f"no {task.name} data: folder {path.parent} does not exist "
-                        f"(looked for {path}); {_WHERE_DATA}")
+                        f"(looked for {path}); {WHERE_DATA}")
     if not path.is_file():
-        raise DataError(f"no {task.name} {split} data: file {path} does not exist; {_WHERE_DATA}")
+        raise DataError(f"no {task.name} {split} data: file {path} does not exist; {WHERE_DATA}")
     out: dict[str, list] = {"idx": [], **{f: [] for f in task.text_fields}, "label": []}
     is_test = task.is_test(split)
     text = _decode(path, split)
@@ -194,7 +202,7 @@ def load_split(task: GlueTask | str, split: str, glue_dir: str | Path | None = N
     except Exception as exc:  # network, auth, missing config: all "no data"
         raise DataError(f"could not load {HUB_DATASET}/{task.hub_config} split "
                         f"{task.hub_split(split)!r} from the Hugging Face Hub ({exc}); "
-                        f"{_WHERE_DATA}") from exc
+                        f"{WHERE_DATA}") from exc
     if max_samples is not None:
         ds = ds.select(range(min(max_samples, len(ds))))
     return ds

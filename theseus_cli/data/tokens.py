@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from theseus_cli.data.glue import GlueTask, get_task
 from theseus_cli.errors import ConfigError, DataError
-from theseus_cli.glue import GlueTask, get_task
 
 if TYPE_CHECKING:
     import datasets
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 #: Columns that :func:`tokenize_split` produces and models consume (plus the teacher's
 #: logits, added for knowledge distillation).
 MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "labels", "teacher_logits")
-_CACHE_FORMAT = "theseus-tokenized-v2"
+CACHE_FORMAT = "theseus-tokenized-v2"
 
 
 #: Tokenizer init kwargs that change how text is encoded (hashed with the content).
@@ -67,7 +67,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def _cache_key(ds: datasets.Dataset, tokenizer: Any, task: GlueTask, max_seq_length: int) -> str:
+def cache_key(ds: datasets.Dataset, tokenizer: Any, task: GlueTask, max_seq_length: int) -> str:
     """sha256 hex over the dataset fingerprint, the tokenizer's content
     (:func:`tokenizer_fingerprint`, not its path), the task and the length."""
     fingerprint = getattr(ds, "_fingerprint", None)
@@ -75,7 +75,7 @@ def _cache_key(ds: datasets.Dataset, tokenizer: Any, task: GlueTask, max_seq_len
         fingerprint = hashlib.sha256(json.dumps(ds.to_dict(), sort_keys=True,
                                                 default=str).encode()).hexdigest()
     parts = {
-        "format": _CACHE_FORMAT,
+        "format": CACHE_FORMAT,
         "dataset": fingerprint,
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "task": task.name,
@@ -126,7 +126,7 @@ def tokenize_split(ds: datasets.Dataset, tokenizer: Any, task: GlueTask | str,
     if missing:
         raise DataError(f"{task.name} dataset lacks column(s) {', '.join(missing)}; "
                         f"has {', '.join(ds.column_names)}")
-    key = _cache_key(ds, tokenizer, task, max_seq_length)
+    key = cache_key(ds, tokenizer, task, max_seq_length)
     root = Path(cache_dir) if cache_dir is not None else (
         Path(platformdirs.user_cache_dir("theseus")) / "tokenized")
     target = root / key

@@ -11,11 +11,11 @@ from typing import Any
 
 from rich.console import Console
 
-from theseus_cli import params as P
-from theseus_cli import registry
-from theseus_cli.artifacts import ArtifactStore
-from theseus_cli.config import WorkspaceConfig
+from theseus_cli.data.glue import get_task
 from theseus_cli.errors import ConfigError
+from theseus_cli.plugin import params as P
+from theseus_cli.plugin import registry
+from theseus_cli.store.artifacts import ArtifactStore
 from theseus_cli.sweep.space import (
     METRIC,
     SAMPLERS,
@@ -25,16 +25,19 @@ from theseus_cli.sweep.space import (
     SWEEP_STAGE,
     ParamSpec,
     SweepPlan,
-    _combo_text,
-    _key,
-    _plugin_selectors,
-    _resolve_name,
     accepted_names,
+    combo_key,
+    combo_text,
     parse_seeds,
     parse_spec,
+    plugin_selectors,
+    resolve_name,
     split_combo,
     split_param,
 )
+from theseus_cli.workspace.config import WorkspaceConfig
+from theseus_cli.workspace.pipeline import Pipeline
+from theseus_cli.workspace.preflight import check_command
 
 
 def _config_digest(config: WorkspaceConfig, stage: str) -> str:
@@ -74,7 +77,7 @@ def _check_storage(url: str) -> str:
     return url
 
 
-def _redact(url: str) -> str:
+def redacted_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
@@ -93,7 +96,7 @@ def _probe_combinations(space: tuple[ParamSpec, ...]) -> list[dict[str, Any]]:
         out += [{**first, p.name: v} for v in p.probes()]
     unique = {}
     for c in out:
-        unique.setdefault(_key(c), c)
+        unique.setdefault(combo_key(c), c)
     return list(unique.values())
 
 
@@ -128,10 +131,6 @@ def plan_sweep(config: WorkspaceConfig, stage: str, *, task: str | None, params:
     Raises:
         ConfigError: anything invalid (names the value and the accepted ones).
     """
-    from theseus_cli.glue import get_task
-    from theseus_cli.pipeline import Pipeline
-    from theseus_cli.preflight import check_command
-
     cls = registry.stage(stage)  # UnknownNameError lists the stages
     if METRIC not in cls.summary_metrics:
         sweepable = [n for n, c in registry.stages().items() if METRIC in c.summary_metrics]
@@ -151,11 +150,11 @@ def plan_sweep(config: WorkspaceConfig, stage: str, *, task: str | None, params:
                           f"accepted names: {', '.join(accepted_names(stage))}")
     # plugin choices first: SELECTOR.ARG is typed by the chosen plugin(s)
     base = config.stage_params(stage)
-    selector_values = {s: [getattr(base, s)] for s in _plugin_selectors(cls.Params)}
+    selector_values = {s: [getattr(base, s)] for s in plugin_selectors(cls.Params)}
     texts = list(params)
     for text in texts:
         raw_name, _ = split_param(text)
-        name = _resolve_name(stage, raw_name)
+        name = resolve_name(stage, raw_name)
         if name in selector_values:
             spec = parse_spec(config, stage, text, {})
             if not spec.is_range:
@@ -196,7 +195,7 @@ def plan_sweep(config: WorkspaceConfig, stage: str, *, task: str | None, params:
             config.stage_params(stage, overrides, plugin_overrides)
             check_command(pipeline, stage, task, overrides, plugin_overrides, {}, False)
         except ConfigError as e:  # UnknownNameError, ModelSourceError: one message
-            raise ConfigError(f"--param combination {_combo_text(combo)}: {e}") from None
+            raise ConfigError(f"--param combination {combo_text(combo)}: {e}") from None
     digest = _config_digest(config, stage)
     grid = tuple(_probe_combinations(tuple(space))[:trials]) if sampler == "grid" else ()
     if study is not None and not study.strip():

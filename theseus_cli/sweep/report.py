@@ -14,21 +14,23 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from theseus_cli import jsonio, registry
-from theseus_cli.artifacts import Artifact, ArtifactStore
 from theseus_cli.errors import IntegrityError, TheseusError
-from theseus_cli.sweep.plan import _redact
+from theseus_cli.plugin import registry
+from theseus_cli.store import jsonio
+from theseus_cli.store.artifacts import Artifact, ArtifactStore
+from theseus_cli.sweep.plan import redacted_url
 from theseus_cli.sweep.space import (
     METRIC,
     SWEEP_STAGE,
     SweepPlan,
-    _combo_text,
-    _key,
-    _show,
+    combo_key,
+    combo_text,
     command_line,
+    show_value,
     split_combo,
 )
-from theseus_cli.sweep.study import _State
+from theseus_cli.sweep.study import SweepState
+from theseus_cli.workspace.run_facts import library_versions
 
 
 @dataclass
@@ -57,13 +59,13 @@ def summarize(scores: list[float]) -> dict[str, float | None]:
             "std": statistics.stdev(scores) if len(scores) > 1 else None}
 
 
-def _records(study: Any, plan: SweepPlan) -> tuple[list[TrialRecord], list[TrialRecord]]:
+def trial_records(study: Any, plan: SweepPlan) -> tuple[list[TrialRecord], list[TrialRecord]]:
     """(finished trials, one per combination, in trial order; failed trials)."""
     from optuna.trial import TrialState
 
     done: dict[str, TrialRecord] = {}
     failed = []
-    grid_keys = {_key(c) for c in plan.grid}
+    grid_keys = {combo_key(c) for c in plan.grid}
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         rec = TrialRecord(number=t.number, state=t.state.name, params=dict(t.params),
                           runs=list(t.user_attrs.get("runs") or []),
@@ -71,10 +73,10 @@ def _records(study: Any, plan: SweepPlan) -> tuple[list[TrialRecord], list[Trial
                           std=t.user_attrs.get("std"),
                           error=t.user_attrs.get("error") or t.user_attrs.get("stale"),
                           wall_seconds=t.user_attrs.get("wall_seconds"))
-        if plan.grid and _key(rec.params) not in grid_keys:
+        if plan.grid and combo_key(rec.params) not in grid_keys:
             continue
         if t.state == TrialState.COMPLETE and len(rec.runs) == len(plan.seeds):
-            done.setdefault(_key(rec.params), rec)
+            done.setdefault(combo_key(rec.params), rec)
         elif t.state == TrialState.FAIL:
             failed.append(rec)
     return list(done.values()), failed
@@ -122,7 +124,7 @@ def table_rows(records: list[TrialRecord], plan: SweepPlan) -> tuple[list[str], 
     rows = []
     for rec in records:
         for r in rec.runs:
-            rows.append([str(rec.number), *[_show(rec.params.get(p.name)) for p in plan.space],
+            rows.append([str(rec.number), *[show_value(rec.params.get(p.name)) for p in plan.space],
                          str(r["seed"]), *[_cell(r["metrics"].get(m)) for m in metrics],
                          f"{r['seconds']:.1f}", r["artifact"], "yes" if r["reused"] else "no",
                          _cell(rec.median), _cell(rec.mean), _cell(rec.std)])
@@ -143,10 +145,10 @@ def render_markdown(records: list[TrialRecord], failed: list[TrialRecord], plan:
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     if failed:
         lines += ["", "Failed trials:"]
-        lines += [f"- trial #{f.number} ({_combo_text(f.params)}): {f.error or 'failed'}"
+        lines += [f"- trial #{f.number} ({combo_text(f.params)}): {f.error or 'failed'}"
                   for f in failed]
     if best is not None:
-        lines += ["", f"Best: trial #{best.number} ({_combo_text(best.params)}), median {METRIC} "
+        lines += ["", f"Best: trial #{best.number} ({combo_text(best.params)}), median {METRIC} "
                   f"{best.median:.4f}, mean {best.mean:.4f}"
                   + (f" ± {best.std:.4f}" if best.std is not None else "")
                   + f" over {len(best.runs)} seed(s)."]
@@ -195,7 +197,7 @@ def _local(store: ArtifactStore, run: dict[str, Any], plan: SweepPlan) -> Artifa
     return art if art.manifest_sha256 == run["manifest_sha256"] else None
 
 
-def publish_sweep(study: Any, state: _State, started: str, t0: float) -> tuple[Artifact, bool]:
+def publish_sweep(study: Any, state: SweepState, started: str, t0: float) -> tuple[Artifact, bool]:
     """Publish ``artifacts/<task>/sweep/vN`` (or reuse an identical earlier version).
 
     Returns:
@@ -206,13 +208,12 @@ def publish_sweep(study: Any, state: _State, started: str, t0: float) -> tuple[A
     """
     import optuna
 
-    from theseus_cli.pipeline import library_versions
 
     plan, store = state.plan, state.store
-    records, failed = _records(study, plan)
+    records, failed = trial_records(study, plan)
     best = best_of(records)
     if best is None:
-        why = "; ".join(f"trial #{f.number} ({_combo_text(f.params)}): {f.error or 'failed'}"
+        why = "; ".join(f"trial #{f.number} ({combo_text(f.params)}): {f.error or 'failed'}"
                         for f in failed) or "none ran"
         raise TheseusError(f"no trial of study {plan.study} finished, nothing to select: {why}")
     trial_artifacts: dict[str, dict[str, Any]] = {}
@@ -233,7 +234,7 @@ def publish_sweep(study: Any, state: _State, started: str, t0: float) -> tuple[A
               if best_art is not None else {})
     params = {"stage": plan.stage, "task": plan.task, "space": plan.space_json(),
               "seeds": list(plan.seeds), "sampler": plan.sampler, "trials": plan.trials,
-              "study": plan.study, "storage": _redact(plan.storage), "select": plan.select,
+              "study": plan.study, "storage": redacted_url(plan.storage), "select": plan.select,
               "metric": METRIC, "statistic": "median over seeds"}
     trials_doc = {"study": plan.study, "params": params,
                   "trials": [_trial_json(r, plan) for r in records],
@@ -289,7 +290,7 @@ def print_summary(console: Console, records: list[TrialRecord], plan: SweepPlan,
         table.add_row(*row)
     console.print(table)
     std = f" ± {best.std:.4f}" if best.std is not None else ""
-    console.print(f"[bold green]best[/]: trial #{best.number} ({_combo_text(best.params)}): "
+    console.print(f"[bold green]best[/]: trial #{best.number} ({combo_text(best.params)}): "
                   f"median dev {METRIC} [bold]{best.median:.4f}[/] (mean {best.mean:.4f}{std}) "
                   f"over {len(best.runs)} seed(s)")
     for line in command_text(best, plan).splitlines():

@@ -11,11 +11,11 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from theseus_cli import params as P
-from theseus_cli import registry
-from theseus_cli import seeds as seeding
-from theseus_cli.config import RuntimeSettings, WorkspaceConfig
 from theseus_cli.errors import ConfigError
+from theseus_cli.plugin import params as P
+from theseus_cli.plugin import plugin_choices, registry, selector_of
+from theseus_cli.workspace import seeds as seeding
+from theseus_cli.workspace.config import RuntimeSettings, WorkspaceConfig
 
 SWEEP_STAGE = "sweep"  # artifacts/<task>/sweep/vN, and the default study storage beside them
 STUDY_DB = "study.db"
@@ -59,9 +59,9 @@ class ParamSpec:
     def describe(self) -> str:
         """As written: ``learning_rate=1e-05,2e-05`` or ``learning_rate=1e-05:0.001:log``."""
         if self.is_range:
-            bounds = f"{_show(self.low)}:{_show(self.high)}"
+            bounds = f"{show_value(self.low)}:{show_value(self.high)}"
             return f"{self.name}={bounds}" + (":log" if self.log else "")
-        return f"{self.name}=" + ",".join(_show(v) for v in self.values)
+        return f"{self.name}=" + ",".join(show_value(v) for v in self.values)
 
     def to_json(self) -> dict[str, Any]:
         if self.is_range:
@@ -106,7 +106,7 @@ class SweepPlan:
         return [p.to_json() for p in self.space]
 
 
-def _show(v: Any) -> str:
+def show_value(v: Any) -> str:
     """A value as written on a command line (``2e-05``, ``0.1``, ``true``, ``null``)."""
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -115,20 +115,19 @@ def _show(v: Any) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
 
-def _combo_text(combo: dict[str, Any]) -> str:
-    return " ".join(f"{k}={_show(v)}" for k, v in combo.items())
+def combo_text(combo: dict[str, Any]) -> str:
+    return " ".join(f"{k}={show_value(v)}" for k, v in combo.items())
 
 
-def _key(combo: dict[str, Any]) -> str:
+def combo_key(combo: dict[str, Any]) -> str:
     """A canonical identity of a combination (for skipping finished ones)."""
     return json.dumps({k: combo[k] for k in sorted(combo)}, sort_keys=True, default=str)
 
 
 # ------------------------------------------------------------- name lookup
-def _plugin_selectors(params_cls: type) -> dict[str, str]:
+def plugin_selectors(params_cls: type) -> dict[str, str]:
     """``selector -> plugin group`` of a stage's Params (``scheduler -> theseus.schedulers``)."""
-    return {f.name[:-1]: f.metadata["plugin_group"] for f in dataclasses.fields(params_cls)
-            if f.metadata.get("plugin_group")}
+    return {c.selector: c.group for c in plugin_choices(params_cls)}
 
 
 def _sweepable_fields(params_cls: type) -> dict[str, dataclasses.Field]:
@@ -157,13 +156,13 @@ def accepted_names(stage: str) -> list[str]:
     ``SELECTOR.ARG`` for each argument of each available plugin."""
     cls = registry.stage(stage).Params
     names = list(_sweepable_fields(cls))
-    for selector, group in _plugin_selectors(cls).items():
+    for selector, group in plugin_selectors(cls).items():
         args = sorted({a for fields in _plugin_args(group).values() for a in fields})
         names += [f"{selector}.{a}" for a in args]
     return names
 
 
-def _resolve_name(stage: str, raw: str) -> str:
+def resolve_name(stage: str, raw: str) -> str:
     """``learning-rate`` -> ``learning_rate``; ``scheduler.steps-to-one`` ->
     ``scheduler.steps_to_one``, checked against the stage.
 
@@ -180,7 +179,7 @@ def _resolve_name(stage: str, raw: str) -> str:
     if name == "seed":
         hint = " (seeds are given with --seeds)"
     elif name in fields and fields[name].metadata.get("plugin_group"):
-        hint = f" (search a {name[:-1]}'s arguments as {name[:-1]}.ARG)"
+        hint = f" (search a {selector_of(name)}'s arguments as {selector_of(name)}.ARG)"
     elif name in fields and not fields[name].metadata.get("fingerprint", True):
         hint = " (it does not change a run's result, only how it is checkpointed)"
     elif name in fields:
@@ -201,7 +200,7 @@ def _field_of(config: WorkspaceConfig, stage: str, name: str,
         return next(f for f in dataclasses.fields(cls) if f.name == name), \
             P.field_types(cls)[name]
     selector, arg = name.split(".", 1)
-    group = _plugin_selectors(cls)[selector]
+    group = plugin_selectors(cls)[selector]
     available = _plugin_args(group)
     for plugin in selector_values:
         if plugin in available and arg in available[plugin]:
@@ -248,7 +247,7 @@ def parse_spec(config: WorkspaceConfig, stage: str, text: str,
             a malformed range (each names the value and the accepted form).
     """
     raw_name, body = split_param(text)
-    name = _resolve_name(stage, raw_name)
+    name = resolve_name(stage, raw_name)
     choices = selector_values.get(name.split(".", 1)[0], []) if "." in name else []
     f, tp = _field_of(config, stage, name, choices)
     inner, _ = P.base_type(tp)
@@ -285,7 +284,7 @@ def parse_spec(config: WorkspaceConfig, stage: str, text: str,
 def parse_seeds(text: str | None, base: int) -> tuple[int, ...]:
     """``--seeds``: ``N`` -> the N seeds base, base+1, ...; ``S1,S2,...`` -> those seeds
     (one explicit seed: ``S,``); None -> ``(base,)``. ``base`` is the workspace's
-    ``runtime.seed``. Parsed by :func:`theseus_cli.seeds.parse_seeds`; a sweep also caps
+    ``runtime.seed``. Parsed by :func:`theseus_cli.workspace.seeds.parse_seeds`; a sweep also caps
     a count at ``MAX_SEEDS`` and refuses an empty list.
 
     Raises:
@@ -337,11 +336,11 @@ def command_line(stage: str, task: str, combo: dict[str, Any], seed: int) -> str
     for name, value in combo.items():
         if "." in name:
             selector, arg = name.split(".", 1)
-            parts += [f"--{selector}-arg", f"{arg}={_show(value)}"]
+            parts += [f"--{selector}-arg", f"{arg}={show_value(value)}"]
         elif isinstance(value, bool):
             parts.append(f"--{name.replace('_', '-')}" if value else
                          f"--no-{name.replace('_', '-')}")
         else:
-            parts += [f"--{name.replace('_', '-')}", _show(value)]
+            parts += [f"--{name.replace('_', '-')}", show_value(value)]
     parts += ["--seed", str(seed)]
     return " ".join(shlex.quote(p) for p in parts)

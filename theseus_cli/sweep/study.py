@@ -14,20 +14,20 @@ from typing import Any
 
 from rich.console import Console
 
-from theseus_cli import jsonio
-from theseus_cli.artifacts import ArtifactStore
-from theseus_cli.config import WorkspaceConfig
 from theseus_cli.errors import ConfigError, TheseusError
-from theseus_cli.sweep.plan import _redact
+from theseus_cli.store import jsonio
+from theseus_cli.store.artifacts import ArtifactStore
+from theseus_cli.sweep.plan import redacted_url
 from theseus_cli.sweep.space import (
     GRACE_SECONDS,
     HEARTBEAT_SECONDS,
     STORAGE_FORMS,
     ParamSpec,
     SweepPlan,
-    _combo_text,
-    _key,
+    combo_key,
+    combo_text,
 )
+from theseus_cli.workspace.config import WorkspaceConfig
 
 
 def _proc_start(pid: int) -> str | None:
@@ -39,7 +39,7 @@ def _proc_start(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _host() -> str:
+def host_id() -> str:
     """This machine: host name and kernel boot id (two containers may share a name)."""
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
@@ -48,15 +48,15 @@ def _host() -> str:
     return f"{socket.gethostname()}" + (f"/{boot}" if boot else "")
 
 
-def _worker() -> dict[str, Any]:
+def worker_identity() -> dict[str, Any]:
     pid = os.getpid()
-    return {"host": _host(), "pid": pid, "pid_start": _proc_start(pid)}
+    return {"host": host_id(), "pid": pid, "pid_start": _proc_start(pid)}
 
 
 def _alive(worker: dict[str, Any] | None) -> bool | None:
     """Whether the process that ran a trial still runs: True / False on this host,
     None when unknown (another host: Optuna's heartbeat decides)."""
-    if not worker or worker.get("host") != _host():
+    if not worker or worker.get("host") != host_id():
         return None
     pid = int(worker.get("pid", 0))
     try:
@@ -70,7 +70,7 @@ def _alive(worker: dict[str, Any] | None) -> bool | None:
 
 
 @dataclass
-class _State:
+class SweepState:
     plan: SweepPlan
     config: WorkspaceConfig
     console: Console
@@ -106,7 +106,7 @@ def open_study(plan: SweepPlan) -> Any:
         storage = optuna.storages.RDBStorage(plan.storage, heartbeat_interval=HEARTBEAT_SECONDS,
                                              grace_period=GRACE_SECONDS)
     except (ImportError, ValueError, SQLAlchemyError) as e:  # no driver, bad URL, no server
-        raise ConfigError(f"--storage {_redact(plan.storage)}: cannot open it ({e}); accepted: "
+        raise ConfigError(f"--storage {redacted_url(plan.storage)}: cannot open it ({e}); accepted: "
                           "an SQLAlchemy URL Optuna can use, e.g. "
                           f"{', '.join(STORAGE_FORMS)}") from None
     if plan.sampler == "grid":
@@ -141,9 +141,9 @@ def open_study(plan: SweepPlan) -> Any:
     return study
 
 
-def _reap_stale(study: Any, state: _State) -> None:
+def reap_stale(study: Any, state: SweepState) -> None:
     """Mark trials left RUNNING by a dead process on this host FAIL (their
-    combinations then run again, see :func:`_retry`)."""
+    combinations then run again, see :func:`trials_to_retry`)."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
@@ -159,34 +159,34 @@ def _reap_stale(study: Any, state: _State) -> None:
                 continue
         except UpdateFinishedTrialError:  # another process failed it first
             continue
-        state.console.print(f"[yellow]trial #{t.number} ({_combo_text(t.params)}) was {note}: "
+        state.console.print(f"[yellow]trial #{t.number} ({combo_text(t.params)}) was {note}: "
                             "marked failed; its combination runs again (finished seeds are "
                             "reused, an interrupted one resumes from its checkpoint)[/]")
 
 
-def _retry(study: Any) -> list[dict[str, Any]]:
+def trials_to_retry(study: Any) -> list[dict[str, Any]]:
     """Random/TPE: the combinations of failed trials (killed, interrupted, a stage
     error; not diverged) that did not finish since and were not retried yet; each is
     retried once (the study's ``retried`` attribute lists the trials)."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    settled = {_key(t.params) for t in trials if _finished(t) or t.state in (
+    settled = {combo_key(t.params) for t in trials if is_finished(t) or t.state in (
         TrialState.RUNNING, TrialState.WAITING)}
     retried = list(study.user_attrs.get("retried") or [])
     again = []
     for t in trials:
-        if (t.state == TrialState.FAIL and not _finished(t) and t.number not in retried
-                and t.params and _key(t.params) not in settled):
+        if (t.state == TrialState.FAIL and not is_finished(t) and t.number not in retried
+                and t.params and combo_key(t.params) not in settled):
             again.append(dict(t.params))
-            settled.add(_key(t.params))
+            settled.add(combo_key(t.params))
             retried.append(t.number)
     if again:
         study.set_user_attr("retried", retried)
     return again
 
 
-def _finished(t: Any) -> bool:
+def is_finished(t: Any) -> bool:
     """COMPLETE, or failed because training diverged (deterministic: not retried)."""
     from optuna.trial import TrialState
 

@@ -14,36 +14,37 @@ from typing import Any
 
 from rich.console import Console
 
-from theseus_cli.artifacts import Artifact, ArtifactStore
-from theseus_cli.config import WorkspaceConfig
 from theseus_cli.errors import TrainingDivergedError
-from theseus_cli.sweep.plan import _redact
+from theseus_cli.store.artifacts import Artifact, ArtifactStore
+from theseus_cli.sweep.plan import redacted_url
 from theseus_cli.sweep.report import (
-    _records,
     best_json,
     best_of,
     print_summary,
     publish_sweep,
     summarize,
+    trial_records,
 )
 from theseus_cli.sweep.space import (
     MAX_DUPLICATES,
     METRIC,
     ParamSpec,
     SweepPlan,
-    _combo_text,
-    _key,
+    combo_key,
+    combo_text,
     split_combo,
 )
 from theseus_cli.sweep.study import (
-    _finished,
-    _host,
-    _reap_stale,
-    _retry,
-    _State,
-    _worker,
+    SweepState,
+    host_id,
+    is_finished,
     open_study,
+    reap_stale,
+    trials_to_retry,
+    worker_identity,
 )
+from theseus_cli.workspace.config import WorkspaceConfig
+from theseus_cli.workspace.pipeline import Pipeline
 
 
 @dataclass
@@ -85,7 +86,7 @@ def _find_published(pipeline: Any, stage: str, task: str, params: Any) -> Artifa
     return pipeline.same_run(task, stage, pipeline.fingerprint(stage, task, params, inputs))
 
 
-def run_combination(state: _State, combo: dict[str, Any], seed: int) -> SeedRun:
+def run_combination(state: SweepState, combo: dict[str, Any], seed: int) -> SeedRun:
     """Run (or reuse) ``combo`` with ``seed``: an ordinary :meth:`Pipeline.run` of the
     stage in a copy of the workspace configuration whose ``runtime.seed`` is ``seed``.
 
@@ -96,8 +97,6 @@ def run_combination(state: _State, combo: dict[str, Any], seed: int) -> SeedRun:
         TrainingDivergedError: the run diverged or gave no finite score.
         TheseusError: any other failure of the stage (nothing published).
     """
-    from theseus_cli.pipeline import Pipeline
-
     plan = state.plan
     config = dataclasses.replace(state.config,
                                  runtime=dataclasses.replace(state.config.runtime, seed=seed))
@@ -121,7 +120,7 @@ def run_combination(state: _State, combo: dict[str, Any], seed: int) -> SeedRun:
     return SeedRun(seed=seed, artifact=art.label, version=art.name,
                    manifest_sha256=art.manifest_sha256, metrics=metrics,
                    seconds=float((manifest.get("timings") or {}).get("seconds") or 0.0),
-                   reused=reused, host=_host(),
+                   reused=reused, host=host_id(),
                    workspace=str(state.config.root))
 
 
@@ -133,21 +132,21 @@ def _suggest(trial: Any, p: ParamSpec) -> Any:
     return trial.suggest_categorical(p.name, list(p.values))
 
 
-def _objective(state: _State) -> Any:
+def _objective(state: SweepState) -> Any:
     plan = state.plan
 
     def objective(trial: Any) -> float:
         import optuna
 
-        trial.set_user_attr("worker", _worker())
+        trial.set_user_attr("worker", worker_identity())
         combo = {p.name: _suggest(trial, p) for p in plan.space}
-        key = _key(combo)
+        key = combo_key(combo)
         twin = next((t for t in trial.study.get_trials(deepcopy=False)
-                     if t.number != trial.number and _finished(t) and _key(t.params) == key), None)
+                     if t.number != trial.number and is_finished(t) and combo_key(t.params) == key), None)
         if twin is not None:  # a sampler proposing a finished combination: not a new trial
             state.duplicates += 1
             trial.set_user_attr("duplicate_of", twin.number)
-            raise optuna.TrialPruned(f"{_combo_text(combo)} already finished as trial "
+            raise optuna.TrialPruned(f"{combo_text(combo)} already finished as trial "
                                      f"#{twin.number}")
         state.duplicates = 0
         overrides, plugin_overrides = split_combo(combo)
@@ -161,7 +160,7 @@ def _objective(state: _State) -> Any:
                 trial.set_user_attr("outcome", "diverged")
                 trial.set_user_attr("error", str(e))
                 trial.set_user_attr("runs", runs)
-                state.console.print(f"[red]{head}: {_combo_text(combo)} seed {seed} diverged: "
+                state.console.print(f"[red]{head}: {combo_text(combo)} seed {seed} diverged: "
                                     f"{e}; the trial counts as failed[/]")
                 raise _Diverged(str(e)) from None
             except BaseException as e:
@@ -173,7 +172,7 @@ def _objective(state: _State) -> Any:
             trial.set_user_attr("runs", runs)
             how = (f"reused {run.artifact}: same fingerprint, not retrained" if run.reused else
                    f"{run.artifact}, trained in {run.seconds:.1f} s")
-            state.console.print(f"[bold]{head}[/]: {_combo_text(combo)} seed {seed} → "
+            state.console.print(f"[bold]{head}[/]: {combo_text(combo)} seed {seed} → "
                                 f"{METRIC} [bold]{run.metrics[METRIC]:.4f}[/] ({how})")
         stats = summarize([r["metrics"][METRIC] for r in runs])
         wall = time.monotonic() - t0
@@ -187,12 +186,12 @@ def _objective(state: _State) -> Any:
     return objective
 
 
-def _progress(study: Any, state: _State, plan: SweepPlan) -> None:
-    records, _ = _records(study, plan)
-    done = len(records) + len({_key(t.params) for t in study.get_trials(deepcopy=False)
-                               if _finished(t) and t.state.name == "FAIL"
-                               and (not plan.grid or _key(t.params) in
-                                    {_key(c) for c in plan.grid})})
+def _progress(study: Any, state: SweepState, plan: SweepPlan) -> None:
+    records, _ = trial_records(study, plan)
+    done = len(records) + len({combo_key(t.params) for t in study.get_trials(deepcopy=False)
+                               if is_finished(t) and t.state.name == "FAIL"
+                               and (not plan.grid or combo_key(t.params) in
+                                    {combo_key(c) for c in plan.grid})})
     best = best_of(records)
     left = max(0, plan.trials - done)
     per_trial = (statistics.fmean(state.wall) if state.wall else
@@ -200,7 +199,7 @@ def _progress(study: Any, state: _State, plan: SweepPlan) -> None:
                  if records else 0.0)
     line = f"{done}/{plan.trials} trials finished"
     if best is not None:
-        line += (f"; best so far: trial #{best.number} ({_combo_text(best.params)}) median "
+        line += (f"; best so far: trial #{best.number} ({combo_text(best.params)}) median "
                  f"{METRIC} {best.median:.4f} over {len(best.runs)} seed(s)")
     if left:
         line += (f"; about {_fmt_seconds(per_trial * left)} left ({left} trial(s) × "
@@ -208,33 +207,33 @@ def _progress(study: Any, state: _State, plan: SweepPlan) -> None:
     state.console.print(f"[cyan]{line}[/]")
 
 
-def _run_trials(study: Any, state: _State) -> None:
+def _run_trials(study: Any, state: SweepState) -> None:
     """Run trials until the plan's number of trials is finished (see module docstring)."""
     from optuna.trial import TrialState
 
     plan = state.plan
     objective = _objective(state)
-    worker = {"worker": _worker()}
-    grid_keys = [_key(c) for c in plan.grid]
+    worker = {"worker": worker_identity()}
+    grid_keys = [combo_key(c) for c in plan.grid]
     if plan.grid:
-        finished = {_key(t.params) for t in study.get_trials(deepcopy=False) if _finished(t)}
-        skipped = [c for c in plan.grid if _key(c) in finished]
+        finished = {combo_key(t.params) for t in study.get_trials(deepcopy=False) if is_finished(t)}
+        skipped = [c for c in plan.grid if combo_key(c) in finished]
         if skipped:
             state.console.print(
                 f"{len(skipped)} of {len(plan.grid)} combinations already finished in study "
-                f"{plan.study}: skipped (" + "; ".join(_combo_text(c) for c in skipped) + ")")
+                f"{plan.study}: skipped (" + "; ".join(combo_text(c) for c in skipped) + ")")
     while True:
-        _reap_stale(study, state)
-        again = [] if plan.grid else _retry(study)
+        reap_stale(study, state)
+        again = [] if plan.grid else trials_to_retry(study)
         trials = study.get_trials(deepcopy=False)
-        finished = [t for t in trials if _finished(t)
-                    and (not plan.grid or _key(t.params) in grid_keys)]
+        finished = [t for t in trials if is_finished(t)
+                    and (not plan.grid or combo_key(t.params) in grid_keys)]
         waiting = [t for t in trials if t.state == TrialState.WAITING]
         if plan.grid:
-            busy = {_key(t.params) for t in trials
+            busy = {combo_key(t.params) for t in trials
                     if t.state in (TrialState.RUNNING, TrialState.WAITING)}
-            done_keys = {_key(t.params) for t in finished}
-            pending = [c for c in plan.grid if _key(c) not in done_keys | busy]
+            done_keys = {combo_key(t.params) for t in finished}
+            pending = [c for c in plan.grid if combo_key(c) not in done_keys | busy]
             if not pending and not waiting:
                 running = [t for t in trials if t.state == TrialState.RUNNING]
                 if running:
@@ -245,21 +244,21 @@ def _run_trials(study: Any, state: _State) -> None:
                 return
             if not waiting:
                 study.enqueue_trial(pending[0], user_attrs=worker)
-            state.position = len({_key(t.params) for t in finished}) + 1
+            state.position = len({combo_key(t.params) for t in finished}) + 1
         else:
-            if len({_key(t.params) for t in finished}) >= plan.trials:
+            if len({combo_key(t.params) for t in finished}) >= plan.trials:
                 return
             if state.duplicates >= MAX_DUPLICATES:
                 state.console.print(
                     f"[yellow]the {plan.sampler} sampler proposed {state.duplicates} finished "
                     "combinations in a row: the search space looks exhausted; stopping with "
-                    f"{len({_key(t.params) for t in finished})} trial(s)[/]")
+                    f"{len({combo_key(t.params) for t in finished})} trial(s)[/]")
                 return
             for combo in again:
                 study.enqueue_trial(combo, user_attrs=worker)
             if not waiting and not again:
                 study.enqueue_trial({}, user_attrs=worker)
-            state.position = len({_key(t.params) for t in finished}) + 1
+            state.position = len({combo_key(t.params) for t in finished}) + 1
         state.total = plan.trials
         study.optimize(objective, n_trials=1, catch=(_Diverged,), gc_after_trial=False,
                        show_progress_bar=False)
@@ -291,15 +290,15 @@ def run_sweep(config: WorkspaceConfig, plan: SweepPlan, console: Console) -> Swe
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
     study = open_study(plan)
-    state = _State(plan=plan, config=config, console=console,
+    state = SweepState(plan=plan, config=config, console=console,
                    store=ArtifactStore(config.artifacts_dir))
     console.print(f"sweep {plan.stage} on {plan.task}: {' '.join(p.describe() for p in plan.space)}"
                   f" × seeds {', '.join(map(str, plan.seeds))}; sampler {plan.sampler}, "
-                  f"{plan.trials} trial(s); study {plan.study} in {_redact(plan.storage)}",
+                  f"{plan.trials} trial(s); study {plan.study} in {redacted_url(plan.storage)}",
                   highlight=False)
     _run_trials(study, state)
     art, reused = publish_sweep(study, state, started, t0)
-    records, _ = _records(study, plan)
+    records, _ = trial_records(study, plan)
     best = best_of(records)
     assert best is not None  # publish_sweep raised otherwise
     print_summary(console, records, plan, best)

@@ -17,9 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from theseus_cli.contracts import CheckContext, Stage, StageContext, StageResult, param
-from theseus_cli.distillation import DistillParams
-from theseus_cli.training import TrainingParams
+from theseus_cli.errors import ConfigError
+from theseus_cli.model import loading as models
+from theseus_cli.plugin import (
+    CheckContext,
+    DistillParams,
+    Stage,
+    StageContext,
+    StageResult,
+    TrainingParams,
+    param,
+)
+from theseus_cli.plugin.registry import family_for
 
 
 class _TruncatedBaseline(Stage):
@@ -33,9 +42,6 @@ class _TruncatedBaseline(Stage):
     def check(self, ctx: CheckContext) -> None:
         """n must be between 1 and the predecessor's L layers; the family must be
         one whose layers can be cut (the same as module replacing's)."""
-        from theseus_cli.errors import ConfigError
-        from theseus_cli.families import family_for
-
         family_for(ctx.model.model_type, ctx.model.source).check(ctx.model.config)
         n, num_layers = ctx.params.successor_layers, ctx.model.num_layers
         if n is not None and not 1 <= n <= num_layers:
@@ -43,27 +49,18 @@ class _TruncatedBaseline(Stage):
                               f"{num_layers} layers of the predecessor")
 
     def run(self, ctx: StageContext) -> StageResult:
-        from theseus_cli import distillation, models
-        from theseus_cli.data import load_tokenized
-        from theseus_cli.glue import get_task
-        from theseus_cli.replacing import count_parameters
-        from theseus_cli.training import train
-
-        task, params = get_task(ctx.task), ctx.params
+        params = ctx.params
         teacher = ctx.inputs["finetune-teacher"]
         model, tokenizer = ctx.load_predecessor()
         num_layers = models.num_layers(model)
         n = params.successor_layers or max(1, num_layers // 2)
         model = models.keep_bottom_layers(model, n)
-        train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
-        dev_ds = load_tokenized(ctx.config, task, tokenizer, "selection")  # dev or holdout
-        train_ds, loss_fn, distill = distillation.prepare(ctx, teacher, train_ds, tokenizer, task,
-                                                          params)
+        train_ds = ctx.dataset("train", tokenizer)
+        dev_ds = ctx.dataset("selection", tokenizer)  # dev or holdout
+        train_ds, loss_fn, distill = ctx.distillation(teacher, train_ds, tokenizer)
         ctx.log.info(f"{self.name}: the bottom {n} of the predecessor's {num_layers} pretrained "
                      f"layers{', distilled from ' + teacher.label if distill else ''}")
-        outcome = train(model=model, tokenizer=tokenizer, task=task, train_ds=train_ds,
-                        dev_ds=dev_ds, params=params, runtime=ctx.runtime, log=ctx.log,
-                        phase=self.name, checkpoints=ctx.checkpoints, loss_fn=loss_fn)
+        outcome = ctx.train(model, tokenizer, train_ds, dev_ds, phase=self.name, loss_fn=loss_fn)
         model = ctx.runtime.unwrap(model)
         ctx.save_model(model, tokenizer)
         label = f"{self.name} {n}L" + (f", α={distill['distill_weight']:g} "
@@ -71,7 +68,7 @@ class _TruncatedBaseline(Stage):
         return StageResult(
             metrics={**outcome.best_metrics, "best_step": outcome.best_step},
             info={"method": label, "layers": n, "predecessor_layers": num_layers,
-                  "parameters": count_parameters(model), "distillation": distill,
+                  "parameters": ctx.model_size(model)["parameters"], "distillation": distill,
                   "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2),
                   "evaluations": outcome.evaluations},
         )

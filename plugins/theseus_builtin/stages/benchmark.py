@@ -13,8 +13,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from theseus_cli.contracts import CheckContext, Stage, StageContext, StageResult, param
-from theseus_cli.errors import ConfigError
+from theseus_builtin.stages.benchmark_report import (
+    charts,
+    console_table,
+    render_markdown,
+)
+from theseus_cli.data import load_tokenized, make_dataloader
+from theseus_cli.data.glue import get_task
+from theseus_cli.deploy import latency
+from theseus_cli.deploy.latency import Shape, cpu_threads, synthetic_shapes
+from theseus_cli.errors import ArtifactError, ConfigError
+from theseus_cli.model.loading import MODEL_DIR
+from theseus_cli.plugin import CheckContext, Stage, StageContext, StageResult, param
+from theseus_cli.store import jsonio
+from theseus_cli.store.artifacts import parse_version
 
 TEACHER = "finetune-teacher"
 PYTORCH = "pytorch fp32"
@@ -47,9 +59,6 @@ def exported_model(store, export):
 
 def _versions(text: str) -> list[int]:
     """``"v2,5"`` -> ``[2, 5]``. Raises ConfigError naming the bad value."""
-    from theseus_cli.artifacts import parse_version
-    from theseus_cli.errors import ArtifactError
-
     try:
         found = [parse_version(v.strip()) for v in str(text).split(",") if v.strip()]
     except ArtifactError:
@@ -112,10 +121,6 @@ class Benchmark(Stage):
         _ints(ctx.params.seq_lengths, ctx.setting("seq_lengths"))
 
     def run(self, ctx: StageContext) -> StageResult:
-        from theseus_builtin.stages.benchmark_report import charts, console_table, render_markdown
-        from theseus_cli import jsonio, latency
-        from theseus_cli.latency import cpu_threads
-
         p = ctx.params
         exports = list(ctx.inputs.values())  # exports, and evaluations of the others
         models = _models(ctx, exports)
@@ -168,8 +173,6 @@ def _models(ctx: StageContext, exports: list) -> list[dict]:
     model (a successor's) and each exported ONNX format, per evaluation (a successor
     nobody exported) its PyTorch model; each with its dev score (from the export's
     checks, else the evaluation) and parameter count (from its evaluation)."""
-    from theseus_cli.models import MODEL_DIR
-
     teachers: dict[str, dict] = {}  # teacher label -> its PyTorch row
     rows = []
     for exp in exports:
@@ -203,8 +206,6 @@ def _models(ctx: StageContext, exports: list) -> list[dict]:
 def _teacher(ctx: StageContext, teachers: dict, model_art) -> dict:
     """The PyTorch row of ``model_art``'s teacher in ``teachers`` (label -> row), added
     on first sight."""
-    from theseus_cli.models import MODEL_DIR
-
     teacher = ctx.lineage(model_art, TEACHER)
     return teachers.setdefault(teacher.label, {
         "role": "teacher", "model": "teacher", "artifact": teacher.label, "format": PYTORCH,
@@ -221,8 +222,6 @@ def _learn(teacher_row: dict, evaluation_metrics: dict) -> None:
 def _evaluated(ctx: StageContext, evaluation, teachers: dict) -> dict:
     """The PyTorch row of an evaluated successor (its score and size from the
     evaluation), adding its teacher to ``teachers`` (label -> PyTorch row)."""
-    from theseus_cli.models import MODEL_DIR
-
     m = evaluation.manifest
     successor = ctx.store.get(*m["info"]["successor_artifact"].split("/"))
     _learn(_teacher(ctx, teachers, successor), m["metrics"])
@@ -239,9 +238,6 @@ def _shapes(ctx: StageContext, model_dir) -> list:
     import numpy as np
     from transformers import AutoConfig, AutoTokenizer
 
-    from theseus_cli.data import load_tokenized, make_dataloader
-    from theseus_cli.glue import get_task
-    from theseus_cli.latency import Shape, synthetic_shapes
 
     p = ctx.params
     shapes = synthetic_shapes(AutoConfig.from_pretrained(model_dir).vocab_size,

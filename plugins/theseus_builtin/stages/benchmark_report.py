@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from theseus_cli.errors import PlotError
+from theseus_cli.plots import method_chart
+
 
 def _name(row: dict) -> str:
     return row["artifact"].split("/", 1)[1]  # STAGE/vN: the task is in the title
@@ -94,9 +97,6 @@ def charts(report: dict[str, Any], out: Any, log: Any) -> list[str]:
     """``chart_TASK.png``: dev score against the speed-up on dev batches (else the
     largest synthetic shape) and against parameters, one point per model and format.
     A plot failure is reported, never fatal. Returns the files written."""
-    from theseus_cli.errors import PlotError
-    from theseus_cli.plots import method_chart
-
     shape = "dev" if "dev" in report["shapes"] else report["shapes"][-1]
     rows = [{"method": ("teacher" if r["role"] == "teacher" and r["format"] == "pytorch fp32"
                         else f"{r['model']}") + f" · {r['format']}",

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from theseus_cli import jsonio, registry
-from theseus_cli.contracts import CheckContext, Stage, StageContext, StageResult, param
+from theseus_builtin.stages.glue_table import evaluate_tasks
+from theseus_cli.data import load_split, load_tokenized, make_dataloader, tokenize_split
+from theseus_cli.data.glue import get_task
+from theseus_cli.data.submission import (
+    ZIP_NAME,
+    answered_test_splits,
+    prediction_strings,
+    write_predictions,
+    zip_submission,
+)
+from theseus_cli.deploy.speed import compare_speed
+from theseus_cli.errors import ConfigError
+from theseus_cli.model import loading as models
+from theseus_cli.plugin import CheckContext, Stage, StageContext, StageResult, param
+from theseus_cli.plugin.registry import successor_stages
+from theseus_cli.store import jsonio
+from theseus_cli.train.loop import predict
 
 #: a model whose dev predictions put at least this share in one class is flagged
 DEGENERATE_SHARE = 0.95
 #: ... and so is one whose score is within this many points of the majority class
 DEGENERATE_MARGIN = 0.01
-
-
-def successor_stages() -> list[str]:
-    """Stages whose artifacts are successors (``Stage.produces_successor``), in pipeline order."""
-    return [name for name, cls in registry.stages().items() if cls.produces_successor]
 
 
 class Evaluate(Stage):
@@ -55,17 +65,12 @@ class Evaluate(Stage):
 
     def check(self, ctx: CheckContext) -> None:
         """``--successor`` names a stage that produces a successor."""
-        from theseus_cli.errors import ConfigError
-
         if ctx.params.successor not in successor_stages():
             raise ConfigError(f"{ctx.setting('successor')}: not a stage that produces a "
                               f"successor; accepted: {', '.join(successor_stages())}")
 
     def run(self, ctx: StageContext) -> StageResult:
-        from theseus_cli import models
-        from theseus_cli.glue import get_task
-        from theseus_cli.replacing import count_parameters
-        from theseus_cli.speed import compare_speed
+        from theseus_cli.method.parameters import count_parameters
 
         task, p = get_task(ctx.task), ctx.params
         successor_art = ctx.inputs[p.successor]
@@ -113,7 +118,6 @@ class Evaluate(Stage):
         return StageResult(metrics=metrics, info=info)
 
     def aggregate(self, pipeline, tasks, options):  # noqa: D102 - see Stage.aggregate
-        from theseus_builtin.stages.glue_table import evaluate_tasks
 
         return evaluate_tasks(pipeline, tasks, options)
 
@@ -129,9 +133,11 @@ def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, o
     """
     import numpy as np
 
-    from theseus_cli.data import load_tokenized, make_dataloader
-    from theseus_cli.metrics import compute_metrics, logits_to_predictions, task_score
-    from theseus_cli.training import predict
+    from theseus_cli.data.metrics import (
+        compute_metrics,
+        logits_to_predictions,
+        task_score,
+    )
 
     majority = majority_label(task, ctx)
     roles = [*models, "majority"]
@@ -168,7 +174,6 @@ def majority_label(task, ctx: StageContext):
     prediction of the majority-class baseline."""
     import numpy as np
 
-    from theseus_cli.data import load_split
 
     labels = np.asarray(load_split(task, "train", ctx.config.glue_dir(),
                                    max_samples=ctx.config.data.max_train_samples)["label"])
@@ -207,16 +212,6 @@ def predict_test(model, tokenizer, task, ctx: StageContext) -> dict:
     Returns:
         ``file name -> rows`` written under ``submission/`` of the artifact.
     """
-    from theseus_cli.data import load_split, make_dataloader, tokenize_split
-    from theseus_cli.submission import (
-        ZIP_NAME,
-        answered_test_splits,
-        prediction_strings,
-        write_predictions,
-        zip_submission,
-    )
-    from theseus_cli.training import predict
-
     written, files = {}, []
     for data_task, split in answered_test_splits(task):
         raw = load_split(data_task, split, ctx.config.glue_dir())

@@ -6,7 +6,7 @@ Formats (``--format``, any combination, each in a directory of its name):
   ``AutoModelForSequenceClassification.from_pretrained`` loads (restructured
   successor types: the theseus loader); reloaded and compared, max |Δ logit| ≤ 1e-5.
 - ``onnx`` (``onnx/model.onnx``): fp32 graph by ``torch.onnx`` (see
-  :mod:`theseus_cli.deploy` for why not Optimum); max |Δ logit| against PyTorch over
+  :mod:`theseus_cli.deploy.onnx` for why not Optimum); max |Δ logit| against PyTorch over
   the whole dev set ≤ ``onnx_tolerance``.
 - ``onnx-int8`` (``onnx-int8/model.onnx``): ONNX Runtime dynamic quantisation of
   the fp32 graph; its dev score may be at most ``int8_max_drop`` points below fp32.
@@ -24,9 +24,25 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from theseus_cli.contracts import CheckContext, Stage, StageContext, StageResult, param
-from theseus_cli.deploy import EXPORTERS, FORMATS
+from theseus_builtin.stages import model_card
+from theseus_cli.data import load_tokenized, make_dataloader
+from theseus_cli.data.glue import get_task
+from theseus_cli.deploy import latency
+from theseus_cli.deploy import onnx as deploy
+from theseus_cli.deploy.latency import cpu_threads
+from theseus_cli.deploy.onnx import (
+    EXPORTERS,
+    FORMATS,
+    ONNX_FORMATS,
+    collect_logits,
+    parse_formats,
+    require_onnx,
+    size_mb,
+)
 from theseus_cli.errors import ConfigError, ExportError
+from theseus_cli.model import loading as models
+from theseus_cli.plugin import CheckContext, Stage, StageContext, StageResult, param
+from theseus_cli.plugin.registry import successor_stages
 
 TOLERANCE = 1e-5  # max |logit difference| accepted between theseus and the stock reload
 TEACHER = "finetune-teacher"
@@ -75,9 +91,6 @@ class Export(Stage):
 
     def check(self, ctx: CheckContext) -> None:
         """``--format`` names known formats; ONNX formats have their packages installed."""
-        from theseus_builtin.stages.evaluate import successor_stages
-        from theseus_cli.deploy import ONNX_FORMATS, parse_formats, require_onnx
-
         try:
             formats = parse_formats(ctx.params.format)
         except ConfigError as e:
@@ -95,11 +108,7 @@ class Export(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         import torch
 
-        from theseus_builtin.stages import model_card
-        from theseus_cli import models
-        from theseus_cli.deploy import collect_logits, parse_formats, size_mb
-        from theseus_cli.glue import get_task
-        from theseus_cli.metrics import score_logits
+        from theseus_cli.data.metrics import score_logits
 
         task, p = get_task(ctx.task), ctx.params
         formats = parse_formats(p.format)
@@ -169,8 +178,7 @@ def _speed_table(ctx: StageContext, model_art, done: dict) -> dict:
     """
     from transformers import AutoConfig
 
-    from theseus_cli import latency, models
-    from theseus_cli.latency import cpu_threads
+
 
     teacher = ctx.lineage(model_art, TEACHER)
     shapes = latency.synthetic_shapes(
@@ -194,8 +202,6 @@ def _speed_table(ctx: StageContext, model_art, done: dict) -> dict:
 
 def _dev_loader(ctx: StageContext, task, tokenizer):
     """Batches (size 32, dev order, dynamic padding, CPU) of the task's first dev split."""
-    from theseus_cli.data import load_tokenized, make_dataloader
-
     dev = load_tokenized(ctx.config, task, tokenizer, task.dev_splits[0])
     return make_dataloader(dev, tokenizer, 32, shuffle=False)
 
@@ -210,7 +216,6 @@ def _export_hf(ctx: StageContext, model, tokenizer, loader) -> tuple[float, bool
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from theseus_cli import models
 
     out = ctx.out_dir / models.MODEL_DIR
     models.save(model, tokenizer, out)
@@ -243,9 +248,7 @@ def _export_onnx(ctx: StageContext, model, tokenizer, loader, reference, formats
     Raises:
         ExportError: a check failed (nothing is published).
     """
-    from theseus_cli import deploy
-    from theseus_cli.glue import get_task
-    from theseus_cli.metrics import score_logits
+    from theseus_cli.data.metrics import score_logits
 
     p, task = ctx.params, get_task(ctx.task)
     names = deploy.input_names(model, tokenizer)
@@ -294,8 +297,6 @@ def _export_onnx(ctx: StageContext, model, tokenizer, loader, reference, formats
 
 
 def _quantize(src: Path, dest: Path) -> None:
-    from theseus_cli import deploy
-
     with tempfile.TemporaryDirectory() as tmp:  # the quantiser writes helper files beside
         staged = Path(tmp) / deploy.ONNX_FILE
         deploy.quantize_int8(src, staged)

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from theseus_cli.contracts import Stage, StageContext, StageResult, param
-from theseus_cli.distillation import DistillParams
-from theseus_cli.training import TrainingParams
+from theseus_cli.errors import TheseusError
+from theseus_cli.plugin import (
+    DistillParams,
+    Stage,
+    StageContext,
+    StageResult,
+    TrainingParams,
+    param,
+    registry,
+)
+from theseus_cli.plugin.registry import family_of
 
 TRAINABLE = ("successor-layers", "all")
 
@@ -28,14 +36,6 @@ class FinetuneSuccessor(Stage):
                            choices=TRAINABLE)
 
     def run(self, ctx: StageContext) -> StageResult:
-        from theseus_cli import distillation, models
-        from theseus_cli.data import load_tokenized
-        from theseus_cli.families import family_of
-        from theseus_cli.glue import get_task
-        from theseus_cli.replacing import count_parameters
-        from theseus_cli.training import train
-
-        task = get_task(ctx.task)
         replaced = ctx.inputs["replace"]
         teacher = ctx.lineage(replaced, "finetune-teacher")
         model, tokenizer = ctx.load_model(replaced)
@@ -44,21 +44,19 @@ class FinetuneSuccessor(Stage):
             for layer in family_of(model).layers(model):
                 layer.requires_grad_(True)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        ctx.log.info(f"successor: {models.num_layers(model)} layers; training "
+        ctx.log.info(f"successor: {ctx.model_size(model)['layers']} layers; training "
                      f"{ctx.params.train} ({trainable:,} parameters)")
-        train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
-        dev_ds = load_tokenized(ctx.config, task, tokenizer, "selection")  # dev or holdout
-        train_ds, loss_fn, distill = distillation.prepare(ctx, teacher, train_ds, tokenizer, task,
-                                                          ctx.params)
-        outcome = train(model=model, tokenizer=tokenizer, task=task, train_ds=train_ds,
-                        dev_ds=dev_ds, params=ctx.params, runtime=ctx.runtime, log=ctx.log,
-                        phase="finetune-successor", checkpoints=ctx.checkpoints, loss_fn=loss_fn)
+        train_ds = ctx.dataset("train", tokenizer)
+        dev_ds = ctx.dataset("selection", tokenizer)  # dev or holdout
+        train_ds, loss_fn, distill = ctx.distillation(teacher, train_ds, tokenizer)
+        outcome = ctx.train(model, tokenizer, train_ds, dev_ds, phase="finetune-successor",
+                              loss_fn=loss_fn)
         model = ctx.runtime.unwrap(model)
         model.requires_grad_(True)
         ctx.save_model(model, tokenizer)
         return StageResult(
             metrics={**outcome.best_metrics, "best_step": outcome.best_step},
-            info={"layers": models.num_layers(model), "parameters": count_parameters(model),
+            info={**ctx.model_size(model),
                   "method": method_label(replaced.manifest.get("info", {}), distill,
                                          replace_distill=replaced.manifest.get("info", {})
                                          .get("distillation") or {}),
@@ -97,8 +95,6 @@ def _non_default(name: str, builder: dict) -> dict:
     {} when the builder is not installed."""
     import dataclasses
 
-    from theseus_cli import registry
-    from theseus_cli.errors import TheseusError
 
     try:
         cls = registry.successor_builder(name)

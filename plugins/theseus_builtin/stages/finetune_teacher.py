@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from theseus_cli.contracts import Stage, StageContext, StageResult
-from theseus_cli.training import TrainingParams
+from theseus_cli.plugin import Stage, StageContext, StageResult, TrainingParams
 
 
 class FinetuneTeacher(Stage):
@@ -23,27 +22,17 @@ class FinetuneTeacher(Stage):
         pass
 
     def run(self, ctx: StageContext) -> StageResult:
-        from theseus_cli import models
-        from theseus_cli.data import load_tokenized
-        from theseus_cli.glue import get_task
-        from theseus_cli.replacing import count_parameters
-        from theseus_cli.training import train
-
-        task = get_task(ctx.task)
         model, tokenizer = ctx.load_predecessor()
-        train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
-        dev_ds = load_tokenized(ctx.config, task, tokenizer, "selection")  # dev or holdout
-        ctx.log.info(f"predecessor: {ctx.config.model} ({models.num_layers(model)} layers); "
+        train_ds = ctx.dataset("train", tokenizer)
+        dev_ds = ctx.dataset("selection", tokenizer)  # dev or holdout
+        ctx.log.info(f"predecessor: {ctx.config.model} ({ctx.model_size(model)['layers']} layers); "
                      f"{len(train_ds)} train / {len(dev_ds)} dev examples")
-        outcome = train(model=model, tokenizer=tokenizer, task=task, train_ds=train_ds,
-                        dev_ds=dev_ds, params=ctx.params, runtime=ctx.runtime, log=ctx.log,
-                        phase="finetune-teacher", checkpoints=ctx.checkpoints)
+        outcome = ctx.train(model, tokenizer, train_ds, dev_ds, phase="finetune-teacher")
         model = ctx.runtime.unwrap(model)
         ctx.save_model(model, tokenizer)
         return StageResult(
             metrics={**outcome.best_metrics, "best_step": outcome.best_step},
-            info={"layers": models.num_layers(model), "parameters": count_parameters(model),
-                  "train_examples": len(train_ds), "dev_examples": len(dev_ds),
+            info={**ctx.model_size(model), "train_examples": len(train_ds), "dev_examples": len(dev_ds),
                   "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2),
                   "evaluations": outcome.evaluations},
         )

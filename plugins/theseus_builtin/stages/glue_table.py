@@ -14,15 +14,19 @@ leaderboard zip when ``--predict-test`` was given.
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from typing import Any
 
-from dataclasses import dataclass
-
-from theseus_cli import jsonio
-from theseus_cli.artifacts import Artifact
-from theseus_cli.contracts import Stage, StageContext, StageResult, param
-from theseus_cli.errors import TheseusError
-from theseus_cli.glue import PAPER_TASKS, PREDICTED_WITH, TASKS
+from theseus_builtin.stages.method_table import render_task, task_rows
+from theseus_cli import plots
+from theseus_cli.data.glue import PAPER_TASKS, PREDICTED_WITH, TASKS
+from theseus_cli.data.submission import ZIP_NAME, zip_submission
+from theseus_cli.errors import ConfigError, PlotError, TheseusError
+from theseus_cli.plugin import Stage, StageContext, StageResult, param
+from theseus_cli.plugin.registry import successor_stages
+from theseus_cli.store import jsonio
+from theseus_cli.store.artifacts import Artifact
+from theseus_cli.workspace.multitask import TasksFailed
 
 GLUE_TASK = "GLUE"  # artifacts/GLUE/glue-table/vN holds the cross-task table
 COLUMNS = (*PAPER_TASKS, "WNLI")
@@ -39,7 +43,7 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
     only; up-to-date evaluations are reused, so a rerun costs nothing.
 
     Args:
-        pipeline: the workspace's ``theseus_cli.pipeline.Pipeline``.
+        pipeline: the workspace's ``theseus_cli.workspace.pipeline.Pipeline``.
         tasks: GLUE task names to evaluate; the GLUE table always has all columns.
         options: ``overrides`` (evaluate params, e.g. predict_test), ``force``.
 
@@ -47,14 +51,10 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
         The published (or reused) ``GLUE/glue-table/vN`` artifact (``tables.md``: one
         method table per task; ``glue_table.md``/``.json``: the paper's Table 2 layout).
     """
-    from theseus_builtin.stages.evaluate import successor_stages
-
     store, console = pipeline.store, pipeline.console
     overrides = dict(options.get("overrides") or {})
     chosen = overrides.get("successor")
     if chosen and chosen not in successor_stages():
-        from theseus_cli.errors import ConfigError
-
         raise ConfigError(f"--successor {chosen}: not a stage that produces a successor; "
                           f"accepted: {', '.join(successor_stages())}")
     stages = [chosen] if chosen else successor_stages()
@@ -93,8 +93,6 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
                        force=options.get("force", False))
     show(console, art)
     if errors:
-        from theseus_cli.multitask import TasksFailed
-
         raise TasksFailed(f"{len(errors)} evaluation(s) failed (named above); the tables "
                           f"({art.label}) hold the others") from errors[0]
     return art
@@ -129,7 +127,6 @@ class GlueTable(Stage):
         return tuple(params.evaluations)
 
     def run(self, ctx: StageContext) -> StageResult:  # noqa: D102 - see class
-        from theseus_builtin.stages.method_table import render_task, task_rows
 
         evaluations: dict[str, list[Artifact]] = {}
         for art in ctx.inputs.values():
@@ -154,9 +151,6 @@ class GlueTable(Stage):
 def charts(per_task: dict[str, list[dict]], out: Any, log: Any) -> list[str]:
     """Score against speed-up and parameters, one PNG per task (``chart_TASK.png``);
     names of those drawn. A chart that fails is reported and left out."""
-    from theseus_cli import plots
-    from theseus_cli.errors import PlotError
-
     drawn = []
     for task, rows in per_task.items():
         try:
@@ -309,8 +303,6 @@ def collect_submission(table: dict[str, Any], evaluations: dict[str, list[Artifa
     Uses the latest evaluation of each task. Returns ``{"files": {name: rows},
     "missing": [leaderboard file names without predictions]}``.
     """
-    from theseus_cli.submission import ZIP_NAME, zip_submission
-
     expected = [TASKS[t].submission_file(s) for t in TASKS for s in TASKS[t].test_splits]
     files = {}
     for arts in evaluations.values():

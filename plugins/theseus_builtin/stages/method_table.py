@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from theseus_cli.artifacts import Artifact
-from theseus_cli.seeds import stats, variant_key
+from theseus_cli.store.artifacts import Artifact
+from theseus_cli.workspace.seeds import stats, variant_key
 
 
 def chain_seconds(store: Any, art: Artifact, exclude: str = "finetune-teacher") -> float:

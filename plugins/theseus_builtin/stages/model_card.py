@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from theseus_cli.plugin import selector_of
+
 #: GLUE metric names -> the display names the Hub's model-index uses
 _METRIC_NAMES = {"accuracy": "Accuracy", "f1": "F1", "matthews_correlation": "Matthews Correlation",
                  "pearson": "Pearson Correlation", "spearmanr": "Spearman Correlation"}
@@ -36,9 +38,9 @@ def recipe(ancestors: list[Any]) -> str:
         raw = m.get("params", {})
         params = {}
         for k, v in raw.items():
-            chosen = raw.get(k[:-1]) if k.endswith("s") else None
+            chosen = raw.get(selector_of(k)) if k.endswith("s") else None
             if isinstance(v, dict) and isinstance(chosen, str):  # schedulers: the one used
-                v, k = v.get(chosen, {}), f"{k[:-1]}_args"
+                v, k = v.get(chosen, {}), f"{selector_of(k)}_args"
             if k not in _NOT_RECIPE and v is not None and v != {}:
                 params[k] = v
         seed = m.get("config", {}).get("runtime", {}).get("seed")
@@ -54,7 +56,8 @@ load it with the theseus loader (`pip install theseus-cli`):
 
 ```python
 from pathlib import Path
-from theseus_cli.models import load_saved
+from theseus_cli.plugin import selector_of
+from theseus_cli.model.loading import load_saved
 model, tokenizer = load_saved(Path("model"))
 ```"""
     if fmt == "hf":

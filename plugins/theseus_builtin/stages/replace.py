@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from theseus_cli.contracts import (
+from theseus_cli.data import make_dataloader
+from theseus_cli.method.grouping import group_layers, module_count_error
+from theseus_cli.model import loading as models
+from theseus_cli.plugin import (
     SCHEDULER_GROUP,
     SUCCESSOR_GROUP,
+    Calibration,
     CheckContext,
+    DistillParams,
     Stage,
     StageContext,
     StageResult,
+    TrainingParams,
     param,
 )
-from theseus_cli.distillation import DistillParams
-from theseus_cli.training import TrainingParams
+from theseus_cli.plugin.registry import family_for, family_of
 
 
 class Replace(Stage):
@@ -51,35 +56,23 @@ class Replace(Stage):
 
     def check(self, ctx: CheckContext) -> None:
         """The model family is supported and n divides the predecessor's L layers."""
-        from theseus_cli.errors import ConfigError
-        from theseus_cli.families import family_for
-
         num_layers = ctx.model.num_layers
         n = ctx.params.successor_layers or max(1, num_layers // 2)
         family_for(ctx.model.model_type, ctx.model.source).check(ctx.model.config, n)
-        if not (1 <= n <= num_layers) or num_layers % n:
-            divisors = [d for d in range(1, num_layers + 1) if num_layers % d == 0]
-            raise ConfigError(
-                f"{ctx.setting('successor_layers')}: {n} successor layers cannot replace the "
-                f"{num_layers} layers of the predecessor in modules of equal size; accepted: "
-                f"{', '.join(map(str, divisors))}")
+        error = module_count_error(num_layers, n, ctx.setting("successor_layers"))
+        if error is not None:
+            raise error
 
     def run(self, ctx: StageContext) -> StageResult:
-        from theseus_cli import distillation, models
-        from theseus_cli.data import load_tokenized
-        from theseus_cli.families import family_of
-        from theseus_cli.glue import get_task
-        from theseus_cli.replacing import (
+        from theseus_cli.method.parameters import count_parameters
+        from theseus_cli.method.replacing import (  # torch: imported when a stage runs
             ReplacingSchedule,
             assemble_successor,
             check_successor_forward,
-            count_parameters,
-            group_layers,
             make_hybrid,
         )
-        from theseus_cli.training import train
 
-        task, params = get_task(ctx.task), ctx.params
+        params = ctx.params
         teacher = ctx.inputs["finetune-teacher"]
         model, tokenizer = ctx.load_model(teacher)
         family = family_of(model)
@@ -90,7 +83,7 @@ class Replace(Stage):
         sched_cls, sched_params = type(scheduler), scheduler.params
         builder_cls, builder_params = type(builder), builder.params
         builder.family = family
-        train_ds = load_tokenized(ctx.config, task, tokenizer, "train")
+        train_ds = ctx.dataset("train", tokenizer)
         if builder.calibration_batches():  # data-driven importance (head-pruned)
             builder.calibration = calibration(model, tokenizer, train_ds, params.batch_size,
                                               builder.calibration_batches(), ctx.runtime.device)
@@ -105,9 +98,8 @@ class Replace(Stage):
         # masks drawn from (seed, step): the same on every process and after a resume
         schedule = ReplacingSchedule(scheduler, hybrid.theseus_router, ctx.runtime.seed,
                                      rank=ctx.runtime.process_index)
-        dev_ds = load_tokenized(ctx.config, task, tokenizer, "selection")  # dev or holdout
-        train_ds, loss_fn, distill = distillation.prepare(ctx, teacher, train_ds, tokenizer, task,
-                                                          params)
+        dev_ds = ctx.dataset("selection", tokenizer)  # dev or holdout
+        train_ds, loss_fn, distill = ctx.distillation(teacher, train_ds, tokenizer)
 
         def before_training(total_steps: int) -> None:
             schedule.before_training(total_steps)
@@ -115,11 +107,10 @@ class Replace(Stage):
                          f"scheduler {scheduler.describe()}; successor builder {builder_cls.name} "
                          f"(from the {builder.init_source} layers); {total_steps} optimizer steps")
 
-        outcome = train(model=hybrid, tokenizer=tokenizer, task=task, train_ds=train_ds,
-                        dev_ds=dev_ds, params=params, runtime=ctx.runtime, log=ctx.log,
-                        phase="replace", before_step=schedule.before_step, extra_state=schedule,
-                        checkpoints=ctx.checkpoints, find_unused_parameters=True,
-                        before_training=before_training, loss_fn=loss_fn)
+        outcome = ctx.train(hybrid, tokenizer, train_ds, dev_ds, phase="replace",
+                            before_step=schedule.before_step, extra_state=schedule,
+                            find_unused_parameters=True, before_training=before_training,
+                            loss_fn=loss_fn)
         hybrid = ctx.runtime.unwrap(hybrid)
         successor = assemble_successor(hybrid)  # eq. 5
         ctx.save_model(successor, tokenizer)
@@ -139,11 +130,8 @@ class Replace(Stage):
 
 
 def calibration(model, tokenizer, train_ds, batch_size: int, batches: int, device):
-    """A :class:`~theseus_cli.contracts.Calibration`: the teacher (eval mode, on ``device``)
+    """A :class:`~theseus_cli.plugin.Calibration`: the teacher (eval mode, on ``device``)
     and the first ``batches`` training batches in file order."""
-    from theseus_cli.contracts import Calibration
-    from theseus_cli.data import make_dataloader
-
     model.to(device).eval()
     loader = make_dataloader(train_ds, tokenizer, batch_size, shuffle=False)
     picked = []

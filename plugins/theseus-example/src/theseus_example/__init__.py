@@ -1,5 +1,6 @@
-"""An example third-party theseus plugin package: one scheduler, one successor builder,
-one model family. No torch at module level: plugin modules must be cheap to import."""
+"""An example third-party theseus plugin package: one plugin of each kind (a scheduler, a
+successor builder, a model family and a stage), written against ``theseus_cli.plugin``
+alone. No torch at module level: plugin modules must be cheap to import."""
 
 from __future__ import annotations
 
@@ -8,9 +9,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from theseus_cli.contracts import Scheduler, SuccessorBuilder, param
-from theseus_cli.errors import ConfigError
-from theseus_cli.families import LayerListFamily
+from theseus_cli.plugin import (
+    ConfigError,
+    LayerListFamily,
+    Scheduler,
+    Stage,
+    StageContext,
+    StageResult,
+    SuccessorBuilder,
+    TrainingParams,
+    param,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -93,3 +102,39 @@ class MPNet(LayerListFamily):
     help = "MPNet encoders (example plugin)"
     model_types = ("mpnet",)
     outside = "embeddings, relative attention bias, classification head"
+
+
+class Refine(Stage):
+    """Fine-tunes a finished successor once more with the task loss at a low learning rate,
+    keeping the best dev checkpoint: a small training stage that reaches data, training and
+    models through its context only. Its artifact is a successor (``evaluate --successor
+    refine`` and ``export --successor refine`` take it)."""
+
+    name = "refine"
+    help = "fine-tune the finished successor again at a low learning rate (example plugin)"
+    inputs = ("finetune-successor",)
+    summary_metrics = ("score",)
+    produces_successor = True
+
+    @dataclass
+    class Params(TrainingParams):
+        epochs: int = param(1, "passes over the training set (epochs)", min=1)
+        learning_rate: float = param(1e-5, "peak AdamW learning rate", min=0.0)
+
+    def run(self, ctx: StageContext) -> StageResult:
+        source = ctx.inputs["finetune-successor"]
+        model, tokenizer = ctx.load_model(source)
+        train_ds = ctx.dataset("train", tokenizer)
+        dev_ds = ctx.dataset("selection", tokenizer)  # dev, or the held-out part of train
+        before = ctx.evaluate(model, tokenizer, dev_ds)["score"]
+        ctx.log.info(f"refining {source.label} (dev score {before:.2f}) for "
+                     f"{ctx.params.epochs} epoch(s) at lr {ctx.params.learning_rate:g}")
+        outcome = ctx.train(model, tokenizer, train_ds, dev_ds)
+        model = ctx.runtime.unwrap(model)
+        ctx.save_model(model, tokenizer)
+        method = source.manifest.get("info", {}).get("method", source.label)
+        return StageResult(
+            metrics={**outcome.best_metrics, "best_step": outcome.best_step},
+            info={**ctx.model_size(model), "score_before": before,
+                  "method": f"{method} + refine lr={ctx.params.learning_rate:g}",
+                  "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2)})

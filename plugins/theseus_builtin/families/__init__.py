@@ -1,0 +1,1 @@
+"""Built-in model families (entry-point group theseus.families)."""

@@ -1,0 +1,1 @@
+"""Built-in replacing-rate schedulers (entry-point group theseus.schedulers)."""

@@ -1,0 +1,1 @@
+"""The theseus command line (Typer): the only layer that prints errors and exits."""

@@ -1,0 +1,1 @@
+"""Deployment: ONNX and int8 export run by ONNX Runtime, latency and throughput measurements."""

@@ -1,0 +1,182 @@
+"""Latency, throughput and peak memory of one model in one format (``theseus benchmark``).
+
+:func:`measure` times a model (PyTorch, or an ONNX graph in ONNX Runtime) on a list of
+input shapes: warm-up calls first (not timed), then timed calls until both
+``min_iters`` calls and ``min_seconds`` have passed (at most ``max_iters``). Each call
+is one batch; latency is its wall-clock time (CUDA synchronised), throughput the
+examples per second over the timed calls. Run in a fresh process (:func:`measure_isolated`)
+its peak resident memory is the model's alone.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import platform
+import resource
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from theseus_cli.deploy import onnx as deploy
+from theseus_cli.model import loading as models
+
+
+@dataclass
+class Shape:
+    """One input shape timed: ``name`` (``b8×s128``, ``dev``), its batches (dicts of int64
+    numpy arrays (batch, seq_len): input_ids, attention_mask, token_type_ids); the
+    calls cycle through them."""
+
+    name: str
+    batches: list[dict[str, Any]]
+
+
+@dataclass
+class Job:
+    """What :func:`measure` runs: ``runtime`` ``pytorch`` (``path``: a saved model
+    directory) or ``onnx`` (``path``: a ``model.onnx``), on ``device``, with ``threads``
+    intra-op CPU threads, over ``shapes``."""
+
+    runtime: str
+    path: str
+    device: str
+    threads: int
+    shapes: list[Shape]
+    warmup: int = 3
+    min_iters: int = 5
+    max_iters: int = 1000
+    min_seconds: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def synthetic_shapes(vocab_size: int, batch_sizes: list[int], seq_lengths: list[int],
+                     seed: int = 0) -> list[Shape]:
+    """One :class:`Shape` per batch size × sequence length, named ``bB×sS``: token ids
+    drawn uniformly from ``[5, vocab_size)`` (seed ``seed``, the same for every model),
+    no padding (mask all ones), segment 0."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    shapes = []
+    for b in batch_sizes:
+        for s in seq_lengths:
+            ids = rng.integers(min(5, vocab_size - 1), vocab_size, size=(b, s), dtype=np.int64)
+            shapes.append(Shape(f"b{b}×s{s}", [{  # each (batch, seq_len)
+                "input_ids": ids, "attention_mask": np.ones_like(ids),
+                "token_type_ids": np.zeros_like(ids)}]))
+    return shapes
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else what platform reports)."""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def cpu_threads() -> int:
+    """Threads the benchmark and sessions use by default: the CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process now, MB (Linux /proc; else the peak so far)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except OSError:
+        return _peak_rss_mb()
+
+
+def _peak_rss_mb() -> float:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux, bytes on macOS
+    return kb / 1e3 if platform.system() != "Darwin" else kb / 1e6
+
+
+def _runner(job: Job):
+    """A callable running one batch (dict of numpy arrays) and its input names."""
+    if job.runtime == "onnx":
+        sess = deploy.session(job.path, job.threads, job.device)
+        names = [i.name for i in sess.get_inputs()]
+        return (lambda b: sess.run(["logits"], {n: b[n] for n in names})), None
+    import torch
+    import transformers
+
+
+    transformers.utils.logging.disable_progress_bar()  # a clean table, not load bars
+    torch.set_num_threads(job.threads)
+    model, _ = models.load_saved(Path(job.path))
+    model = model.float().to(job.device).eval()
+    accepted = set(inspect.signature(model.forward).parameters)
+    cuda = job.device.startswith("cuda")
+
+    def run(b):
+        with torch.inference_mode():
+            model(**{k: torch.from_numpy(v).to(job.device) for k, v in b.items()
+                     if k in accepted})
+        if cuda:
+            torch.cuda.synchronize()
+
+    return run, (torch.cuda if cuda else None)
+
+
+def measure(job: Job) -> dict[str, Any]:
+    """Time ``job``'s model on each of its shapes.
+
+    Returns:
+        ``{"shapes": {name: {"p50_ms", "p90_ms", "mean_ms", "throughput", "calls",
+        "examples_per_call"}}, "peak_mb", "load_mb"}``: milliseconds per call (one
+        batch), examples per second; peak resident memory of the process (MB; on CUDA
+        the peak allocated device memory) and what loading and running the model
+        added to it (MB). Warm-up calls are excluded.
+    """
+    before = _rss_mb()
+    run, cuda = _runner(job)
+    if cuda is not None:
+        cuda.reset_peak_memory_stats()
+    results = {}
+    for shape in job.shapes:
+        for i in range(job.warmup):
+            run(shape.batches[i % len(shape.batches)])
+        times, examples, start, i = [], 0, time.perf_counter(), 0
+        while i < job.max_iters and (i < job.min_iters or time.perf_counter() - start
+                                     < job.min_seconds):
+            b = shape.batches[i % len(shape.batches)]
+            t0 = time.perf_counter()
+            run(b)
+            times.append(time.perf_counter() - t0)
+            examples += len(b["input_ids"])
+            i += 1
+        ms = sorted(1e3 * t for t in times)
+        results[shape.name] = {
+            "p50_ms": statistics.median(ms), "p90_ms": ms[min(len(ms) - 1, int(0.9 * len(ms)))],
+            "mean_ms": statistics.fmean(ms), "throughput": examples / sum(times),
+            "calls": len(times), "examples_per_call": examples / len(times)}
+    if cuda is not None:
+        peak = cuda.max_memory_allocated() / 1e6
+        return {"shapes": results, "peak_mb": peak, "load_mb": peak}
+    peak = _peak_rss_mb()
+    return {"shapes": results, "peak_mb": peak, "load_mb": max(0.0, peak - before)}
+
+
+def measure_isolated(job: Job) -> dict[str, Any]:
+    """:func:`measure` in a fresh Python process (spawned), so that the peak memory is
+    this model's and no earlier model warms caches for it.
+
+    Raises:
+        RuntimeError: the measuring process failed (its error is named).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(measure, job).result()

@@ -1,0 +1,389 @@
+"""Progressive module replacing (BERT-of-Theseus, Xu et al. 2020, section 3).
+
+The predecessor's L Transformer layers are split into n modules of L/n
+consecutive layers, ``prd_1 .. prd_n``; each has one successor module
+``scc_i`` (by default a single layer). During replacing training every module
+is, per optimizer step, independently swapped for its successor:
+
+    r_i ~ Bernoulli(p)                                    (eq. 2)
+    y_{i+1} = r_i * scc_i(y_i) + (1 - r_i) * prd_i(y_i)   (eq. 3)
+
+Only the chosen branch is computed. Everything of the predecessor (embeddings,
+layers, pooler, classifier) is frozen; only successor modules train. Afterwards
+the successor modules alone form the successor model (eq. 5):
+
+    y_{i+1} = scc_i(y_i)                                  (eq. 5)
+
+The model family (``theseus_cli.plugin.family``) says where the L layers are. Each
+becomes a routed slot of one shared router, and the family's own encoder or
+decoder loop runs unchanged: it calls slot j with the arguments of layer j
+(masks, relative positions, rotary embeddings), and the slot runs predecessor
+layer j, successor module i, or passes the hidden states through.
+
+Tensor shapes: hidden states are (batch, seq_len, hidden) throughout; masks and
+position tensors are whatever the family's loop passes to its layers.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from theseus_cli.errors import CheckpointError, ConfigError, ExportError, PluginError
+from theseus_cli.method.grouping import group_layers
+from theseus_cli.plugin.registry import family_of
+from theseus_cli.store import jsonio
+
+EVAL_PATHS = ("successor", "predecessor")
+
+
+# ------------------------------------------------------------------ masks --
+
+def _generator_seed(seed: int, step: int) -> int:
+    """Mix (seed, step) into a 63-bit generator seed (same on every process)."""
+    raw = (seed * 1_000_003 + step).to_bytes(16, "little", signed=True)
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little") >> 1
+
+
+def draw_replacement_mask(p: float, num_modules: int, seed: int, step: int) -> torch.Tensor:
+    """Draw r_1 .. r_n ~ Bernoulli(p) independently (eq. 2) for one optimizer step.
+
+    The draw depends only on (seed, step): all processes of a distributed run
+    draw the same mask, and a resumed run redraws identical masks. ``step`` is
+    the 0-based optimizer step (not micro-batch, not epoch); the paper samples
+    r once per training batch.
+
+    Returns:
+        BoolTensor of shape (num_modules,) on CPU; True = module replaced by
+        its successor (r = 1). p = 0 gives all False, p = 1 all True.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ConfigError(f"replacing rate p={p!r} is outside [0, 1]")
+    if num_modules < 1:
+        raise ConfigError(f"num_modules={num_modules!r} must be at least 1")
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(_generator_seed(int(seed), int(step)))
+    u = torch.rand(num_modules, generator=gen)  # (n,) uniform in [0, 1)
+    return u < p
+
+
+MASK_DEBUG_ENV = "THESEUS_DEBUG_MASK_DIR"
+
+
+def scheduler_rate(scheduler: Any, t: int) -> float:
+    """``scheduler.rate(t)``, checked to be a finite number in [0, 1].
+
+    Raises:
+        PluginError: names the scheduler plugin, the optimizer step and the value.
+    """
+    import math
+
+
+    name = getattr(scheduler, "name", type(scheduler).__name__)
+    try:
+        p = scheduler.rate(t)
+    except Exception as e:  # noqa: BLE001 - a third-party plugin may raise anything
+        raise PluginError(f"scheduler {name!r} failed at optimizer step {t}: "
+                          f"{type(e).__name__}: {e}") from e
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) \
+            or not 0.0 <= p <= 1.0:
+        raise PluginError(f"scheduler {name!r} returned rate {p!r} at optimizer step {t}; "
+                          "a replacing rate must be a number in [0, 1] (contract: "
+                          "theseus_cli.plugin.Scheduler.rate)")
+    return float(p)
+
+
+class ReplacingSchedule:
+    """Per optimizer step: the scheduler's p, then the module mask (eq. 2) for the router.
+
+    Used as ``train(before_step=schedule.before_step, extra_state=schedule)``.
+    The mask of step t depends only on (seed, t) (:func:`draw_replacement_mask`),
+    so all processes draw the same mask and a resumed run redraws it; the
+    scheduler's own state (if any) is saved in checkpoints.
+
+    Debugging: when the environment variable ``THESEUS_DEBUG_MASK_DIR`` names a
+    directory, every process appends ``{"step", "p", "mask", "rank"}`` per
+    optimizer step to ``masks-rank<k>.jsonl`` there (off by default).
+
+    Args:
+        scheduler: a ``theseus_cli.plugin.Scheduler``.
+        router: the hybrid's :class:`ModuleRouter` (:func:`router_of`).
+        seed: the run seed.
+        rank: this process's index (names the debug file).
+    """
+
+    def __init__(self, scheduler: Any, router: ModuleRouter, seed: int, rank: int = 0):
+        import os
+
+        self.scheduler, self.router, self.seed, self.rank = scheduler, router, int(seed), rank
+        debug = os.environ.get(MASK_DEBUG_ENV)
+        self.debug_file = None
+        if debug:
+            from pathlib import Path
+
+            Path(debug).mkdir(parents=True, exist_ok=True)
+            self.debug_file = Path(debug) / f"masks-rank{rank}.jsonl"
+
+    def before_training(self, total_steps: int) -> None:
+        """Tell the scheduler the stage's planned optimizer steps (``Scheduler.bind``)."""
+        self.scheduler.bind(total_steps)
+
+    def before_step(self, t: int) -> dict[str, Any]:
+        """Set the mask of optimizer step ``t`` (0-based); return what to log.
+
+        ``grad_path`` is False when every module drew its frozen predecessor.
+
+        Raises:
+            PluginError: the scheduler plugin raised, or returned a rate that is
+                not a number in [0, 1] (names the plugin and the step).
+        """
+        p = scheduler_rate(self.scheduler, t)
+        mask = draw_replacement_mask(p, self.router.num_modules, self.seed, t)  # (n,) bool
+        self.router.set_replacement_mask(mask)
+        bits = [int(r) for r in mask.tolist()]
+        if self.debug_file is not None:
+            with open(self.debug_file, "a", encoding="utf-8") as f:
+                f.write(jsonio.dumps({"step": t, "p": p, "mask": bits, "rank": self.rank}) + "\n")
+        return {"p": p, "mask": bits, "grad_path": any(bits)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Scheduler state and the mask generator's identity (seed, modules)."""
+        return {"scheduler": type(self.scheduler).__name__,
+                "scheduler_state": self.scheduler.state_dict(),
+                "mask_generator": {"kind": "blake2b(seed, step) -> torch.Generator",
+                                   "seed": self.seed, "num_modules": self.router.num_modules}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the scheduler state; check the masks would be the same.
+
+        Raises:
+            CheckpointError: the checkpoint used another seed or module count.
+        """
+        gen = state["mask_generator"]
+        if (gen["seed"], gen["num_modules"]) != (self.seed, self.router.num_modules):
+            raise CheckpointError(
+                f"checkpoint drew masks with seed {gen['seed']} over {gen['num_modules']} modules, "
+                f"this run uses seed {self.seed} over {self.router.num_modules}; rerun with "
+                "--restart to start over")
+        self.scheduler.load_state_dict(state["scheduler_state"])
+
+
+# ---------------------------------------------------------------- routing --
+
+class ModuleRouter:
+    """Which path each of the n modules takes in the next forward pass.
+
+    Shared by the L :class:`RoutedLayer` slots of one hybrid (a plain object, not a
+    module: the layers and modules belong to the slots). In training mode module i
+    runs its successor when ``replacement_mask[i]`` (eq. 3); in eval mode every
+    module takes ``eval_path``: ``"successor"`` (eq. 5, default) or ``"predecessor"``.
+
+    Attributes:
+        groups: ``groups[i]`` = indices of the predecessor layers of module i.
+        predecessor_layers: the L frozen layers, in order of application.
+        successor_modules: the n trainable modules.
+        predecessor_config: a copy of the predecessor's config before routing.
+        family: the :class:`~theseus_cli.plugin.ModelFamily` that routed it.
+        builder: the :class:`~theseus_cli.plugin.SuccessorBuilder` of the modules
+            (None: stock copies), used to assemble and save the successor.
+        replacement_mask: BoolTensor (n,) or None; see :meth:`set_replacement_mask`.
+    """
+
+    def __init__(self, groups: list[range], predecessor_layers: list[nn.Module],
+                 successor_modules: nn.ModuleList, predecessor_config: Any, family: Any,
+                 builder: Any = None):
+        self.groups, self.predecessor_layers = groups, predecessor_layers
+        self.successor_modules, self.predecessor_config = successor_modules, predecessor_config
+        self.family, self.builder = family, builder
+        self.eval_path = "successor"
+        self.replacement_mask: torch.Tensor | None = None
+        self.output_form: dict[int, int | None] = {}  # module -> tuple length of its output
+
+    @property
+    def num_modules(self) -> int:
+        return len(self.successor_modules)
+
+    def set_replacement_mask(self, mask: torch.Tensor | None) -> None:
+        """Set r (BoolTensor (n,), True = use successor module) for the next
+        training forward passes; typically once per optimizer step."""
+        if mask is not None:
+            mask = torch.as_tensor(mask, dtype=torch.bool).cpu()
+            if mask.shape != (self.num_modules,):
+                raise ValueError(
+                    f"replacement mask has shape {tuple(mask.shape)}, expected ({self.num_modules},)"
+                )
+        self.replacement_mask = mask
+
+    def uses_successor(self, module: int, training: bool) -> bool:
+        """Whether module ``module`` runs its successor in this forward pass."""
+        if training:
+            if self.replacement_mask is None:
+                raise RuntimeError(
+                    "the hybrid is in training mode but no replacement mask was set; "
+                    "call set_replacement_mask(draw_replacement_mask(...)) before forward")
+            return bool(self.replacement_mask[module])
+        if self.eval_path not in EVAL_PATHS:
+            raise ValueError(f"eval_path={self.eval_path!r}; accepted: {', '.join(EVAL_PATHS)}")
+        return self.eval_path == "successor"
+
+
+class RoutedLayer(nn.Module):
+    """Slot j of the family's layer list in the hybrid: layer j of module i's group.
+
+    The family's own loop calls it exactly as it called layer j, with every
+    positional and keyword argument (masks, relative positions, rotary embeddings).
+    When module i takes its predecessor path, slot j runs predecessor layer j. When
+    it takes its successor, the group's first slot runs successor module i with the
+    same arguments and the group's other slots pass the hidden states through,
+    shaped like that module's output (a tensor, or a tuple with Nones after it).
+    Attributes the loop reads from a layer (ModernBERT's ``attention_type``) are
+    those of the module that runs.
+    """
+
+    def __init__(self, router: ModuleRouter, module: int, position: int, layer: nn.Module,
+                 successor: nn.Module | None = None):
+        super().__init__()
+        self.layer = layer  # predecessor layer j (frozen)
+        self.successor = successor  # successor module i, on the group's first slot only
+        self.module_index, self.position = module, position
+        object.__setattr__(self, "router", router)  # shared state, not a submodule
+
+    def _running(self) -> nn.Module:
+        if self.router.uses_successor(self.module_index, self.training) and self.position == 0:
+            return self.successor
+        return self.layer
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Route one layer call; hidden states (batch, seq_len, hidden) in and out."""
+        router, i = self.router, self.module_index
+        if not router.uses_successor(i, self.training):
+            return self.layer(*args, **kwargs)
+        if self.position == 0:
+            out = self.successor(*args, **kwargs)
+            router.output_form[i] = len(out) if isinstance(out, tuple) else None
+            return out
+        hidden = args[0] if args else kwargs["hidden_states"]  # (batch, seq_len, hidden)
+        size = router.output_form.get(i)
+        return hidden if size is None else (hidden, *([None] * (size - 1)))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("_") or name in ("layer", "successor", "router"):
+                raise
+            return getattr(self._running(), name)
+
+
+# ----------------------------------------------------------------- hybrid --
+
+def router_of(model: nn.Module) -> ModuleRouter:
+    """The :class:`ModuleRouter` of a hybrid built by :func:`make_hybrid`.
+
+    Raises:
+        ExportError: the model is not a hybrid.
+    """
+    router = getattr(model, "theseus_router", None)
+    if not isinstance(router, ModuleRouter):
+        raise ExportError(f"{type(model).__name__} is not a hybrid model (no module router); "
+                          "build it with make_hybrid")
+    return router
+
+
+def make_hybrid(predecessor: PreTrainedModel, successor_modules: nn.ModuleList,
+                num_modules: int, family: Any = None, builder: Any = None) -> PreTrainedModel:
+    """Turn a fine-tuned ``*ForSequenceClassification`` into the hybrid model (eq. 3).
+
+    Modifies ``predecessor`` in place and returns it: each of the family's L layers
+    is wrapped in a :class:`RoutedLayer` slot sharing one :class:`ModuleRouter`
+    (``model.theseus_router``); successor module i sits in the first slot of group i.
+    Every predecessor parameter (embeddings, layers, norms, head) gets
+    requires_grad=False; every successor parameter requires_grad=True.
+
+    Args:
+        family: the model's :class:`~theseus_cli.plugin.ModelFamily`; None looks it
+            up from ``config.model_type``.
+        builder: the successor builder that made the modules (kept for assembly).
+
+    Raises:
+        ModelSourceError: no family supports the model.
+        ConfigError: the family has no layer list there, or the number of successor
+            modules differs from ``num_modules`` / does not divide L.
+    """
+    family = family or family_of(predecessor)
+    family.check(predecessor.config, num_modules)
+    layers = family.layers(predecessor)
+    groups = group_layers(len(layers), num_modules)  # validates n against L
+    if len(successor_modules) != num_modules:
+        raise ConfigError(
+            f"got {len(successor_modules)} successor modules for num_modules={num_modules}"
+        )
+    predecessor.requires_grad_(False)
+    ref = next(predecessor.parameters())
+    successor_modules = family.conform(successor_modules).to(ref.device)
+    successor_modules.requires_grad_(True)
+    router = ModuleRouter(groups, layers, successor_modules, copy.deepcopy(predecessor.config),
+                          family, builder)
+    slots = [RoutedLayer(router, i, k, layers[j], successor_modules[i] if k == 0 else None)
+             for i, group in enumerate(groups) for k, j in enumerate(group)]
+    for slot in slots:
+        slot.train(predecessor.training)
+    family.install(predecessor, slots)
+    object.__setattr__(predecessor, "theseus_router", router)
+    return predecessor
+
+
+def check_successor_forward(hybrid: PreTrainedModel, builder_name: str = "?") -> None:
+    """One forward pass of the successor path (eq. 5) on a dummy batch of 2 × 8 tokens,
+    right after the modules are built: shapes that do not fit fail here, before any
+    training. The hybrid's mode and eval path are restored.
+
+    Raises:
+        PluginError: names the successor builder and the error, or the logits' shape
+            (expected (2, num_labels)) when they are not finite or of another shape.
+    """
+    router = router_of(hybrid)
+    config = router.predecessor_config
+    vocab = int(getattr(config, "vocab_size", 0) or 0)
+    ref = next(hybrid.parameters())
+    ids = (torch.arange(16, device=ref.device).view(2, 8) % max(vocab - 5, 1)) + min(5, vocab - 1)
+    was_training, path = hybrid.training, router.eval_path
+    hybrid.eval()
+    router.eval_path = "successor"
+    try:
+        with torch.no_grad():
+            logits = hybrid(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    except Exception as e:  # noqa: BLE001 - a plugin's module may raise anything
+        raise PluginError(f"successor builder {builder_name!r} built modules that do not fit the "
+                          f"predecessor: a forward pass on a dummy batch (2 × 8 tokens) failed "
+                          f"with {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                          ) from None
+    finally:
+        hybrid.train(was_training)
+        router.eval_path = path
+    expected = (2, int(config.num_labels))
+    if tuple(logits.shape) != expected or not torch.isfinite(logits).all():
+        raise PluginError(f"successor builder {builder_name!r}: the successor's logits on a dummy "
+                          f"batch have shape {tuple(logits.shape)} (expected {expected}) or are "
+                          "not finite")
+
+
+def assemble_successor(hybrid: PreTrainedModel) -> PreTrainedModel:
+    """Build the compact successor model S = {scc_1 .. scc_n} (eq. 5).
+
+    Returns a NEW model of the hybrid's class with n layers (the family's
+    ``build_successor``): everything outside the layer list copied from the
+    predecessor, layer i a copy of successor module i. In eval mode it gives exactly
+    the hybrid's eval (successor path) logits. The hybrid is not modified.
+
+    Raises:
+        ExportError: the model is not a hybrid, or a successor module cannot be a
+            layer of the family's stock model.
+    """
+    router = router_of(hybrid)
+    return router.family.build_successor(hybrid, list(router.successor_modules), router.builder)

@@ -1,0 +1,64 @@
+"""Settings and results of training stages, as values: what a stage plugin that trains
+declares (its ``Params`` mix in :class:`TrainingParams`, and :class:`DistillParams` to offer
+vanilla KD) and what :meth:`~theseus_cli.plugin.StageContext.train` returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from theseus_cli.plugin.base import param
+
+
+@dataclass
+class TrainingParams:
+    """Settings every training stage shares (units: epochs, optimizer steps)."""
+
+    epochs: int = param(3, "passes over the training set (epochs)", min=1)
+    max_steps: int | None = param(
+        None, "stop after this many optimizer steps (overrides epochs); null: use epochs", min=1)
+    batch_size: int = param(32, "training examples per micro-batch per process (paper: 32)", min=1)
+    eval_batch_size: int = param(64, "examples per batch for dev evaluation", min=1)
+    learning_rate: float = param(5e-5, "peak AdamW learning rate", min=0.0)
+    weight_decay: float = param(0.0, "AdamW weight decay (not on biases and LayerNorm)", min=0.0)
+    warmup_ratio: float = param(0.0, "fraction of optimizer steps of linear warm-up, then linear "
+                                     "decay to 0", min=0.0, max=1.0)
+    max_grad_norm: float | None = param(1.0, "clip the gradient norm of the trainable parameters; "
+                                             "null: no clipping", min=0.0)
+    eval_every: int | None = param(None, "evaluate on dev every N optimizer steps; null: once per "
+                                         "epoch", min=1)
+    save_every: int | None = param(
+        200, "save a resumable checkpoint every N optimizer steps; null: not by steps", min=1,
+        fingerprint=False)
+    save_every_minutes: float | None = param(
+        10.0, "also save one when this many minutes (wall time) passed since the last; "
+              "null or 0: not by time", min=0.0, fingerprint=False)
+    max_nonfinite_steps: int | None = param(
+        None, "consecutive optimizer steps with a NaN/inf training loss tolerated before the run "
+              "counts as diverged; null: 0, or 10 with fp16 loss scaling", min=0,
+        fingerprint=False)
+    group_by_length: bool = param(
+        True, "batch training examples of similar length together (as transformers' "
+              "group_by_length), so padding is near zero; the order stays deterministic per seed")
+
+
+@dataclass
+class TrainOutcome:
+    """Result of :func:`train`; the model holds the best dev weights afterwards."""
+
+    best_score: float
+    best_metrics: dict[str, float]
+    best_step: int
+    steps: int
+    seconds: float
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class DistillParams:
+    """Distillation settings shared by the stages that offer it."""
+
+    distill_weight: float = param(
+        0.0, "α: weight of the distillation term, (1 − α)·task loss + α·T²·KL (MSE for STS-B); "
+             "0 = task loss only (the paper)", min=0.0, max=1.0)
+    temperature: float = param(2.0, "T: softmax temperature of the distillation term", min=0.01)

@@ -1,0 +1,176 @@
+"""Workspace-level operations behind ``theseus init`` and ``theseus status``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from theseus_cli.data.glue import get_task
+from theseus_cli.errors import ArtifactError, ConfigError, WorkspaceError
+from theseus_cli.plugin import registry
+from theseus_cli.store.artifacts import ArtifactStore
+from theseus_cli.store.integrity import problems_by_version
+from theseus_cli.workspace.config import (
+    CONFIG_NAME,
+    WorkspaceConfig,
+    find_workspace,
+    load_config,
+    parse_config,
+)
+from theseus_cli.workspace.seeds import stats, variant_key
+from theseus_cli.workspace.template import render
+
+# Settings `theseus init` writes for the embedded 6-layer model: the default recipe,
+# chosen on real MRPC (README, "the successor against baselines"; runs/recipe-sweep-mrpc.sh
+# and runs/methods-mrpc-seeds.sh): module replacing at a peak learning rate of 3e-4
+# (5e-5 left the successor at the majority class), with distillation from the teacher
+# (α = 0.5, T = 2) in replace and finetune-successor (median of 3 seeds 79.64 against
+# 78.33 with the task loss only, the paper's), the truncate and distill baselines at
+# 1e-4; with ~115 optimizer steps per epoch the linear scheduler reaches p = 1 at step
+# 300 of the 460 replace steps (the paper's grid, {1000, ..., 30000} steps, is for
+# BERT-base on a GPU). finetune-successor keeps its default 2e-5.
+EMBEDDED_PRESET = {"replace": {"learning_rate": 3e-4, "distill_weight": 0.5,
+                               "schedulers": {"linear": {"steps_to_one": 300}}},
+                   "finetune-successor": {"distill_weight": 0.5},
+                   "truncate": {"learning_rate": 1e-4}, "distill": {"learning_rate": 1e-4}}
+
+
+def init_workspace(directory: Path, tasks: list[str] | None = None, model: str = "embedded",
+                   glue_dir: Path | None = None, recipe: Path | None = None,
+                   force: bool = False) -> Path:
+    """Create ``directory`` with a commented ``theseus.yaml``; return its path.
+
+    ``glue_dir`` (given relative to the current directory) is written relative
+    to the workspace. A ``recipe`` (a theseus.yaml from ``workspaces/``) sets the
+    values; ``tasks``/``model``/``glue_dir`` given here override it. ``tasks``
+    defaults to ``["MRPC"]``; several tasks make a multi-task workspace.
+
+    Raises:
+        WorkspaceError: theseus.yaml exists and ``force`` is not set.
+        ConfigError / UnknownNameError: invalid task, recipe or values.
+    """
+    directory = Path(directory).expanduser()
+    path = directory / CONFIG_NAME
+    if directory.exists() and not directory.is_dir():
+        raise WorkspaceError(f"{directory} exists and is a file, not a directory; choose a new "
+                             "or an existing directory for the workspace")
+    if path.exists() and not force:
+        raise WorkspaceError(f"{path} already exists; use --force to overwrite it")
+    overrides: dict = {}
+    if recipe is not None:
+        recipe_file = recipe / CONFIG_NAME if recipe.is_dir() else recipe
+        if not recipe_file.is_file():
+            raise ConfigError(f"--recipe {recipe}: no {CONFIG_NAME} there")
+        doc = yaml.safe_load(recipe_file.read_text(encoding="utf-8")) or {}
+        parse_config(directory.resolve(), doc, source=str(recipe_file))  # validate first
+        overrides = {k: v for k, v in doc.items() if isinstance(v, dict)}
+        tasks = tasks or doc.get("task")
+        model = doc.get("model", model) if model == "embedded" else model
+        if glue_dir is None and doc.get("data", {}).get("glue_dir"):
+            glue_dir = (recipe_file.parent / doc["data"]["glue_dir"]).resolve()
+    names = [get_task(t).name for t in (tasks if isinstance(tasks, list) else [tasks or "MRPC"])]
+    task_value: str | list[str] = names[0] if len(names) == 1 else list(dict.fromkeys(names))
+    glue_text = None
+    if glue_dir is not None:
+        glue_text = os.path.relpath(Path(glue_dir).expanduser().resolve(), directory.resolve())
+    if recipe is None and model == "embedded":
+        overrides = {k: dict(v) for k, v in EMBEDDED_PRESET.items()}
+    overrides.setdefault("data", {}).pop("glue_dir", None)
+    text = render(model, task_value, glue_text, overrides)
+    parse_config(directory.resolve(), yaml.safe_load(text))  # what we write must validate
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{CONFIG_NAME}.tmp-{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise WorkspaceError(f"cannot write the workspace {directory}: {e.strerror} "
+                             f"({e.filename})") from None
+    return path
+
+
+def _metric_text(metrics: dict, names: tuple[str, ...]) -> str:
+    shown = []
+    for k in names:
+        if k in metrics and isinstance(metrics[k], (int, float)):
+            v = metrics[k]
+            shown.append(f"{k} {v:.2f}" if k in ("retention", "speedup") else f"{k} {100 * v:.2f}"
+                         if abs(v) <= 1 else f"{k} {v:.4g}")
+    return ", ".join(shown)
+
+
+def _seed_summary(store: ArtifactStore, versions: list, latest, names: tuple[str, ...]) -> str:
+    """``score median 81.2, mean 80.9 ± 0.6 over 3 seeds`` for the latest version's variant
+    (its versions that differ only by seed), when it has several seeds."""
+    if not names:
+        return ""
+    try:
+        key = variant_key(store, latest)
+        same: dict = {}
+        for art in versions:
+            if variant_key(store, art) == key:
+                same[art.manifest.get("config", {}).get("runtime", {}).get("seed")] = art
+    except (ArtifactError, KeyError):
+        return ""
+    if len(same) < 2:
+        return ""
+    name = names[0]
+    s = stats([a.manifest.get("metrics", {}).get(name) for a in same.values()])
+    if s["median"] is None:
+        return ""
+    scale = 100 if abs(s["median"]) <= 1 else 1
+    return (f"{name} median {scale * s['median']:.2f}, mean {scale * s['mean']:.2f} ± "
+            f"{scale * s['std']:.2f} over {s['n']} seeds")
+
+
+def _listed(task: str, stage: str, versions: list) -> bool:
+    """Whether ``theseus status`` has a row for ``stage`` of ``task``: the pseudo-task GLUE
+    has the cross-task table only (and the ``evaluate`` versions in which workspaces from
+    before the ``glue-table`` stage kept it); GLUE tasks have every other stage."""
+    if task == "GLUE":
+        return stage == "glue-table" or bool(versions)
+    return stage != "glue-table"
+
+
+def status_rows(workspace: Path | None) -> tuple[list[tuple[str, ...]], WorkspaceConfig]:
+    """Rows of ``theseus status``: one per task and stage, in pipeline order."""
+    config = load_config(find_workspace(workspace))
+    store = ArtifactStore(config.artifacts_dir)
+    stages = registry.stages()
+    rows = []
+    tasks = list(dict.fromkeys([*config.tasks, *store.tasks()]))
+    for task in tasks:
+        for name, cls in stages.items():
+            versions = store.versions(task, name)
+            if not _listed(task, name, versions):
+                continue
+            staging = store.staging_dirs(task, name)
+            if not versions:
+                rows.append((task, name, "0", "—", "", "",
+                             f"{len(staging)} incomplete run(s)" if staging else "not run"))
+                continue
+            latest = versions[-1]
+            corrupted = problems_by_version(store, task, name)
+            marks = ", ".join(f"{v} CORRUPTED: {'; '.join(p)}" for v, p in corrupted.items())
+            try:
+                m = latest.manifest
+            except ArtifactError:
+                m = {}
+            note = _metric_text(m.get("metrics", {}), cls.summary_metrics)
+            seeds = _seed_summary(store, versions, latest, cls.summary_metrics)
+            if seeds:
+                note = f"{note}; {seeds}" if note else seeds
+            if marks:
+                note = f"[red]{marks}[/] (`theseus verify`)" + (f"; {note}" if note else "")
+            if task == "GLUE":
+                note = "GLUE table; missing: " + (", ".join(m.get("info", {}).get("missing", {}))
+                                                  or "none")
+            if staging:
+                note += f" ({len(staging)} incomplete run(s))"
+            rows.append((task, name, str(len(versions)),
+                         latest.name + (" [red](corrupted)[/]" if latest.name in corrupted else ""),
+                         m.get("created_at", "")[:19].replace("T", " "),
+                         str(m.get("timings", {}).get("seconds", "")), note))
+    return rows, config
