@@ -32,9 +32,9 @@ import statistics
 import time
 from pathlib import Path
 
-from theseus_cli.data.sources import checkout_glue_dir
-
 from report import cpu_model, embedded_mrpc, table
+
+from theseus_cli.data.sources import checkout_glue_dir
 
 TYPES = [  # (row label, builder name, modules n, builder arguments)
     ("first-n, 3 layers", "first-n", 3, {}),

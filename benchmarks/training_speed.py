@@ -47,11 +47,11 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from theseus_cli.data.sources import checkout_glue_dir
 from typing import Any
 
 from report import cpu_model, embedded_mrpc, table
+
+from theseus_cli.data.sources import checkout_glue_dir
 
 MB = 2 ** 20
 

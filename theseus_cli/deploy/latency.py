@@ -1,6 +1,9 @@
-"""Latency, throughput and peak memory of one model in one format (``theseus benchmark``).
+"""Latency, throughput and peak memory of a model: the one timing code of theseus.
 
-:func:`measure` times a model (PyTorch, or an ONNX graph in ONNX Runtime) on a list of
+:func:`timed_calls` is the loop every measurement uses: warm-up calls first (not timed),
+then timed calls until both ``min_iters`` calls and ``min_seconds`` have passed (at most
+``max_iters``), each call's wall-clock seconds (CUDA synchronised by the caller's run).
+:func:`measure` (``theseus benchmark``, export's model card) times a model (PyTorch, or an ONNX graph in ONNX Runtime) on a list of
 input shapes: warm-up calls first (not timed), then timed calls until both
 ``min_iters`` calls and ``min_seconds`` have passed (at most ``max_iters``). Each call
 is one batch; latency is its wall-clock time (CUDA synchronised), throughput the
@@ -16,6 +19,7 @@ import platform
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,7 +115,6 @@ def _runner(job: Job):
     import torch
     import transformers
 
-
     transformers.utils.logging.disable_progress_bar()  # a clean table, not load bars
     torch.set_num_threads(job.threads)
     model, _ = models.load_saved(Path(job.path))
@@ -127,6 +130,66 @@ def _runner(job: Job):
             torch.cuda.synchronize()
 
     return run, (torch.cuda if cuda else None)
+
+
+def timed_calls(run: Callable[[Any], Any], batches: list[Any], *, warmup: int = 0,
+                min_iters: int = 1, max_iters: int = 1000,
+                min_seconds: float = 0.0) -> list[float]:
+    """Wall-clock seconds of each timed ``run(batch)`` call, cycling through ``batches``.
+
+    ``warmup`` calls come first and are not timed; then calls until both ``min_iters``
+    calls and ``min_seconds`` seconds have passed, at most ``max_iters``. ``run`` must
+    return only when its work is done (synchronise CUDA inside it).
+    """
+    for i in range(warmup):
+        run(batches[i % len(batches)])
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max_iters and (len(times) < min_iters
+                                      or time.perf_counter() - start < min_seconds):
+        batch = batches[len(times) % len(batches)]
+        t0 = time.perf_counter()
+        run(batch)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def compare_speed(teacher: Any, successor: Any, batches: list[dict[str, Any]],
+                  repeats: int = 3) -> dict[str, float]:
+    """Speed-up of ``successor`` over ``teacher`` (PyTorch models in eval mode) on identical
+    ``batches`` (dicts of tensors already on the models' device), as ``evaluate`` reports.
+
+    One timed call is a full forward pass over all ``batches`` (:func:`timed_calls`; one
+    untimed warm-up pass each first). Repeats are interleaved (teacher, successor,
+    teacher, ...) so that machine load affects both alike; the median of each is used.
+
+    Returns:
+        ``teacher_seconds`` and ``successor_seconds`` (median seconds per pass over all
+        batches), ``speedup`` (teacher / successor) and ``examples``.
+    """
+    import torch
+
+    def full_pass(model: Any) -> Callable[[Any], None]:
+        model.eval()
+        cuda = next(model.parameters()).is_cuda
+
+        def run(all_batches: list[dict[str, Any]]) -> None:
+            with torch.inference_mode():
+                for batch in all_batches:
+                    model(**batch)
+            if cuda:
+                torch.cuda.synchronize()
+        return run
+
+    t_run, s_run = full_pass(teacher), full_pass(successor)
+    t_times: list[float] = []
+    s_times: list[float] = []
+    for i in range(repeats):
+        t_times += timed_calls(t_run, [batches], warmup=int(i == 0), max_iters=1)
+        s_times += timed_calls(s_run, [batches], warmup=int(i == 0), max_iters=1)
+    t, s = statistics.median(t_times), statistics.median(s_times)
+    examples = sum(int(b["input_ids"].shape[0]) for b in batches)
+    return {"teacher_seconds": t, "successor_seconds": s, "speedup": t / s, "examples": examples}
 
 
 def measure(job: Job) -> dict[str, Any]:
@@ -145,17 +208,10 @@ def measure(job: Job) -> dict[str, Any]:
         cuda.reset_peak_memory_stats()
     results = {}
     for shape in job.shapes:
-        for i in range(job.warmup):
-            run(shape.batches[i % len(shape.batches)])
-        times, examples, start, i = [], 0, time.perf_counter(), 0
-        while i < job.max_iters and (i < job.min_iters or time.perf_counter() - start
-                                     < job.min_seconds):
-            b = shape.batches[i % len(shape.batches)]
-            t0 = time.perf_counter()
-            run(b)
-            times.append(time.perf_counter() - t0)
-            examples += len(b["input_ids"])
-            i += 1
+        times = timed_calls(run, shape.batches, warmup=job.warmup, min_iters=job.min_iters,
+                            max_iters=job.max_iters, min_seconds=job.min_seconds)
+        examples = sum(len(shape.batches[i % len(shape.batches)]["input_ids"])
+                       for i in range(len(times)))
         ms = sorted(1e3 * t for t in times)
         results[shape.name] = {
             "p50_ms": statistics.median(ms), "p90_ms": ms[min(len(ms) - 1, int(0.9 * len(ms)))],

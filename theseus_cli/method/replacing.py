@@ -83,7 +83,6 @@ def scheduler_rate(scheduler: Any, t: int) -> float:
     """
     import math
 
-
     name = getattr(scheduler, "name", type(scheduler).__name__)
     try:
         p = scheduler.rate(t)

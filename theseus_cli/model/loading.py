@@ -219,7 +219,6 @@ def load_restructured(path: Path) -> Any:
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-
     try:
         meta = json.loads((path / SUCCESSOR_FILE).read_text(encoding="utf-8"))
         builder_cls = registry.successor_builder(meta["builder"])
@@ -229,10 +228,9 @@ def load_restructured(path: Path) -> Any:
             model = AutoModelForSequenceClassification.from_config(config)
         family = family_of(model)
         builder.family = family
-        layer_list = family.layer_list(model)
-        for i, spec in enumerate(meta["specs"]):
-            if spec is not None:
-                layer_list[i] = builder.restructure(layer_list[i], spec)
+        layers = family.layers(model)  # the contract's methods only: any family works
+        family.install(model, [layer if spec is None else builder.restructure(layer, spec)
+                               for layer, spec in zip(layers, meta["specs"], strict=True)])
         state: dict = {}
         for f in sorted(path.glob("*.safetensors")):
             state.update(load_file(str(f)))
@@ -266,7 +264,6 @@ def keep_bottom_layers(model: Any, n: int) -> Any:
         ModelSourceError: no model family supports the model.
     """
     import copy
-
 
     family = family_of(model)
     layers = family.layers(model)

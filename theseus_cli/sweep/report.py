@@ -208,7 +208,6 @@ def publish_sweep(study: Any, state: SweepState, started: str, t0: float) -> tup
     """
     import optuna
 
-
     plan, store = state.plan, state.store
     records, failed = trial_records(study, plan)
     best = best_of(records)

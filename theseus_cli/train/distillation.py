@@ -104,7 +104,6 @@ def teacher_logits(teacher_art: Any, train_ds: Any, tokenizer: Any, runtime: Any
     import torch
     from safetensors.torch import load_file, save_file
 
-
     root = teacher_art.path.parent / CACHE_DIR
     target = root / f"{teacher_art.name}-{_key(teacher_art, train_ds)}"
     if (target / "logits.safetensors").is_file():

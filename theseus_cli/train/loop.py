@@ -136,7 +136,6 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
     import torch
     from transformers import get_linear_schedule_with_warmup
 
-
     t0 = time.monotonic()
     runtime.seed_everything()
     trainable = [p for p in model.parameters() if p.requires_grad]

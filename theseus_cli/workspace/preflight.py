@@ -92,7 +92,6 @@ def check_data_source(config: Any, task: str) -> None:
     if root is None:
         import os
 
-
         offline = os.environ.get("HF_DATASETS_OFFLINE", "").lower() in ("1", "true", "yes", "on")
         if not offline and not hub_reachable():
             raise DataError(f"no {task} data: neither data.glue_dir (theseus.yaml, --glue-dir) nor "

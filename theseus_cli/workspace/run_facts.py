@@ -56,7 +56,6 @@ def selected_plugins(params: Any) -> dict[str, Any]:
     """The plugins a stage's params select, built once with their resolved params:
     selector (``scheduler``) -> instance, for each plugin-argument field (``schedulers``)."""
 
-
     out = {}
     for choice in plugin_choices(params):
         cls, plugin_args = plugin_params(params, choice.selector)

@@ -238,7 +238,6 @@ def _shapes(ctx: StageContext, model_dir) -> list:
     import numpy as np
     from transformers import AutoConfig, AutoTokenizer
 
-
     p = ctx.params
     shapes = synthetic_shapes(AutoConfig.from_pretrained(model_dir).vocab_size,
                               _ints(p.batch_sizes, "batch_sizes"),

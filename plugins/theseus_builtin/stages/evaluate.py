@@ -14,7 +14,7 @@ from theseus_cli.data.submission import (
     write_predictions,
     zip_submission,
 )
-from theseus_cli.deploy.speed import compare_speed
+from theseus_cli.deploy.latency import compare_speed
 from theseus_cli.errors import ConfigError
 from theseus_cli.model import loading as models
 from theseus_cli.plugin import CheckContext, Stage, StageContext, StageResult, param
@@ -173,7 +173,6 @@ def majority_label(task, ctx: StageContext):
     """The training set's most frequent class (its mean score for STS-B): the
     prediction of the majority-class baseline."""
     import numpy as np
-
 
     labels = np.asarray(load_split(task, "train", ctx.config.glue_dir(),
                                    max_samples=ctx.config.data.max_train_samples)["label"])

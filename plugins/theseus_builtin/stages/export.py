@@ -178,8 +178,6 @@ def _speed_table(ctx: StageContext, model_art, done: dict) -> dict:
     """
     from transformers import AutoConfig
 
-
-
     teacher = ctx.lineage(model_art, TEACHER)
     shapes = latency.synthetic_shapes(
         AutoConfig.from_pretrained(teacher.file(models.MODEL_DIR)).vocab_size, [1, 32], [128])
@@ -215,7 +213,6 @@ def _export_hf(ctx: StageContext, model, tokenizer, loader) -> tuple[float, bool
     """
     import torch
     from transformers import AutoModelForSequenceClassification
-
 
     out = ctx.out_dir / models.MODEL_DIR
     models.save(model, tokenizer, out)

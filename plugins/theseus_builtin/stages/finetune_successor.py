@@ -95,7 +95,6 @@ def _non_default(name: str, builder: dict) -> dict:
     {} when the builder is not installed."""
     import dataclasses
 
-
     try:
         cls = registry.successor_builder(name)
     except TheseusError:
