@@ -9,7 +9,9 @@ artifact was corrupted). Exit statuses: 2 bad configuration or input data,
 running, 130 / 143 interrupted by SIGINT / SIGTERM.
 
 The cases before any work (C, M, D, W) are in this module; the faults during and
-after a run (V, I, P, F, S) are in tests/test_faults.py.
+after a run (V, I, P, F, S) are in tests/test_faults.py; the surfaces added since (E,
+M13-M15, I15-I17, N) are in tests/test_bad_inputs_surfaces.py, and the decoder families
+on padded batches of real text in tests/test_family_pipeline.py.
 
 Configuration, checked before any work (``CONFIG_CASES``, exit 2):
   C1 --seed above 2^32-1            C2 runtime.seed above 2^32-1 in theseus.yaml
@@ -61,6 +63,24 @@ Plugins:
   P7 theseus.yaml selects an uninstalled scheduler: status works, replace exit 2
 Published files:
   F1 every published file follows the umask (model.safetensors was 0600)
+Options checked before any stage runs (tests/test_bad_inputs_surfaces.py, exit 2):
+  E1 export --onnx-tolerance nan    E2 export --output naming an existing directory
+  E3 export --output below a file   E4 benchmark --seq-lengths 512 > 128 positions
+  E5 --seeds 100000 (or 101 listed) on a stage command: the sweep's cap of 100
+  E6 --report-to tensorboard with workspace/tracking a file
+  E7 export --format hf,onnx, onnxruntime cannot be imported
+  E8 benchmark over an onnx export, onnxruntime cannot be imported
+Predecessor weights (tests/test_bad_inputs_surfaces.py):
+  M13 a tensor of the encoder missing from model.safetensors (exit 2, names it)
+  M14 a head of another task (3 classes) is the known exception: it loads, a new head
+  M15 a Git LFS pointer in place of the weights (exit 2, `git lfs pull`)
+What verify sees (tests/test_bad_inputs_surfaces.py, exit 4):
+  I15 a version directory whose manifest.json was deleted   I16 a file the manifest
+  does not list   I17 a symbolic link leading out of the workspace
+Settings that do nothing (tests/test_bad_inputs_surfaces.py, exit 0, a warning, recorded
+in the manifest's info.warnings):
+  N1 steps_to_one=1000 with 6 optimizer steps   N2 low-rank rank=64 at hidden 32
+  N3 head_fraction=0.1 of 4 heads (rounded up to 1)
 Signals:
   S1 SIGTERM mid-training: exit 143, how to resume, checkpoint kept, rerun resumes
   S2 SIGINT mid-training: exit 130, the same

@@ -7,7 +7,7 @@ VOCAB = 64
 HID = dict(hidden_size=32, num_attention_heads=4, intermediate_size=37)
 
 
-def _configs(vocab: int = VOCAB) -> dict:
+def tiny_configs(vocab: int = VOCAB) -> dict:
     from transformers import (
         AlbertConfig,
         BertConfig,
@@ -65,7 +65,7 @@ def tiny_model(model_type: str, num_labels: int = 2, seed: int = 0, vocab_size: 
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    config = _configs(vocab_size)[model_type]
+    config = tiny_configs(vocab_size)[model_type]
     config.num_labels = num_labels
     config.pad_token_id = pad_token_id
     if model_type == "gpt2":

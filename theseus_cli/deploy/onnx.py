@@ -46,15 +46,25 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return tuple(f for f in FORMATS if f in names)
 
 
-def require_onnx() -> None:
-    """Raises ExportError naming the missing package when ONNX export cannot run here."""
-    for module, package in (("onnx", "onnx"), ("onnxruntime", "onnxruntime"),
-                            ("onnxscript", "onnxscript")):
+def require_onnx(needed_by: str, packages: tuple[str, ...] = ("onnx", "onnxruntime",
+                                                              "onnxscript"),
+                 instead: str = "leave the ONNX formats out (--format hf)") -> None:
+    """Check that the ONNX packages ``needed_by`` (the option or models that need them,
+    for the message) can be imported here; ``instead`` says what works without them.
+
+    Raises:
+        ConfigError: naming the package that cannot be imported, what needs it and how to
+            install it (exit status 2, as for any setting this machine cannot serve).
+    """
+    for package in packages:
         try:
-            __import__(module)
+            __import__(package)
         except ImportError as e:
-            raise ExportError(f"ONNX formats need the package {package!r} ({e}); "
-                              f"`pip install {package}`, or export --format hf only") from None
+            raise ConfigError(
+                f"{needed_by} needs the package {package!r}, which cannot be imported "
+                f"({type(e).__name__}: {e}); install it with `pip install {package}` (it is a "
+                "dependency of theseus-cli: `pip install theseus-cli` restores it), or "
+                f"{instead}") from None
 
 
 def input_names(model: Any, tokenizer: Any) -> list[str]:

@@ -298,7 +298,8 @@ def make_hybrid(predecessor: PreTrainedModel, successor_modules: nn.ModuleList,
                 num_modules: int, family: Any = None, builder: Any = None) -> PreTrainedModel:
     """Turn a fine-tuned ``*ForSequenceClassification`` into the hybrid model (eq. 3).
 
-    Modifies ``predecessor`` in place and returns it: each of the family's L layers
+    Modifies ``predecessor`` in place and returns it (its ``config.use_cache`` off: no KV
+    cache in the hybrid): each of the family's L layers
     is wrapped in a :class:`RoutedLayer` slot sharing one :class:`ModuleRouter`
     (``model.theseus_router``); successor module i sits in the first slot of group i.
     Every predecessor parameter (embeddings, layers, norms, head) gets
@@ -328,6 +329,12 @@ def make_hybrid(predecessor: PreTrainedModel, successor_modules: nn.ModuleList,
     successor_modules.requires_grad_(True)
     router = ModuleRouter(groups, layers, successor_modules, copy.deepcopy(predecessor.config),
                           family, builder)
+    # No KV cache in the hybrid: a classifier never generates, and successor module i
+    # (layer_idx i, as in the successor) would share cache slot i with predecessor layer i
+    # of another group, doubling its keys on padded batches. The assembled successor keeps
+    # the predecessor's setting (the router's copy of the config).
+    if getattr(predecessor.config, "use_cache", None):
+        predecessor.config.use_cache = False
     slots = [RoutedLayer(router, i, k, layers[j], successor_modules[i] if k == 0 else None)
              for i, group in enumerate(groups) for k, j in enumerate(group)]
     for slot in slots:

@@ -8,6 +8,7 @@ choices and bounds; unknown keys are errors that list the accepted keys.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -86,10 +87,15 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def check_value(f: dataclasses.Field, value: Any, where: str) -> None:
-    """Check ``value`` against the field's ``choices``, ``min`` and ``max``."""
+    """Check ``value`` against the field's ``choices``, ``min`` and ``max``; a float must be
+    finite (NaN passes no bound check and would make every later comparison false)."""
     meta = f.metadata
     if value is None:
         return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: {value!r} is not a finite number; give a number"
+                          + (f" from {meta['min']}" if meta.get("min") is not None else "")
+                          + (f" up to {meta['max']}" if meta.get("max") is not None else ""))
     choices = meta.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{where}: invalid value {value!r}; accepted: "

@@ -33,6 +33,13 @@ class Scheduler(Plugin, ABC):
             ConfigError: the scheduler's params cannot work with ``total_steps``.
         """
 
+    def warnings(self, total_steps: int) -> list[str]:
+        """Settings that do nothing over a run of ``total_steps`` optimizer steps (called
+        after :meth:`bind`), one line each naming the setting and what happens instead
+        (a ramp that never reaches its end within the run). ``replace`` shows them and
+        records them in its manifest. Default: none."""
+        return []
+
     def state_dict(self) -> dict[str, Any]:
         """State beyond ``params`` that ``rate`` depends on, saved in training
         checkpoints (plain Python values and tensors). Default: none, for a

@@ -56,6 +56,15 @@ class SuccessorBuilder(Plugin, ABC):
 
     def __init__(self, params: Any):
         self.params = params
+        #: settings that do nothing, found by :meth:`build` (one line each, naming the
+        #: setting and what happens instead); ``replace`` shows them and records them in
+        #: its manifest (``info.warnings``)
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        """Record one of :attr:`warnings` (the same line once)."""
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def calibration_batches(self) -> int:
         """Training batches :meth:`build` wants in :attr:`calibration` (0, the default: none)."""

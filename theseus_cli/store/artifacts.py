@@ -41,7 +41,7 @@ from theseus_cli.store import jsonio
 MANIFEST = "manifest.json"
 SEAL = ".manifest.sha256"  # sha256 of the manifest, beside it
 SCHEMA = 2  # 2: a seal (.manifest.sha256) beside the manifest; strict JSON
-_VERSION_RE = re.compile(r"^v(\d+)$")
+VERSION_RE = re.compile(r"^v(\d+)$")  # a version directory's name
 _LAST_VERSION = ".last-version"  # highest version number ever published in a stage dir
 HOLD_PUBLISH_ENV = "THESEUS_TEST_HOLD_PUBLISH"  # test hook, see the module docstring
 
@@ -177,7 +177,7 @@ class ArtifactStore:
             return []
         found = []
         for child in d.iterdir():
-            m = _VERSION_RE.match(child.name)
+            m = VERSION_RE.match(child.name)
             if m and (child / MANIFEST).is_file():
                 found.append(Artifact(child, task, stage, int(m.group(1))))
         return sorted(found, key=lambda a: a.version)
@@ -297,7 +297,7 @@ class ArtifactStore:
             latest = self.latest(task, stage)
             # a version number is never reused, even if a directory was deleted by hand:
             # the highest number ever published is also kept in a hidden file
-            taken = [int(m.group(1)) for c in d.iterdir() if (m := _VERSION_RE.match(c.name))]
+            taken = [int(m.group(1)) for c in d.iterdir() if (m := VERSION_RE.match(c.name))]
             try:
                 taken.append(int(counter.read_text(encoding="utf-8")))
             except (OSError, ValueError):

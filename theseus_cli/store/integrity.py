@@ -23,7 +23,9 @@ from pathlib import Path
 
 from theseus_cli.errors import ArtifactError, IntegrityError, TrainingDivergedError
 from theseus_cli.store.artifacts import (
+    MANIFEST,
     SEAL,
+    VERSION_RE,
     Artifact,
     ArtifactStore,
     recovery_hint,
@@ -117,6 +119,7 @@ def check_artifact(art: Artifact, cache: HashCache) -> Report:
     if not isinstance(outputs, dict):
         report.problems.append("manifest.json has no 'outputs' table")
         return report
+    report.problems += _unlisted(art, set(outputs))
     for rel, meta in sorted(outputs.items()):
         path = art.path / rel
         if not path.is_file():
@@ -135,6 +138,25 @@ def check_artifact(art: Artifact, cache: HashCache) -> Report:
             report.problems.append(f"{rel}: sha256 differs from the manifest "
                                    "(the file changed after it was published)")
     return report
+
+
+def _unlisted(art: Artifact, listed: set[str]) -> list[str]:
+    """Files inside the version that its manifest does not list (added after publishing),
+    and symbolic links leading out of the workspace."""
+    workspace = art.path.parents[3].resolve()  # WORKSPACE/artifacts/TASK/STAGE/vN
+    problems = []
+    for p in sorted(art.path.rglob("*")):
+        rel = p.relative_to(art.path).as_posix()
+        if p.is_symlink():
+            target = p.resolve()
+            if not target.is_relative_to(workspace):
+                problems.append(f"{rel}: a symbolic link to {str(target)!r}, outside the "
+                                "workspace (a published version holds its own files)")
+                continue
+        if p.is_file() and rel not in listed and rel not in (MANIFEST, SEAL):
+            problems.append(f"{rel}: not listed in the manifest (added after the version "
+                            "was published)")
+    return problems
 
 
 def lineage_reports(store: ArtifactStore, art: Artifact, cache: HashCache,
@@ -218,13 +240,21 @@ def check_finite_weights(root: Path) -> None:
 
 
 def verify_workspace(store: ArtifactStore) -> list[Report]:
-    """Check every complete version of every task and stage (files, seal, inputs)."""
+    """Check every version of every task and stage: files, seal and inputs of each complete
+    one, and a version directory without its manifest (deleted by hand) as corrupted."""
     cache = HashCache(store.root / CACHE_NAME)
     reports: dict[str, Report] = {}
     try:
         for task in store.tasks():
             stage_root = store.root / task
             for stage_dir in sorted(p for p in stage_root.iterdir() if p.is_dir()):
+                for orphan in sorted(p for p in stage_dir.iterdir() if p.is_dir()
+                                     and VERSION_RE.match(p.name)
+                                     and not (p / MANIFEST).exists()):
+                    label = f"{task}/{stage_dir.name}/{orphan.name}"
+                    reports[label] = Report(label, [
+                        f"{MANIFEST} is missing, so the version cannot be read or trusted "
+                        f"(it was deleted after publishing); {recovery_hint(label)}"])
                 for art in store.versions(task, stage_dir.name):
                     label = f"{task}/{stage_dir.name}/{art.name}"
                     if label in reports:

@@ -69,7 +69,6 @@ from theseus_cli.sweep.space import (
     GRACE_SECONDS,
     HEARTBEAT_SECONDS,
     MAX_DUPLICATES,
-    MAX_SEEDS,
     METRIC,
     SAMPLERS,
     SELECTIONS,
@@ -87,6 +86,7 @@ from theseus_cli.sweep.space import (
 )
 from theseus_cli.sweep.study import open_study
 from theseus_cli.sweep.trials import SeedRun, SweepResult, run_combination, run_sweep
+from theseus_cli.workspace.seeds import MAX_SEEDS
 
 __all__ = [
     "GRACE_SECONDS", "HEARTBEAT_SECONDS", "MAX_DUPLICATES", "MAX_SEEDS", "METRIC", "SAMPLERS",

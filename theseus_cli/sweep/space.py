@@ -24,7 +24,6 @@ SELECTIONS = ("dev", "holdout")
 METRIC = "score"  # the stage's dev metric the objective reads (paper's per-task number)
 HEARTBEAT_SECONDS = 60  # Optuna heartbeat of a running trial (seconds)
 GRACE_SECONDS = 600  # a trial without a heartbeat for this long is stale (seconds)
-MAX_SEEDS = 100
 MAX_DUPLICATES = 25  # random/tpe: stop after this many already-finished proposals in a row
 STORAGE_FORMS = ("sqlite:///PATH/study.db", "postgresql://USER@HOST/DB",
                  "mysql+pymysql://USER@HOST/DB")
@@ -284,16 +283,14 @@ def parse_spec(config: WorkspaceConfig, stage: str, text: str,
 def parse_seeds(text: str | None, base: int) -> tuple[int, ...]:
     """``--seeds``: ``N`` -> the N seeds base, base+1, ...; ``S1,S2,...`` -> those seeds
     (one explicit seed: ``S,``); None -> ``(base,)``. ``base`` is the workspace's
-    ``runtime.seed``. Parsed by :func:`theseus_cli.workspace.seeds.parse_seeds`; a sweep also caps
-    a count at ``MAX_SEEDS`` and refuses an empty list.
+    ``runtime.seed``. Parsed by :func:`theseus_cli.workspace.seeds.parse_seeds` (which caps a
+    count at ``MAX_SEEDS``, as for a stage command); a sweep also refuses an empty list.
 
     Raises:
         ConfigError: not a count from 1 to ``MAX_SEEDS`` or a list of seeds within
             ``runtime.seed``'s bounds, or a seed listed twice.
     """
     text = (text or "1").strip()
-    if text.isdigit() and int(text) > MAX_SEEDS:  # refused before that many seeds are listed
-        raise ConfigError(f"--seeds {text}: the number of seeds must be 1 to {MAX_SEEDS}")
     try:
         seeds = seeding.parse_seeds(text, base)
     except ConfigError as e:  # "--seeds: seed -1 is ..." -> "--seeds -1,2: seed -1 is ..."

@@ -7,6 +7,7 @@ Every section is a ``Params`` dataclass (``theseus_cli.plugin.param``), so valid
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ from theseus_cli.plugin import params as P
 
 CONFIG_NAME = "theseus.yaml"
 from theseus_cli.model.loading import EMBEDDED_MODEL
+
+#: where experiment trackers (--report-to) write, inside the workspace
+TRACKING_DIR = "tracking"
 
 
 @dataclass
@@ -116,6 +120,11 @@ class WorkspaceConfig:
             ConfigError / UnknownNameError: on any invalid key or value.
         """
         cls = registry.stage(stage).Params
+        fields, hints = {f.name: f for f in dataclasses.fields(cls)}, P.field_types(cls)
+        for name, value in (overrides or {}).items():  # named as the user gave them
+            if value is not None and name in fields:
+                option = f"--{name.replace('_', '-')}"
+                P.check_value(fields[name], P.coerce(value, hints[name], option), option)
         raw = {k: v for k, v in self.stages_raw.get(stage, {}).items()}
         raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
         built = validate_section(cls, raw, f"{stage}")

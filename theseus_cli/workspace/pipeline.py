@@ -45,7 +45,7 @@ from theseus_cli.store.integrity import (
 from theseus_cli.store.lock import LOCK_NAME, StageLock, describe_holder
 from theseus_cli.train.runlog import RunLog
 from theseus_cli.train.runtime import Runtime
-from theseus_cli.workspace.config import WorkspaceConfig
+from theseus_cli.workspace.config import TRACKING_DIR, WorkspaceConfig
 from theseus_cli.workspace.preflight import check_command
 from theseus_cli.workspace.run_facts import (
     comparable_data,
@@ -57,7 +57,6 @@ from theseus_cli.workspace.run_facts import (
 from theseus_cli.workspace.stage_services import CoreStageServices
 
 #: where file-based experiment trackers (TensorBoard) write, inside the workspace
-TRACKING_DIR = "tracking"
 
 #: errno values of a stage directory that cannot be written (permissions, read-only
 #: filesystem, disk full, a file where a directory should be, a directory where a file should be)

@@ -12,6 +12,7 @@ embeddings) and each stage's own :meth:`Stage.check`.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from theseus_cli.data import GLUE_DIR_ENV, HUB_DATASET, resolve_glue_dir
@@ -26,6 +27,8 @@ from theseus_cli.model.loading import (
 from theseus_cli.plugin import CheckContext, ModelFacts, registry
 from theseus_cli.store.artifacts import Artifact
 from theseus_cli.store.integrity import verify_lineage
+from theseus_cli.train.runtime import check_trackers
+from theseus_cli.workspace.config import TRACKING_DIR
 
 
 def plan(pipeline: Any, stage: str, task: str, pins: dict[str, str],
@@ -127,6 +130,29 @@ def check_sequence_length(config: Any, task: str, facts: ModelFacts) -> None:
                           f"to at most {facts.max_positions} in theseus.yaml")
 
 
+def check_tracking_dir(config: Any) -> None:
+    """With trackers on (``--report-to``), their directory must be a directory or creatable.
+
+    Raises:
+        ConfigError: naming ``--report-to`` and the path that blocks it.
+    """
+    trackers = check_trackers(config.runtime.report_to)
+    if not trackers:
+        return
+    where = config.root / TRACKING_DIR
+    blocker = where
+    while not blocker.exists() and blocker != blocker.parent:
+        blocker = blocker.parent
+    if not blocker.is_dir():
+        raise ConfigError(
+            f"--report-to {','.join(trackers)}: the trackers write to {str(where)!r}, but "
+            f"{str(blocker)!r} is a file; move it away, or run with --report-to none")
+    if not os.access(blocker, os.W_OK | os.X_OK):
+        raise ConfigError(f"--report-to {','.join(trackers)}: {str(blocker)!r} is not "
+                          f"writable, so {str(where)!r} cannot be written; fix its "
+                          "permissions, or run with --report-to none")
+
+
 def check_command(pipeline: Any, stage: str, task: str, overrides: dict[str, Any] | None,
                   plugin_overrides: dict[str, dict[str, Any]] | None, pins: dict[str, str],
                   no_upstream: bool) -> None:
@@ -138,6 +164,7 @@ def check_command(pipeline: Any, stage: str, task: str, overrides: dict[str, Any
     """
     config = pipeline.config
     check_data_source(config, task)
+    check_tracking_dir(config)
     given = frozenset(k for k, v in (overrides or {}).items() if v is not None)
     facts_cache: dict[str, ModelFacts] = {}
     top_params = config.stage_params(stage, overrides, plugin_overrides)

@@ -22,13 +22,20 @@ from theseus_cli.workspace.run_facts import comparable_data
 MAX_SEED = 2**32 - 1
 
 
+#: the most seeds one command runs (a stage command's or a sweep's ``--seeds``)
+MAX_SEEDS = 100
+
+
 def parse_seeds(text: str, base: int) -> list[int]:
     """``"3"`` -> [base, base+1, base+2]; ``"1,5,9"`` -> [1, 5, 9].
 
     Raises:
-        ConfigError: not a count or a list of integers in [0, 2^32 − 1], or a repeat.
+        ConfigError: not a count from 1 to :data:`MAX_SEEDS` or a list of at most that many
+            integers in [0, 2^32 − 1], or a repeat.
     """
     text = text.strip()
+    if text.isdigit() and int(text) > MAX_SEEDS:  # refused before that many seeds are listed
+        raise ConfigError(f"--seeds {text}: the number of seeds must be 1 to {MAX_SEEDS}")
     try:
         if "," in text:
             seeds = [int(x) for x in text.split(",") if x.strip()]
@@ -45,6 +52,8 @@ def parse_seeds(text: str, base: int) -> list[int]:
         raise ConfigError(f"--seeds: seed {bad[0]} is outside [0, {MAX_SEED}]")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds {text}: a seed is repeated")
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"--seeds: {len(seeds)} seeds listed; at most {MAX_SEEDS}")
     return seeds
 
 

@@ -181,6 +181,19 @@ class LinearRampScheduler(Scheduler):
             return self.steps_to_one
         return max(0, math.ceil((1.0 - self.params.b) / self.params.k - 1e-9))
 
+    def warnings(self, total_steps: int) -> list[str]:
+        """The ramp's end (``rate_at_one``, at :attr:`step_at_one`) after the run's last step."""
+        if total_steps < 1 or self.step_at_one <= total_steps - 1:
+            return []
+        setting = (f"k={self.params.k:g}" if self.params.k is not None else
+                   f"fraction_to_one={self.params.fraction_to_one:g}"
+                   if self.params.fraction_to_one is not None else
+                   f"steps_to_one={self.params.steps_to_one}")
+        last = self.rate(total_steps - 1)
+        return [f"scheduler {self.name} {setting}: {self.rate_at_one} only from optimizer step "
+                f"{self.step_at_one}, after the {total_steps} steps of this run; p stops at "
+                f"{last:.2f} (set steps_to_one below {total_steps}, or fraction_to_one)"]
+
     def p_d(self, step: int) -> float:
         """Eq. 6, p_d = min(1, k·t + b) at optimizer step t; exactly 1 from :attr:`step_at_one`."""
         if _check_step(step) >= self.step_at_one:

@@ -22,6 +22,7 @@ from theseus_cli.data import load_tokenized, make_dataloader
 from theseus_cli.data.glue import get_task
 from theseus_cli.deploy import latency
 from theseus_cli.deploy.latency import Shape, cpu_threads, synthetic_shapes
+from theseus_cli.deploy.onnx import require_onnx
 from theseus_cli.errors import ArtifactError, ConfigError
 from theseus_cli.model.loading import MODEL_DIR
 from theseus_cli.plugin import CheckContext, Stage, StageContext, StageResult, param
@@ -118,12 +119,22 @@ class Benchmark(Stage):
         """Shapes are positive integers (``--exports`` is checked by :meth:`inputs_for`,
         which runs first)."""
         _ints(ctx.params.batch_sizes, ctx.setting("batch_sizes"))
-        _ints(ctx.params.seq_lengths, ctx.setting("seq_lengths"))
+        lengths = _ints(ctx.params.seq_lengths, ctx.setting("seq_lengths"))
+        limit = ctx.model.max_positions
+        if limit is not None and max(lengths) > limit:
+            raise ConfigError(
+                f"{ctx.setting('seq_lengths')}: {max(lengths)} tokens exceed the {limit} "
+                f"positions of the model ({ctx.model.source}); accepted: lengths up to {limit}")
 
     def run(self, ctx: StageContext) -> StageResult:
         p = ctx.params
         exports = list(ctx.inputs.values())  # exports, and evaluations of the others
         models = _models(ctx, exports)
+        onnx = sorted({m["format"] for m in models if m["format"] != PYTORCH})
+        if onnx:  # before any model is timed
+            require_onnx(f"benchmark (the {', '.join(onnx)} exports, run by ONNX Runtime)",
+                         ("onnxruntime",), instead="measure exports made with --format hf "
+                                                   "only (--exports vN)")
         teacher_dir = next(m["path"] for m in models if m["role"] == "teacher"
                            and m["format"] == PYTORCH)
         shapes = _shapes(ctx, teacher_dir)

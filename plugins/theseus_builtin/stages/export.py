@@ -99,7 +99,9 @@ class Export(Stage):
             raise ConfigError(f"{ctx.setting('format')}: onnx-int8 is checked against the fp32 "
                               "graph; add onnx (e.g. hf,onnx,onnx-int8)")
         if set(formats) & set(ONNX_FORMATS):
-            require_onnx()
+            require_onnx(f"{ctx.setting('format')}")
+        if ctx.params.output:
+            check_output(Path(ctx.params.output), ctx.setting("output"))
         accepted = [*successor_stages(), TEACHER]
         if ctx.params.successor not in accepted:
             raise ConfigError(f"{ctx.setting('successor')}: not a stage that produces a model "
@@ -316,6 +318,28 @@ def logits_difference(a, b) -> float:
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return float("nan")
     return float(np.abs(a - b).max())
+
+
+def check_output(dest: Path, setting: str) -> None:
+    """``--output`` must name a new directory whose nearest existing parent is a writable
+    directory (checked before any stage runs, then again by :func:`copy_to`).
+
+    Raises:
+        ConfigError: naming ``setting`` (the option as the user set it) and the problem.
+    """
+    dest = dest.expanduser().resolve()
+    if dest.exists() or dest.is_symlink():
+        raise ConfigError(f"{setting}: {str(dest)!r} already exists; export copies into a new "
+                          "directory: choose another path or remove it")
+    parent = dest.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{setting}: {str(parent)!r} is a file, so {str(dest)!r} cannot be "
+                          "created below it; choose a path inside a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{setting}: cannot create {str(dest)!r}: {str(parent)!r} is not "
+                          "writable; choose a writable location")
 
 
 def copy_to(src: Path, dest: Path) -> None:

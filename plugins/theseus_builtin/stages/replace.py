@@ -101,8 +101,13 @@ class Replace(Stage):
         dev_ds = ctx.dataset("selection", tokenizer)  # dev or holdout
         train_ds, loss_fn, distill = ctx.distillation(teacher, train_ds, tokenizer)
 
+        warnings = list(builder.warnings)
+
         def before_training(total_steps: int) -> None:
             schedule.before_training(total_steps)
+            warnings.extend(scheduler.warnings(total_steps))
+            for w in warnings:
+                ctx.log.info(f"[yellow]warning: {w}[/]")
             ctx.log.info(f"{num_layers} predecessor layers → {n} modules of {num_layers // n}; "
                          f"scheduler {scheduler.describe()}; successor builder {builder_cls.name} "
                          f"(from the {builder.init_source} layers); {total_steps} optimizer steps")
@@ -125,7 +130,8 @@ class Replace(Stage):
                   "layers": n, "parameters": count_parameters(successor),
                   "hybrid_parameters": count_parameters(hybrid),
                   "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2),
-                  "distillation": distill, "evaluations": outcome.evaluations},
+                  "distillation": distill, "evaluations": outcome.evaluations,
+                  "warnings": warnings},
         )
 
 

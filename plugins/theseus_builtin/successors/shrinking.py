@@ -181,11 +181,23 @@ class LowRankBuilder(_ShrinkBuilder):
         """Factorise ``module``'s linear maps in place."""
         from theseus_builtin.successors import shrink
 
+        factorised, useful = 0, []
         for name, linear in shrink.linear_maps(module).items():
             in_features, out_features = shrink.sizes(linear)
             rank = self._rank(shrink.weight_out_in(linear))
+            # below in·out/(in + out) the two factors hold fewer parameters than W
+            useful.append(-(-in_features * out_features // (in_features + out_features)) - 1)
             if rank * (in_features + out_features) < in_features * out_features:
                 shrink.set_submodule(module, name, shrink.factorise(linear, rank))
+                factorised += 1
+        if useful and not factorised:
+            setting = (f"rank={self.params.rank}" if self.params.rank is not None else
+                       f"energy={self.params.energy:g}" if self.params.energy is not None
+                       else f"rank_fraction={self.params.rank_fraction:g}")
+            self.warn(f"low-rank {setting}: no linear map of a successor module is factorised "
+                      "(the rank is at or above what saves parameters), so the module is an "
+                      "unshrunk copy labelled low-rank; a rank of at most "
+                      f"{max(1, min(useful))} factorises every map")
 
     def layer_spec(self, module: nn.Module) -> dict[str, Any] | None:
         """``{"ranks": {map name: rank}}``; None when no map was factorised."""
@@ -300,6 +312,10 @@ class HeadPrunedBuilder(_ShrinkBuilder):
         heads, kv_heads, _ = shrink.head_counts(layer, self._anatomy())
         group = heads // kv_heads
         kept = max(1, round(fraction * kv_heads))
+        if round(fraction * kv_heads) < 1:
+            self.warn(f"{self.name} head_fraction={fraction:g}: {fraction:g} of {kv_heads} "
+                      f"{'key/value ' if group > 1 else ''}heads rounds to 0; each module keeps "
+                      f"1 instead (head_fraction ≥ {0.5 / kv_heads:.3g} keeps at least 1)")
         kv = torch.topk(score.view(kv_heads, group).sum(1), kept).indices.sort().values  # (k,)
         return shrink.query_heads(kv, group), kv
 
