@@ -147,7 +147,7 @@ def test_cli_reports_config_errors(workspace, updates, command, message):
 
 @pytest.mark.parametrize("args,message", [
     (["--precision", "fp8"], "--precision: invalid value 'fp8'; accepted: no, fp16, bf16"),
-    (["--learning-rate", "-1"], "finetune-teacher.learning_rate: -1.0 is below the minimum 0.0"),
+    (["--learning-rate", "-1"], "--learning-rate: -1.0 is below the minimum 0.0"),
     (["--max-train-samples", "0"], "--max-train-samples: 0 is below the minimum 1"),
     (["--device", "tpu"], "--device: invalid value 'tpu'; accepted: auto, cuda, mps, cpu"),
 ])
