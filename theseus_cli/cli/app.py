@@ -29,6 +29,7 @@ from theseus_cli.errors import (
 from theseus_cli.plugin import registry
 from theseus_cli.store.artifacts import ArtifactStore, recovery_hint
 from theseus_cli.store.integrity import verify_workspace
+from theseus_cli.tables import Column, fitted_table
 from theseus_cli.workspace.config import (
     find_workspace,
     load_config,
@@ -75,13 +76,12 @@ def status(
     """What exists in the workspace: stages, versions and key metrics."""
     rows, config = status_rows(workspace)
     print_warnings(config)
-    table = Table(title=f"theseus workspace {config.root} (model {config.model}, "
-                        f"tasks {', '.join(config.tasks)})")
-    for col in ("task", "stage", "versions", "latest", "created", "seconds", "key metrics"):
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    columns = [Column("task"), Column("stage"), Column("versions", drop=1), Column("latest"),
+               Column("created", drop=2), Column("seconds", "right", 3),
+               Column("key metrics")]
+    console.print(fitted_table(f"theseus workspace {config.root} (model {config.model}, "
+                               f"tasks {', '.join(config.tasks)})", columns, rows,
+                               console.width))
 
 
 # ------------------------------------------------------------------- verify

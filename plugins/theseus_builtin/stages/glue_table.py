@@ -26,6 +26,7 @@ from theseus_cli.plugin import Stage, StageContext, StageResult, param
 from theseus_cli.plugin.registry import successor_stages
 from theseus_cli.store import jsonio
 from theseus_cli.store.artifacts import Artifact
+from theseus_cli.tables import Column, fitted_table
 from theseus_cli.workspace.multitask import TasksFailed
 
 GLUE_TASK = "GLUE"  # artifacts/GLUE/glue-table/vN holds the cross-task table
@@ -169,7 +170,7 @@ def show(console: Any, art: Artifact) -> None:
 
     per_task = json.loads(art.file("tables.json").read_text())
     for task, rows in per_task.items():
-        print_task(console, task, rows)
+        print_task(console, task, rows, str(art.path / "tables.md"))
     table = json.loads(art.file("glue_table.json").read_text())
     if len(art.manifest.get("params", {}).get("tasks", [])) > 1:
         print_table(console, table)
@@ -256,42 +257,44 @@ def render_markdown(table: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_task(console: Any, task: str, rows: list[dict]) -> None:
-    """One task's method table with rich: medians, mean ± std and seeds."""
-    from rich.table import Table
-
+def print_task(console: Any, task: str, rows: list[dict], full_table: str = "") -> None:
+    """One task's method table, fitted to the terminal (:func:`theseus_cli.tables.fitted_table`:
+    no word cut; the least telling columns left out first): medians, mean ± std and seeds."""
     names = list(rows[0]["metrics"]) if rows else []
-    t = Table(title=f"{task} dev: one row per method (median over seeds)")
-    for col in ("method", "layers", "params", *names, "score", "mean ± std (n)", "retention",
-                "speed-up", "train time"):
-        t.add_column(col, justify="left" if col == "method" else "right")
+    columns = [Column("method"), Column("layers", "right", 4), Column("params", "right", 5),
+               *(Column(n, "right", 3) for n in names), Column("score", "right"),
+               Column("mean ± std (n)", "right", 6), Column("retention", "right", 1),
+               Column("speed-up", "right", 2), Column("train time", "right", 7)]
+    cells = []
     for r in rows:
         sc = r["score"]
-        t.add_row(r["method"], "—" if r["layers"] is None else str(r["layers"]),
-                  "—" if r["parameters"] is None else f"{r['parameters'] / 1e6:.1f}M",
-                  *(_cell(r["metrics"][n]["median"], 2) for n in names), _cell(sc["median"], 2),
-                  "—" if sc["mean"] is None else f"{100 * sc['mean']:.2f} ± {100 * sc['std']:.2f} "
-                                                 f"({sc['n']})",
-                  "—" if r["retention"]["median"] is None else f"{r['retention']['median']:.1f}%",
-                  "—" if r["speedup"]["median"] is None else f"{r['speedup']['median']:.2f}×",
-                  "—" if not r["seconds"]["median"] else f"{r['seconds']['median']:.0f} s")
-    console.print(t)
+        cells.append([
+            r["method"], "—" if r["layers"] is None else str(r["layers"]),
+            "—" if r["parameters"] is None else f"{r['parameters'] / 1e6:.1f}M",
+            *(_cell(r["metrics"][n]["median"], 2) for n in names), _cell(sc["median"], 2),
+            "—" if sc["mean"] is None else f"{100 * sc['mean']:.2f} ± {100 * sc['std']:.2f} "
+                                           f"({sc['n']})",
+            "—" if r["retention"]["median"] is None else f"{r['retention']['median']:.1f}%",
+            "—" if r["speedup"]["median"] is None else f"{r['speedup']['median']:.2f}×",
+            "—" if not r["seconds"]["median"] else f"{r['seconds']['median']:.0f} s"])
+    console.print(fitted_table(f"{task} dev: one row per method (median over seeds)", columns,
+                               cells, console.width, full_table))
     for r in rows:
         for w in r.get("warnings", []):
             console.print(f"[yellow]warning: {r['method']}: {w}[/]")
 
 
 def print_table(console: Any, table: dict[str, Any]) -> None:
-    """The same table with rich."""
-    from rich.table import Table
-
-    t = Table(title="GLUE dev (paper Table 2 layout)")
-    for col in ("model", *PAPER_TASKS, "Macro", "WNLI", "Retention"):
-        t.add_column(col, justify="left" if col == "model" else "right")
-    for row in table["rows"]:
-        t.add_row(row["model"], *(_cell(row["scores"][c]) for c in PAPER_TASKS),
-                  _cell(row["macro"]), _cell(row["scores"]["WNLI"]), _retention_cell(row))
-    console.print(t)
+    """The same table, fitted to the terminal (no word cut; WNLI and Retention left out
+    first, else one block per model)."""
+    columns = [Column("model"), *(Column(c, "right") for c in PAPER_TASKS),
+               Column("Macro", "right"), Column("WNLI", "right", 2),
+               Column("Retention", "right", 1)]
+    cells = [[row["model"], *(_cell(row["scores"][c]) for c in PAPER_TASKS),
+              _cell(row["macro"]), _cell(row["scores"]["WNLI"]), _retention_cell(row)]
+             for row in table["rows"]]
+    console.print(fitted_table("GLUE dev (paper Table 2 layout)", columns, cells,
+                               console.width))
     for task, why in table["missing"].items():
         console.print(f"[yellow]missing {task}[/]: {why}")
 

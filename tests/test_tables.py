@@ -1,0 +1,50 @@
+"""What a user reads fits an 80-column terminal: ``status`` and ``evaluate`` tables
+leave out columns rather than cut words (theseus_cli.tables)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import copy_workspace
+
+from theseus_cli.tables import Column, fitted_table
+
+
+def _run(*args: str, columns: int = 80) -> str:
+    env = {**os.environ, "COLUMNS": str(columns)}
+    done = subprocess.run([sys.executable, "-m", "theseus_cli", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _fits(text: str, width: int = 80) -> None:
+    assert "…" not in text, text
+    too_long = [line for line in text.splitlines() if len(line) > width]
+    assert not too_long, too_long
+
+
+def test_status_and_evaluate_read_cleanly_at_80_columns(trained, tmp_path):
+    ws = copy_workspace(trained[0], tmp_path / "ws")
+    status = _run("status", "-w", ws)
+    _fits(status)
+    assert "finetune-successor" in status and "left out at this width" in status
+    evaluate = _run("evaluate", "-w", ws)
+    _fits(evaluate)
+    for word in ("teacher", "theseus", "majority", "retention", "speed-up"):
+        assert word in evaluate, word
+    assert "tables.md" in evaluate  # where the whole table is
+    wide = _run("status", "-w", ws, columns=200)
+    assert "seconds" in wide and "left out" not in wide
+
+
+def test_too_narrow_for_any_table_prints_one_block_per_row():
+    from rich.console import Console
+
+    columns = [Column("name"), Column("value", "right")]
+    console = Console(width=24, record=True, file=open(os.devnull, "w"))
+    console.print(fitted_table("t", columns, [["a-very-long-name", "1.0"]], console.width))
+    text = console.export_text()
+    assert "name: a-very-long-name" in text and "value: 1.0" in text and "…" not in text
