@@ -17,11 +17,11 @@ import yaml
 
 from theseus_cli.data.glue import get_task
 from theseus_cli.errors import ConfigError, UnknownNameError, WorkspaceError
+from theseus_cli.model.loading import EMBEDDED_MODEL
 from theseus_cli.plugin import param, plugin_choices, registry
 from theseus_cli.plugin import params as P
 
 CONFIG_NAME = "theseus.yaml"
-from theseus_cli.model.loading import EMBEDDED_MODEL
 
 #: where experiment trackers (--report-to) write, inside the workspace
 TRACKING_DIR = "tracking"
