@@ -17,7 +17,7 @@ from theseus_cli.workspace.config import load_config, parse_config
 STAGES = ("finetune-teacher", "replace", "finetune-successor", "evaluate", "export", "truncate",
           "distill", "benchmark")
 TOP = ("benchmark, data, distill, evaluate, export, finetune-successor, finetune-teacher, model, replace, "
-       "runtime, task, truncate")
+       "runtime, task, tasks, truncate")
 TRAINING_KEYS = ("batch_size, epochs, eval_batch_size, eval_every, group_by_length, learning_rate, "
                  "max_grad_norm, max_nonfinite_steps, max_steps, save_every, save_every_minutes, "
                  "warmup_ratio, weight_decay")

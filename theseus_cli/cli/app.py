@@ -23,9 +23,7 @@ from theseus_cli.cli.common import (
 )
 from theseus_cli.cli.stage_commands import register_stage_commands
 from theseus_cli.data.glue import TRAINABLE_TASKS
-from theseus_cli.errors import (
-    IntegrityError,
-)
+from theseus_cli.errors import ConfigError, IntegrityError
 from theseus_cli.plugin import registry
 from theseus_cli.store.artifacts import ArtifactStore, recovery_hint
 from theseus_cli.store.integrity import verify_workspace
@@ -58,11 +56,43 @@ def init(
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="start from a recipe's "
                                           "theseus.yaml (see the workspaces/ folder)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing theseus.yaml"),
+    train: Optional[Path] = typer.Option(None, "--train", help="your own task: its training "
+                                         "file (CSV, TSV, JSON, JSON Lines, Parquet) or a "
+                                         "save_to_disk directory; name it with --task NAME"),
+    validation: Optional[Path] = typer.Option(None, "--validation", help="validation file; "
+                                              "default: --validation-split of train held out"),
+    test: Optional[Path] = typer.Option(None, "--test", help="test file (scored when labelled)"),
+    data_format: Optional[str] = typer.Option(None, "--format", help="data format (csv, tsv, "
+                                              "json, jsonl, parquet, saved); default: from "
+                                              "the extension"),
+    text_column: Optional[list[str]] = typer.Option(None, "--text-column", help="text column "
+                                                    "(twice for a pair); default: text"),
+    label_column: Optional[str] = typer.Option(None, "--label-column",
+                                               help="label column; default: label"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="class names in order, "
+                                         "comma-separated; default: train's, sorted"),
+    validation_split: Optional[float] = typer.Option(None, "--validation-split", help="share "
+                                                     "of train held out without --validation "
+                                                     "(default 0.1, stratified, seeded)"),
+    kind: Optional[str] = typer.Option(None, "--kind", help="sequence-classification or "
+                                       "regression; default: from the labels"),
 ) -> None:
     """Create a workspace with a commented, validated theseus.yaml."""
     tasks = list(TRAINABLE_TASKS) if glue_all else task
+    user_task = None
+    if train is not None:
+        user_task = {"train": train, "validation": validation, "test": test,
+                     "format": data_format, "text_columns": text_column or None,
+                     "label_column": label_column,
+                     "labels": labels.split(",") if labels else None,
+                     "validation_split": validation_split, "kind": kind}
+    elif any(v is not None for v in (validation, test, data_format, text_column, label_column,
+                                     labels, validation_split, kind)):
+        raise ConfigError("--validation, --test, --format, --text-column, --label-column, "
+                          "--labels, --validation-split and --kind describe your own task: "
+                          "give its training file with --train")
     path = init_workspace(directory, tasks=tasks, model=model, glue_dir=glue_dir,
-                          recipe=recipe, force=force)
+                          recipe=recipe, force=force, user_task=user_task)
     console.print(f"[green]workspace ready:[/] {path}")
     console.print(f"next: cd {directory} && theseus replace --scheduler linear")
 

@@ -17,7 +17,7 @@ from theseus_cli.cli.common import (
     print_warnings,
     quiet_libraries,
 )
-from theseus_cli.data.glue import TRAINABLE_TASKS, get_task
+from theseus_cli.data.glue import TRAINABLE_TASKS
 from theseus_cli.errors import (
     ConfigError,
 )
@@ -179,7 +179,7 @@ def run_stage(stage: str, common: dict[str, Any], overrides: dict[str, Any],
     if common.get("glue_all"):
         tasks = list(TRAINABLE_TASKS)
     elif common.get("task"):
-        tasks = list(dict.fromkeys(get_task(t).name for t in common["task"]))
+        tasks = list(dict.fromkeys(config.task_definition(t).name for t in common["task"]))
     else:
         tasks = list(config.tasks)
     stage_cls = registry.stage(stage)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from theseus_cli.data.glue import GlueTask, get_task
+from theseus_cli.data.glue import GlueTask
 
 if TYPE_CHECKING:
     import datasets
@@ -60,7 +60,7 @@ def load_tokenized(config: Any, task: GlueTask | str, tokenizer: Any, split: str
     Args:
         config: a ``theseus_cli.workspace.config.WorkspaceConfig``.
     """
-    task = get_task(task)
+    task = config.task_definition(task)
     holdout = getattr(config.data, "selection", "dev") == "holdout"
     if split == "selection" and not holdout:
         split = "dev"

@@ -247,12 +247,13 @@ def get_task(name: str | GlueTask) -> GlueTask:
     """Look a task up by GLUE name or alias (case, ``-`` and ``_`` ignored).
 
     ``"SST-2"``, ``"sst2"``, ``"sst-2"`` and ``"STS_B"`` all work; a
-    :class:`GlueTask` is returned unchanged.
+    task object (a :class:`GlueTask`, or a user's task resolved by the workspace) is
+    returned unchanged.
 
     Raises:
         UnknownNameError: no such task (the message lists the GLUE names).
     """
-    if isinstance(name, GlueTask):
+    if not isinstance(name, str):
         return name
     key = _ALIASES.get(_norm(str(name)))
     if key is None:

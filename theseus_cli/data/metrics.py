@@ -62,6 +62,8 @@ def compute_metrics(task: GlueTask | str, predictions: Sequence | np.ndarray,
         "matthews_correlation": lambda: matthews_corrcoef(refs, preds),
         "pearson": lambda: _correlation(pearsonr, preds, refs),
         "spearmanr": lambda: _correlation(spearmanr, preds, refs),
+        "macro_f1": lambda: f1_score(refs, preds, average="macro", zero_division=0.0),
+        "mse": lambda: float(np.mean((preds - refs) ** 2)),
     }
     return {name: float(fns[name]()) for name in task.metrics}
 
@@ -105,8 +107,8 @@ def task_score(task: GlueTask | str, metrics: Mapping[str, float]) -> float:
     task = get_task(task)
     if task.name == "MNLI" and "accuracy_matched" in metrics:
         names: Sequence[str] = ("accuracy_matched", "accuracy_mismatched")
-    else:
-        names = task.metrics
+    else:  # a user's task names its own (accuracy; Pearson and Spearman for regression)
+        names = getattr(task, "score_metrics", task.metrics)
     missing = [n for n in names if n not in metrics]
     if missing:
         raise DataError(f"{task.name}: cannot score, metrics lack {', '.join(missing)}; "

@@ -11,7 +11,6 @@ from typing import Any
 
 from rich.console import Console
 
-from theseus_cli.data.glue import get_task
 from theseus_cli.errors import ConfigError
 from theseus_cli.plugin import params as P
 from theseus_cli.plugin import registry
@@ -144,7 +143,7 @@ def plan_sweep(config: WorkspaceConfig, stage: str, *, task: str | None, params:
             f"(data.selection in theseus.yaml); set data.selection: {select} there (every "
             "stage then keeps its best checkpoint on that split, and the sweep picks on it), "
             "or drop --select")
-    task = get_task(task).name if task else config.task
+    task = config.task_definition(task).name if task else config.task
     if not params:
         raise ConfigError(f"theseus sweep {stage}: give at least one --param NAME=V1,V2,...; "
                           f"accepted names: {', '.join(accepted_names(stage))}")

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from theseus_cli.data.glue import get_task
+from theseus_cli.data.user_task import UserTask, task_from_settings
 from theseus_cli.errors import ConfigError, UnknownNameError, WorkspaceError
 from theseus_cli.model.loading import EMBEDDED_MODEL
 from theseus_cli.plugin import param, plugin_choices, registry
@@ -77,8 +78,9 @@ class WorkspaceConfig:
     Attributes:
         root: the workspace directory (holds theseus.yaml and artifacts/).
         model: predecessor source: ``embedded``, a hub id, or a local directory.
-        tasks: the GLUE tasks this workspace covers (GLUE spelling); commands
-            without ``--task`` run each of them, in this order.
+        tasks: the tasks this workspace covers (GLUE spelling, or the name of a task of
+            ``user_tasks``); commands without ``--task`` run each of them, in this order.
+        user_tasks: the user's own tasks (``tasks:`` in theseus.yaml), by name.
         stages_raw: stage name -> the validated raw section from the file.
     """
 
@@ -89,6 +91,19 @@ class WorkspaceConfig:
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     stages_raw: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    user_tasks: dict[str, Any] = field(default_factory=dict)
+
+    def task_definition(self, name: Any) -> Any:
+        """The task called ``name``: a user's task of this workspace, else a GLUE task
+        (any spelling :func:`~theseus_cli.data.glue.get_task` accepts); a task object is
+        returned unchanged.
+
+        Raises:
+            UnknownNameError: no such task (lists the GLUE names).
+        """
+        if isinstance(name, str) and name in self.user_tasks:
+            return self.user_tasks[name]
+        return get_task(name)
 
     @property
     def task(self) -> str:
@@ -207,7 +222,7 @@ def _plugin(group: str, name: str, where: str) -> type:
         raise ConfigError(f"{where}: {e}") from None
 
 
-TOP_LEVEL = ("model", "task", "data", "runtime")
+TOP_LEVEL = ("model", "task", "tasks", "data", "runtime")
 
 
 def parse_config(root: Path, doc: Any, source: str = CONFIG_NAME) -> WorkspaceConfig:
@@ -232,16 +247,19 @@ def parse_config(root: Path, doc: Any, source: str = CONFIG_NAME) -> WorkspaceCo
         raise ConfigError(f"{source}: unknown key {unknown[0]!r}; accepted: "
                           + ", ".join(sorted(accepted)))
     model = P.coerce(doc.get("model", EMBEDDED_MODEL), str, f"{source}: model")
-    raw_tasks = doc.get("task", "MRPC")
+    user_tasks = parse_user_tasks(root, doc.get("tasks"), source)
+    raw_tasks = doc.get("task", list(user_tasks) or "MRPC")
     raw_tasks = raw_tasks if isinstance(raw_tasks, list) else [raw_tasks]
     if not raw_tasks:
         raise ConfigError(f"{source}: task: an empty list; give at least one GLUE task")
     tasks = []
     for item in raw_tasks:
+        item = P.coerce(item, str, f"{source}: task")
         try:
-            name = get_task(P.coerce(item, str, f"{source}: task")).name
+            name = item if item in user_tasks else get_task(item).name
         except UnknownNameError as e:
-            raise ConfigError(f"{source}: task: {e}") from None
+            mine = f" or one of tasks: ({', '.join(user_tasks)})" if user_tasks else ""
+            raise ConfigError(f"{source}: task: {e}{mine}") from None
         if name not in tasks:
             tasks.append(name)
     data = P.build(DataSettings, doc.get("data"), f"{source}: data")
@@ -254,7 +272,33 @@ def parse_config(root: Path, doc: Any, source: str = CONFIG_NAME) -> WorkspaceCo
         validate_section(registry.stage(name).Params, section, f"{source}: {name}", warnings)
         stages_raw[name] = section
     return WorkspaceConfig(root=root, model=model, tasks=tasks, data=data,
-                           runtime=runtime, stages_raw=stages_raw, warnings=warnings)
+                           runtime=runtime, stages_raw=stages_raw, warnings=warnings,
+                           user_tasks=user_tasks)
+
+
+def parse_user_tasks(root: Path, raw: Any, source: str) -> dict[str, UserTask]:
+    """The ``tasks:`` section: the user's own tasks by name (none when absent).
+
+    Raises:
+        ConfigError: not a mapping, a name that is a GLUE task's, or a bad task section.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: tasks: expected a mapping of task name -> its files "
+                          f"and columns, got {raw!r}")
+    out = {}
+    for name, section in raw.items():
+        name = str(name)
+        try:
+            glue = get_task(name).name
+        except UnknownNameError:
+            glue = None
+        if glue is not None:
+            raise ConfigError(f"{source}: tasks: {name!r} is the GLUE task {glue}; give your "
+                              "task another name")
+        out[name] = task_from_settings(name, section, root, f"{source}: tasks.{name}")
+    return out
 
 
 def load_config(root: Path) -> WorkspaceConfig:

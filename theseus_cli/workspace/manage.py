@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -39,13 +40,16 @@ EMBEDDED_PRESET = {"replace": {"learning_rate": 3e-4, "distill_weight": 0.5,
 
 def init_workspace(directory: Path, tasks: list[str] | None = None, model: str = "embedded",
                    glue_dir: Path | None = None, recipe: Path | None = None,
-                   force: bool = False) -> Path:
+                   force: bool = False, user_task: dict[str, Any] | None = None) -> Path:
     """Create ``directory`` with a commented ``theseus.yaml``; return its path.
 
     ``glue_dir`` (given relative to the current directory) is written relative
     to the workspace. A ``recipe`` (a theseus.yaml from ``workspaces/``) sets the
     values; ``tasks``/``model``/``glue_dir`` given here override it. ``tasks``
-    defaults to ``["MRPC"]``; several tasks make a multi-task workspace.
+    defaults to ``["MRPC"]``; several tasks make a multi-task workspace. ``user_task`` (the
+    settings of ``tasks.NAME``: ``train``, ``test``, ``text_columns``, ...; file paths
+    relative to the current directory) declares the user's own task, named by the one
+    task of ``tasks``; its files are written relative to the workspace.
 
     Raises:
         WorkspaceError: theseus.yaml exists and ``force`` is not set.
@@ -70,7 +74,19 @@ def init_workspace(directory: Path, tasks: list[str] | None = None, model: str =
         model = doc.get("model", model) if model == "embedded" else model
         if glue_dir is None and doc.get("data", {}).get("glue_dir"):
             glue_dir = (recipe_file.parent / doc["data"]["glue_dir"]).resolve()
-    names = [get_task(t).name for t in (tasks if isinstance(tasks, list) else [tasks or "MRPC"])]
+    user_tasks: dict[str, dict[str, Any]] = {}
+    if user_task is not None:
+        if not tasks or len(tasks) != 1:
+            raise ConfigError("--train: name your task with one --task NAME (e.g. --task "
+                              "banking77)")
+        user_tasks[tasks[0]] = {
+            k: (os.path.relpath(Path(v).expanduser().resolve(), directory.resolve())
+                if k in ("train", "validation", "test") and v else v)
+            for k, v in user_task.items() if v is not None}
+        names = list(tasks)
+    else:
+        names = [get_task(t).name
+                 for t in (tasks if isinstance(tasks, list) else [tasks or "MRPC"])]
     task_value: str | list[str] = names[0] if len(names) == 1 else list(dict.fromkeys(names))
     glue_text = None
     if glue_dir is not None:
@@ -78,7 +94,7 @@ def init_workspace(directory: Path, tasks: list[str] | None = None, model: str =
     if recipe is None and model == "embedded":
         overrides = {k: dict(v) for k, v in EMBEDDED_PRESET.items()}
     overrides.setdefault("data", {}).pop("glue_dir", None)
-    text = render(model, task_value, glue_text, overrides)
+    text = render(model, task_value, glue_text, overrides, user_tasks)
     parse_config(directory.resolve(), yaml.safe_load(text))  # what we write must validate
     try:
         directory.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from theseus_cli.data import GLUE_DIR_ENV, HUB_DATASET, resolve_glue_dir
-from theseus_cli.data.glue import get_task
+from theseus_cli.data.glue import GlueTask, get_task
 from theseus_cli.errors import ArtifactError, ConfigError, DataError
 from theseus_cli.model.loading import (
     MODEL_DIR,
@@ -86,11 +86,23 @@ def _facts(pipeline: Any, source_art: Artifact | None, cache: dict[str, ModelFac
 
 
 def check_data_source(config: Any, task: str) -> None:
-    """The GLUE directory (if one is set) and the task's folder in it exist.
+    """The GLUE directory (if one is set) and the task's folder in it exist; a user's task:
+    its files exist, train's columns and labels read well (the label order is then known).
 
     Raises:
         DataError: names the path looked for and how to point at data.
     """
+    definition = config.task_definition(task)
+    if not isinstance(definition, GlueTask):
+        for split in definition.splits:
+            path = definition.path(split)
+            if not path.exists():
+                raise DataError(f"task {task}: the {split} file {str(path)!r} does not exist; "
+                                f"fix tasks.{task}.{'validation' if split == 'dev' else split} "
+                                "in theseus.yaml")
+        for split in definition.splits[1:]:  # reads train (columns, cells, labels) too
+            definition.load(split)
+        return
     root = resolve_glue_dir(config.glue_dir())
     if root is None:
         import os
@@ -121,7 +133,7 @@ def check_sequence_length(config: Any, task: str, facts: ModelFacts) -> None:
     """
     if facts.max_positions is None:
         return
-    length = config.data.max_seq_length or get_task(task).max_seq_length
+    length = config.data.max_seq_length or config.task_definition(task).max_seq_length
     if length > facts.max_positions:
         setting = (f"data.max_seq_length: {length}" if config.data.max_seq_length else
                    f"{task}'s default maximum sequence length {length} (data.max_seq_length: null)")

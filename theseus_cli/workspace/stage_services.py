@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from theseus_cli.data import load_tokenized, make_dataloader
-from theseus_cli.data.glue import GlueTask, get_task
+from theseus_cli.data.glue import GlueTask
 from theseus_cli.model import loading
 from theseus_cli.plugin import StageContext, StageServices, TrainOutcome
 from theseus_cli.store.artifacts import Artifact, ArtifactStore
@@ -25,7 +25,7 @@ class CoreStageServices(StageServices):
 
     def task_definition(self, ctx: StageContext) -> GlueTask:
         """The task's :class:`GlueTask` (raises UnknownNameError for an unknown task)."""
-        return get_task(ctx.task)
+        return ctx.config.task_definition(ctx.task)
 
     def load_model(self, ctx: StageContext, artifact: Artifact) -> tuple[Any, Any]:
         """``(model, tokenizer)`` of ``artifact/model`` (ModelSourceError when unreadable)."""
@@ -33,7 +33,7 @@ class CoreStageServices(StageServices):
 
     def load_predecessor(self, ctx: StageContext) -> tuple[Any, Any]:
         """The workspace's predecessor with a new head for the task."""
-        return loading.load_predecessor(ctx.config.model, get_task(ctx.task), ctx.config.root)
+        return loading.load_predecessor(ctx.config.model, ctx.config.task_definition(ctx.task), ctx.config.root)
 
     def save_model(self, ctx: StageContext, model: Any, tokenizer: Any) -> None:
         """``model/`` of the version being staged, written by the main process only."""
@@ -42,7 +42,7 @@ class CoreStageServices(StageServices):
 
     def dataset(self, ctx: StageContext, split: str, tokenizer: Any) -> Any:
         """:func:`theseus_cli.data.load_tokenized` of the workspace's task."""
-        return load_tokenized(ctx.config, get_task(ctx.task), tokenizer, split)
+        return load_tokenized(ctx.config, ctx.config.task_definition(ctx.task), tokenizer, split)
 
     def train(self, ctx: StageContext, model: Any, tokenizer: Any, train_ds: Any,
               dev_ds: Any, **options: Any) -> TrainOutcome:
@@ -50,7 +50,7 @@ class CoreStageServices(StageServices):
         checkpoints (``phase``, the progress label and checkpoint namespace, defaults to
         the stage's name)."""
         options.setdefault("phase", ctx.stage or "train")
-        return loop.train(model=model, tokenizer=tokenizer, task=get_task(ctx.task),
+        return loop.train(model=model, tokenizer=tokenizer, task=ctx.config.task_definition(ctx.task),
                           train_ds=train_ds, dev_ds=dev_ds, params=ctx.params,
                           runtime=ctx.runtime, log=ctx.log, checkpoints=ctx.checkpoints,
                           **options)
@@ -58,7 +58,7 @@ class CoreStageServices(StageServices):
     def distillation(self, ctx: StageContext, teacher: Artifact, train_ds: Any,
                      tokenizer: Any) -> tuple[Any, Any, dict[str, Any]]:
         """:func:`theseus_cli.train.distillation.prepare` with the stage's params."""
-        return distillation.prepare(ctx, teacher, train_ds, tokenizer, get_task(ctx.task),
+        return distillation.prepare(ctx, teacher, train_ds, tokenizer, ctx.config.task_definition(ctx.task),
                                     ctx.params)
 
     def evaluate(self, ctx: StageContext, model: Any, tokenizer: Any,
@@ -69,7 +69,7 @@ class CoreStageServices(StageServices):
         loader = ctx.runtime.prepare(make_dataloader(dataset, tokenizer, batch_size,
                                                      shuffle=False))
         model = ctx.runtime.prepare(model)
-        return loop.evaluate(model, loader, ctx.runtime, get_task(ctx.task))
+        return loop.evaluate(model, loader, ctx.runtime, ctx.config.task_definition(ctx.task))
 
     def model_size(self, model: Any) -> dict[str, Any]:
         """Layers and parameter counts (:func:`theseus_cli.method.replacing.count_parameters`)."""

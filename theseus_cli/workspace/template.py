@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from theseus_cli.data.glue import TASKS
+from theseus_cli.data.user_task import UserTaskSettings
 from theseus_cli.plugin import registry
 from theseus_cli.workspace.config import DataSettings, RuntimeSettings
 
@@ -67,7 +68,8 @@ def _section(obj_or_cls: Any, indent: int, values: dict[str, Any] | None = None)
 
 
 def render(model: str, task: str | list[str], glue_dir: str | None,
-           overrides: dict[str, dict[str, Any]] | None = None) -> str:
+           overrides: dict[str, dict[str, Any]] | None = None,
+           user_tasks: dict[str, dict[str, Any]] | None = None) -> str:
     """The text of a new, fully commented ``theseus.yaml``.
 
     Args:
@@ -75,6 +77,7 @@ def render(model: str, task: str | list[str], glue_dir: str | None,
         task: GLUE task name, or a list of them (a multi-task workspace).
         glue_dir: GLUE directory as it should be written (relative to the workspace).
         overrides: section name -> key -> value to write instead of defaults.
+        user_tasks: the user's own tasks (``tasks:``): name -> settings to write.
     """
     overrides = overrides or {}
     tasks = ", ".join(TASKS)
@@ -86,6 +89,12 @@ def render(model: str, task: str | list[str], glue_dir: str | None,
     out.append("# GLUE task, or a list of tasks this workspace covers (commands without --task")
     out.append(f"# run each of them), spelled as GLUE does: {tasks}")
     out.append(f"task: {_scalar(task)}")
+    if user_tasks:
+        out.append("# Your own tasks: data files (relative to this workspace), columns, labels")
+        out.append("tasks:")
+        for name, values in user_tasks.items():
+            out.append(f"  {name}:")
+            out += _section(UserTaskSettings, 4, values)
     out.append("")
     data = {"glue_dir": glue_dir, **overrides.get("data", {})}
     out.append("data:")

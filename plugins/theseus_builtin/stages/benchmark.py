@@ -19,7 +19,6 @@ from theseus_builtin.stages.benchmark_report import (
     render_markdown,
 )
 from theseus_cli.data import load_tokenized, make_dataloader
-from theseus_cli.data.glue import get_task
 from theseus_cli.deploy import latency
 from theseus_cli.deploy.latency import Shape, cpu_threads, synthetic_shapes
 from theseus_cli.deploy.onnx import require_onnx
@@ -254,7 +253,7 @@ def _shapes(ctx: StageContext, model_dir) -> list:
                               _ints(p.batch_sizes, "batch_sizes"),
                               _ints(p.seq_lengths, "seq_lengths"))
     if p.dev_batches:
-        task = get_task(ctx.task)
+        task = ctx.task_definition
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         dev = load_tokenized(ctx.config, task, tokenizer, task.dev_splits[0])
         batches = []

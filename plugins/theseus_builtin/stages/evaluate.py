@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from theseus_builtin.stages.glue_table import evaluate_tasks
 from theseus_cli.data import load_split, load_tokenized, make_dataloader, tokenize_split
-from theseus_cli.data.glue import get_task
 from theseus_cli.data.submission import (
     ZIP_NAME,
     answered_test_splits,
@@ -72,7 +71,7 @@ class Evaluate(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         from theseus_cli.method.parameters import count_parameters
 
-        task, p = get_task(ctx.task), ctx.params
+        task, p = ctx.task_definition, ctx.params
         successor_art = ctx.inputs[p.successor]
         teacher_art = ctx.lineage(successor_art, "finetune-teacher")
         teacher, tokenizer = ctx.load_model(teacher_art)

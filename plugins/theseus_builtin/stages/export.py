@@ -26,7 +26,7 @@ from pathlib import Path
 
 from theseus_builtin.stages import model_card
 from theseus_cli.data import load_tokenized, make_dataloader
-from theseus_cli.data.glue import get_task
+from theseus_cli.data.glue import GlueTask
 from theseus_cli.deploy import latency
 from theseus_cli.deploy import onnx as deploy
 from theseus_cli.deploy.latency import cpu_threads
@@ -112,7 +112,7 @@ class Export(Stage):
 
         from theseus_cli.data.metrics import score_logits
 
-        task, p = get_task(ctx.task), ctx.params
+        task, p = ctx.task_definition, ctx.params
         formats = parse_formats(p.format)
         if p.successor == TEACHER:
             model_art, evaluation = ctx.inputs[TEACHER], None
@@ -149,7 +149,8 @@ class Export(Stage):
         speed = _speed_table(ctx, model_art, done) if p.card_speed else None
         source = evaluation or model_art
         card = model_card.render(
-            task=task.name, predecessor=models.base_model_name(ctx.config.model), role=(
+            task=task.name, glue=isinstance(task, GlueTask),
+            predecessor=models.base_model_name(ctx.config.model), role=(
                 "teacher" if evaluation is None else "successor"),
             metrics=evaluation.manifest["metrics"] if evaluation else scores["pytorch"],
             scores={k: v for k, v in scores["pytorch"].items() if k != "score"},
@@ -249,7 +250,7 @@ def _export_onnx(ctx: StageContext, model, tokenizer, loader, reference, formats
     """
     from theseus_cli.data.metrics import score_logits
 
-    p, task = ctx.params, get_task(ctx.task)
+    p, task = ctx.params, ctx.task_definition
     names = deploy.input_names(model, tokenizer)
     example = next(iter(loader))
     info: dict[str, dict] = {}

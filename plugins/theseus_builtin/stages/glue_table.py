@@ -32,8 +32,9 @@ from theseus_cli.workspace.multitask import TasksFailed
 GLUE_TASK = "GLUE"  # artifacts/GLUE/glue-table/vN holds the cross-task table
 COLUMNS = (*PAPER_TASKS, "WNLI")
 #: raised when the tables' rows change for the same evaluations (2: one sample per seed,
-#: variants compared on comparable data settings), so a rerun publishes them again
-TABLE_FORMAT = 2
+#: variants compared on comparable data settings; 3: the method tables of the workspace's own
+#: tasks too), so a rerun publishes them again
+TABLE_FORMAT = 3
 
 
 def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> Artifact:
@@ -45,7 +46,8 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
 
     Args:
         pipeline: the workspace's ``theseus_cli.workspace.pipeline.Pipeline``.
-        tasks: GLUE task names to evaluate; the GLUE table always has all columns.
+        tasks: task names to evaluate (GLUE's, or the workspace's own); the GLUE table,
+            when a GLUE task is among them, always has all columns.
         options: ``overrides`` (evaluate params, e.g. predict_test), ``force``.
 
     Returns:
@@ -62,9 +64,11 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
     evaluations: dict[str, list[Artifact]] = {}
     missing: dict[str, str] = {}
     errors: list[TheseusError] = []
-    for task in COLUMNS:
+    glue_run = any(t in COLUMNS for t in tasks)  # else only the user's own tasks
+    for task in [*COLUMNS, *(t for t in tasks if t not in COLUMNS)]:
         if task not in tasks:
-            missing[task] = "not among the tasks of this run"
+            if glue_run:
+                missing[task] = "not among the tasks of this run"
             continue
         found = [(stage, a) for stage in stages for a in store.versions(task, stage)]
         if not found and len(tasks) == 1:  # one task: train what evaluate needs, as any stage
@@ -132,9 +136,11 @@ class GlueTable(Stage):
         evaluations: dict[str, list[Artifact]] = {}
         for art in ctx.inputs.values():
             evaluations.setdefault(art.task, []).append(art)
+        order = [*COLUMNS, *sorted(t for t in evaluations if t not in COLUMNS)]
         per_task = {task: task_rows(ctx.store, evaluations[task])
-                    for task in COLUMNS if task in evaluations}
-        table = build_table(per_task, dict(ctx.params.missing))
+                    for task in order if task in evaluations}
+        table = build_table({t: r for t, r in per_task.items() if t in COLUMNS},
+                            dict(ctx.params.missing))
         out = ctx.out_dir
         if ctx.params.predict_test:
             table["submission"] = collect_submission(table, evaluations, out)

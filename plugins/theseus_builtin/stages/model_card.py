@@ -12,19 +12,24 @@ from theseus_cli.plugin import selector_of
 
 #: GLUE metric names -> the display names the Hub's model-index uses
 _METRIC_NAMES = {"accuracy": "Accuracy", "f1": "F1", "matthews_correlation": "Matthews Correlation",
-                 "pearson": "Pearson Correlation", "spearmanr": "Spearman Correlation"}
+                 "pearson": "Pearson Correlation", "spearmanr": "Spearman Correlation", "macro_f1": "Macro F1",
+                 "mse": "Mean Squared Error"}
 #: params that say nothing about the recipe (where files go, how often to checkpoint)
 _NOT_RECIPE = {"output", "check_examples", "save_every", "save_every_minutes", "speed_batches",
                "speed_repeats", "predict_test", "card_speed"}
 
 
-def model_index(name: str, task: str, metrics: dict[str, float]) -> list[dict[str, Any]]:
-    """The card's ``model-index``: one result on the task's GLUE validation split, one
-    entry per GLUE metric (``metrics``: name -> value in [0, 1], reported in percent)."""
+def model_index(name: str, task: str, metrics: dict[str, float],
+                glue: bool = True) -> list[dict[str, Any]]:
+    """The card's ``model-index``: one result on the task's validation split (GLUE's, or the
+    user's own data set, named by the task), one entry per metric (``metrics``: name ->
+    value in [0, 1], reported in percent)."""
+    dataset = ({"name": f"GLUE {task}", "type": "nyu-mll/glue", "config": task.lower(),
+                "split": "validation"} if glue else
+               {"name": task, "type": task, "split": "validation"})
     return [{"name": name, "results": [{
         "task": {"type": "text-classification", "name": "Text Classification"},
-        "dataset": {"name": f"GLUE {task}", "type": "nyu-mll/glue", "config": task.lower(),
-                    "split": "validation"},
+        "dataset": dataset,
         "metrics": [{"type": k, "value": round(100 * v, 2), "name": _METRIC_NAMES.get(k, k)}
                     for k, v in metrics.items() if v == v]}]}]
 
@@ -84,7 +89,7 @@ logits = session.run(["logits"], {{i.name: enc[i.name] for i in session.get_inpu
 def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
            scores: dict[str, float], method: str, ancestors: list[Any],
            formats: dict[str, dict[str, Any]], restructured: bool,
-           speed: dict[str, Any] | None = None) -> str:
+           speed: dict[str, Any] | None = None, glue: bool = True) -> str:
     """The card, Markdown with YAML front matter.
 
     Args:
@@ -93,13 +98,16 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
         scores: GLUE metric name -> dev value in [0, 1] of the exported model (PyTorch).
         formats: format -> ``{"path", "mb", "score", ...}`` of what was exported.
         speed: the export's speed table (``export._speed_table``), or None.
+        glue: a GLUE task (else the user's own data: no GLUE dataset metadata).
     """
+    where = f"GLUE {task}" if glue else task
     name = f"{task.lower()}-{role}-theseus"
     front = {"library_name": "transformers", "base_model": predecessor,
              "pipeline_tag": "text-classification",
-             "tags": ["bert-of-theseus", "model-compression", "glue", task.lower(), "onnx"
-                      if any(f != "hf" for f in formats) else "pytorch"],
-             "datasets": ["nyu-mll/glue"], "model-index": model_index(name, task, scores)}
+             "tags": ["bert-of-theseus", "model-compression", *(["glue"] if glue else []),
+                      task.lower(), "onnx" if any(f != "hf" for f in formats) else "pytorch"],
+             **({"datasets": ["nyu-mll/glue"]} if glue else {}),
+             "model-index": model_index(name, task, scores, glue)}
     if role == "successor":
         how = ("compressed by progressive module replacing (BERT-of-Theseus, Xu et al., "
                "EMNLP 2020)" if method.startswith("theseus") else f"the `{method}` baseline")
@@ -107,7 +115,7 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
                      else f"{metrics['retention']:.1f}%")
         head = (f"A {metrics['successor_layers']}-layer successor of a "
                 f"{metrics['teacher_layers']}-layer predecessor (`{predecessor}`), {how}, "
-                f"made with the `theseus` CLI on GLUE {task} (method: {method}).\n\n"
+                f"made with the `theseus` CLI on {where} (method: {method}).\n\n"
                 f"- Retention (successor / teacher, paper score): {retention}\n"
                 f"- Parameters: {metrics['teacher_parameters'] / 1e6:.1f}M → "
                 f"{metrics['successor_parameters'] / 1e6:.1f}M\n"
@@ -120,7 +128,7 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
         table = f"| {task} dev | teacher | successor |\n|---|---|---|\n{rows}\n"
     else:
         head = (f"The fine-tuned predecessor (`{predecessor}`, the teacher of theseus's "
-                f"successors) on GLUE {task}, exported by the `theseus` CLI.\n")
+                f"successors) on {where}, exported by the `theseus` CLI.\n")
         table = (f"| {task} dev | teacher |\n|---|---|\n"
                  + "\n".join(f"| {k} | {_pct(v)} |" for k, v in scores.items()) + "\n")
     fmt_rows = "\n".join(f"| `{f}` | `{info['path']}` | {info['mb']:.1f} | "
@@ -131,7 +139,7 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
 {yaml.safe_dump(front, sort_keys=False).strip()}
 ---
 
-# GLUE {task} {role} made with theseus
+# {where} {role} made with theseus
 
 {head}
 {table}
