@@ -73,7 +73,8 @@ def test_pipeline_on_the_users_csv(tmp_path, tiny_model_dir, data):
     assert set(teacher["metrics"]) >= {"accuracy", "macro_f1", "score"}
     assert teacher["info"]["dev_examples"] == 6 and teacher["info"]["train_examples"] == 54
     evaluation = manifest(ws, "evaluate", task="intents")
-    assert {"teacher_accuracy", "successor_macro_f1", "retention"} <= set(evaluation["metrics"])
+    assert {"teacher_accuracy", "successor_macro_f1", "retention", "teacher_test_accuracy",
+            "successor_test_macro_f1", "majority_test_accuracy"} <= set(evaluation["metrics"])
     exported = json.loads((ws / "artifacts/intents/export/v1/model/config.json").read_text())
     assert exported["id2label"] == {"0": "animal", "1": "food", "2": "place"}
     card = (ws / "artifacts/intents/export/v1/README.md").read_text()

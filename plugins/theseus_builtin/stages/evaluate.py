@@ -123,8 +123,9 @@ class Evaluate(Stage):
 
 def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, object, int, dict]:
     """Dev metrics of each model on every dev split of the task (MNLI: matched and
-    mismatched, metric names suffixed ``_matched``/``_mismatched``), plus ``score``,
-    and the same for the majority-class baseline (role ``majority``).
+    mismatched, metric names suffixed ``_matched``/``_mismatched``), plus ``score`` (from
+    dev), and the same for the majority-class baseline (role ``majority``); for a user's
+    task with a labelled test file, the test metrics too, prefixed ``test_``.
 
     Returns:
         ``(role -> metrics, loader of the first dev split (prepared), dev examples,
@@ -164,6 +165,18 @@ def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, o
                                    compute_metrics(task, constant, labels).items()})
     for role in roles:
         scores[role]["score"] = task_score(task, scores[role])
+    if getattr(task, "test_has_labels", lambda: False)():  # a user's labelled test file
+        ds = load_tokenized(ctx.config, task, tokenizer, "test")
+        loader = ctx.runtime.prepare(make_dataloader(ds, tokenizer, ctx.params.eval_batch_size,
+                                                     shuffle=False))
+        for role, model in models.items():
+            logits, labels = predict(model, loader, ctx.runtime)
+            m = compute_metrics(task, logits_to_predictions(task, logits), labels)
+            finite = np.isfinite(logits).all()
+            scores[role].update({f"test_{k}": v if finite else float("nan") for k, v in m.items()})
+        constant = np.full(len(labels), majority, dtype=np.float64 if task.is_regression else np.int64)
+        scores["majority"].update({f"test_{k}": v for k, v in
+                                   compute_metrics(task, constant, labels).items()})
     shares = {role: top_class_share(task, np.concatenate(p)) for role, p in predictions.items()}
     return scores, first_loader, examples, shares
 

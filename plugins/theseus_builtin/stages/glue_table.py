@@ -283,8 +283,10 @@ def print_task(console: Any, task: str, rows: list[dict], full_table: str = "") 
             "—" if r["retention"]["median"] is None else f"{r['retention']['median']:.1f}%",
             "—" if r["speedup"]["median"] is None else f"{r['speedup']['median']:.2f}×",
             "—" if not r["seconds"]["median"] else f"{r['seconds']['median']:.0f} s"])
-    console.print(fitted_table(f"{task} dev: one row per method (median over seeds)", columns,
-                               cells, console.width, full_table))
+    split = ("dev (test_: the test file)" if any(n.startswith("test_") for n in names)
+             else "dev")
+    console.print(fitted_table(f"{task} {split}: one row per method (median over seeds)",
+                               columns, cells, console.width, full_table))
     for r in rows:
         for w in r.get("warnings", []):
             console.print(f"[yellow]warning: {r['method']}: {w}[/]")
