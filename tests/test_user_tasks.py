@@ -113,6 +113,10 @@ def test_float_labels_make_a_regression_task(tmp_path, tiny_model_dir, data):
     task = load_config(tmp_path / "ws").task_definition("scores")
     assert task.is_regression and task.num_labels == 1 and task.metrics[0] == "pearson"
     assert len(task.load("dev")) == 4  # not stratified: 10% of all rows
+    set_yaml(tmp_path / "ws", FAST)
+    cli("finetune-teacher", "-w", tmp_path / "ws")
+    metrics = manifest(tmp_path / "ws", "finetune-teacher", task="scores")["metrics"]
+    assert {"pearson", "spearmanr", "mse", "score"} <= set(metrics)
 
 
 # ------------------------------------------------ bad data: exit 2 before any work
