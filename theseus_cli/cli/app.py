@@ -76,6 +76,9 @@ def init(
                                                      "(default 0.1, stratified, seeded)"),
     kind: Optional[str] = typer.Option(None, "--kind", help="sequence-classification or "
                                        "regression; default: from the labels"),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="a model already fine-tuned "
+                                          "on the task (local directory or hub id): the "
+                                          "teacher, adopted without training"),
 ) -> None:
     """Create a workspace with a commented, validated theseus.yaml."""
     tasks = list(TRAINABLE_TASKS) if glue_all else task
@@ -91,8 +94,14 @@ def init(
         raise ConfigError("--validation, --test, --format, --text-column, --label-column, "
                           "--labels, --validation-split and --kind describe your own task: "
                           "give its training file with --train")
-    path = init_workspace(directory, tasks=tasks, model=model, glue_dir=glue_dir,
-                          recipe=recipe, force=force, user_task=user_task)
+    if teacher is not None and model != "embedded":
+        raise ConfigError(f"--teacher {teacher} and --model {model}: the teacher is the model; "
+                          "give one of them")
+    if teacher is not None and Path(teacher).expanduser().exists():
+        teacher = str(Path(teacher).expanduser().resolve())  # read from the workspace later
+    path = init_workspace(directory, tasks=tasks, model=teacher or model, glue_dir=glue_dir,
+                          recipe=recipe, force=force, user_task=user_task,
+                          adopt=teacher is not None)
     console.print(f"[green]workspace ready:[/] {path}")
     console.print(f"next: cd {directory} && theseus replace --scheduler linear")
 

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from theseus_cli.data.glue import GlueTask
 from theseus_cli.errors import ConfigError, ModelSourceError, UnknownNameError
+from theseus_cli.model.weights import check_lfs_pointers, check_loaded_weights
 from theseus_cli.plugin import ModelFacts, registry
 from theseus_cli.plugin.registry import family_of
 from theseus_cli.store import jsonio
@@ -119,36 +120,7 @@ def _hub_kwargs(source: str) -> dict[str, Any]:
                            "model, or run where the hub is reachable")
 
 
-#: how a Git LFS pointer file starts (a checkout made without ``git lfs``)
-LFS_POINTER = b"version https://git-lfs.github.com/spec/"
-WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.h5", "*.msgpack")
-
-
-def check_lfs_pointers(source: str) -> None:
-    """Refuse a local model directory whose weight files are Git LFS pointers (the small
-    text files a clone without ``git lfs`` leaves in place of the weights).
-
-    Raises:
-        ModelSourceError: naming the file and suggesting ``git lfs pull``.
-    """
-    root = Path(source)
-    if not root.is_dir():
-        return
-    for pattern in WEIGHT_FILES:
-        for f in sorted(root.glob(pattern)):
-            try:
-                with open(f, "rb") as fh:
-                    head = fh.read(len(LFS_POINTER))
-            except OSError:
-                continue
-            if head == LFS_POINTER:
-                raise ModelSourceError(
-                    f"{str(f)!r} is a Git LFS pointer file, not the model's weights (the "
-                    "repository was cloned without Git LFS); run `git lfs pull` in "
-                    f"{str(root)!r} (after `git lfs install`), then rerun")
-
-
-def _from_pretrained(loader: Any, source: str, **kwargs: Any) -> Any:
+def from_pretrained_checked(loader: Any, source: str, **kwargs: Any) -> Any:
     """``loader.from_pretrained`` with every failure turned into a ModelSourceError (a
     Git LFS pointer in place of the weights is named as such)."""
     check_lfs_pointers(source)
@@ -174,7 +146,7 @@ def model_facts(source: str) -> ModelFacts:
     """
     from transformers import AutoConfig
 
-    config = _from_pretrained(AutoConfig, source)
+    config = from_pretrained_checked(AutoConfig, source)
     positions = getattr(config, "max_position_embeddings", None)
     if positions is not None and getattr(config, "position_embedding_type", "absolute") != "absolute":
         positions = None  # relative positions: no hard limit
@@ -207,53 +179,15 @@ def load_predecessor(model: str, task: GlueTask, root: Path | None = None) -> tu
         kwargs["id2label"] = dict(enumerate(task.label_names))
         kwargs["label2id"] = {n: i for i, n in enumerate(task.label_names)}
         kwargs["problem_type"] = "single_label_classification"
-    tokenizer = _from_pretrained(AutoTokenizer, source)
+    tokenizer = from_pretrained_checked(AutoTokenizer, source)
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:  # decoders (GPT-2)
         tokenizer.pad_token = tokenizer.eos_token
-    net, info = _from_pretrained(AutoModelForSequenceClassification, source,
+    net, info = from_pretrained_checked(AutoModelForSequenceClassification, source,
                                  output_loading_info=True, **kwargs)
     check_loaded_weights(net, info, source)
     if getattr(net.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         net.config.pad_token_id = tokenizer.pad_token_id
     return net, tokenizer
-
-
-def check_loaded_weights(model: Any, info: dict[str, Any], source: str) -> None:
-    """Refuse a predecessor whose checkpoint does not fill its encoder or decoder.
-
-    Only the task head (everything outside ``model.base_model_prefix``: ``classifier``,
-    ``score``, DeBERTa's pooler) may be new, missing or of another size: it is what a
-    model fine-tuned for another task, or a bare pretrained model, lacks. Any missing,
-    unexpected or resized tensor inside the base model would be randomly initialised (or
-    dropped) and is an error that names the tensors.
-
-    Args:
-        info: ``from_pretrained(..., output_loading_info=True)``'s second value.
-
-    Raises:
-        ModelSourceError: naming up to 5 tensors of each kind and what to do.
-    """
-    prefix = f"{model.base_model_prefix}."
-    base_keys = {k for k in model.state_dict() if k.startswith(prefix)}
-
-    def inside(key: str) -> bool:
-        return key.startswith(prefix) or f"{prefix}{key}" in base_keys
-
-    problems = []
-    for kind, keys in (("missing", info.get("missing_keys") or ()),
-                       ("unexpected", info.get("unexpected_keys") or ()),
-                       ("of another shape", [k[0] if isinstance(k, tuple) else k
-                                             for k in info.get("mismatched_keys") or ()])):
-        bad = sorted(k for k in keys if inside(k))
-        if bad:
-            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-            problems.append(f"{len(bad)} {kind} ({shown})")
-    if problems:
-        raise ModelSourceError(
-            f"model {source!r}: its checkpoint does not match its config outside the task "
-            f"head: tensors {'; '.join(problems)}; they would be randomly initialised or "
-            "dropped. Restore the weights file, or save the model again with save_pretrained "
-            "(only the task head of a model fine-tuned for another task may be new)")
 
 
 #: written beside a successor whose layers a stock config cannot describe (low-rank)
@@ -269,10 +203,10 @@ def load_saved(path: Path) -> tuple[Any, Any]:
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = _from_pretrained(AutoTokenizer, str(path))
+    tokenizer = from_pretrained_checked(AutoTokenizer, str(path))
     if (Path(path) / SUCCESSOR_FILE).is_file():
         return load_restructured(Path(path)), tokenizer
-    return _from_pretrained(AutoModelForSequenceClassification, str(path)), tokenizer
+    return from_pretrained_checked(AutoModelForSequenceClassification, str(path)), tokenizer
 
 
 def load_restructured(path: Path) -> Any:
@@ -294,7 +228,7 @@ def load_restructured(path: Path) -> Any:
         meta = json.loads((path / SUCCESSOR_FILE).read_text(encoding="utf-8"))
         builder_cls = registry.successor_builder(meta["builder"])
         builder = builder_cls(builder_cls.Params(**meta.get("params", {})))
-        config = _from_pretrained(AutoConfig, str(path))
+        config = from_pretrained_checked(AutoConfig, str(path))
         with torch.random.fork_rng(devices=[]):
             model = AutoModelForSequenceClassification.from_config(config)
         family = family_of(model)

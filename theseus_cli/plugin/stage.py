@@ -49,8 +49,9 @@ class StageServices(ABC):
         """``(model, tokenizer)`` saved in ``artifact``'s ``model/``."""
 
     @abstractmethod
-    def load_predecessor(self, ctx: StageContext) -> tuple[Any, Any]:
-        """The workspace's pretrained predecessor with a new head for the task."""
+    def load_predecessor(self, ctx: StageContext, fine_tuned: bool = False) -> tuple[Any, Any]:
+        """The workspace's predecessor: pretrained with a new head for the task, or (with
+        ``fine_tuned``) as already fine-tuned on it, its labels matched to the task's."""
 
     @abstractmethod
     def save_model(self, ctx: StageContext, model: Any, tokenizer: Any) -> None:
@@ -146,13 +147,16 @@ class StageContext:
         """
         return self.services.load_model(self, artifact)
 
-    def load_predecessor(self) -> tuple[Any, Any]:
-        """The workspace's pretrained predecessor with a new head for this task.
+    def load_predecessor(self, fine_tuned: bool = False) -> tuple[Any, Any]:
+        """The workspace's pretrained predecessor with a new head for this task; with
+        ``fine_tuned``, the predecessor as already fine-tuned on the task (its head kept, its
+        classes matched to the task's by name and reordered when only the order differs).
 
         Raises:
-            ModelSourceError: the model cannot be found or read.
+            ModelSourceError: the model cannot be found or read, or a tensor is missing.
+            ConfigError: ``fine_tuned`` and its classes are not the task's.
         """
-        return self.services.load_predecessor(self)
+        return self.services.load_predecessor(self, fine_tuned)
 
     def save_model(self, model: Any, tokenizer: Any) -> None:
         """Write the model into this version (``model/``), on the main process only."""

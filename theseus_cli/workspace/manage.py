@@ -40,7 +40,8 @@ EMBEDDED_PRESET = {"replace": {"learning_rate": 3e-4, "distill_weight": 0.5,
 
 def init_workspace(directory: Path, tasks: list[str] | None = None, model: str = "embedded",
                    glue_dir: Path | None = None, recipe: Path | None = None,
-                   force: bool = False, user_task: dict[str, Any] | None = None) -> Path:
+                   force: bool = False, user_task: dict[str, Any] | None = None,
+                   adopt: bool = False) -> Path:
     """Create ``directory`` with a commented ``theseus.yaml``; return its path.
 
     ``glue_dir`` (given relative to the current directory) is written relative
@@ -49,7 +50,8 @@ def init_workspace(directory: Path, tasks: list[str] | None = None, model: str =
     defaults to ``["MRPC"]``; several tasks make a multi-task workspace. ``user_task`` (the
     settings of ``tasks.NAME``: ``train``, ``test``, ``text_columns``, ...; file paths
     relative to the current directory) declares the user's own task, named by the one
-    task of ``tasks``; its files are written relative to the workspace.
+    task of ``tasks``; its files are written relative to the workspace. ``adopt``: ``model``
+    is already fine-tuned on the task and becomes the teacher without training.
 
     Raises:
         WorkspaceError: theseus.yaml exists and ``force`` is not set.
@@ -94,6 +96,8 @@ def init_workspace(directory: Path, tasks: list[str] | None = None, model: str =
     if recipe is None and model == "embedded":
         overrides = {k: dict(v) for k, v in EMBEDDED_PRESET.items()}
     overrides.setdefault("data", {}).pop("glue_dir", None)
+    if adopt:
+        overrides.setdefault("finetune-teacher", {})["adopt"] = True
     text = render(model, task_value, glue_text, overrides, user_tasks)
     parse_config(directory.resolve(), yaml.safe_load(text))  # what we write must validate
     try:

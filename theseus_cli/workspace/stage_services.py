@@ -10,6 +10,7 @@ from typing import Any
 from theseus_cli.data import load_tokenized, make_dataloader
 from theseus_cli.data.glue import GlueTask
 from theseus_cli.model import loading
+from theseus_cli.model.fine_tuned import load_fine_tuned
 from theseus_cli.plugin import StageContext, StageServices, TrainOutcome
 from theseus_cli.store.artifacts import Artifact, ArtifactStore
 from theseus_cli.train import distillation, loop
@@ -31,9 +32,16 @@ class CoreStageServices(StageServices):
         """``(model, tokenizer)`` of ``artifact/model`` (ModelSourceError when unreadable)."""
         return loading.load_saved(artifact.file(loading.MODEL_DIR))
 
-    def load_predecessor(self, ctx: StageContext) -> tuple[Any, Any]:
-        """The workspace's predecessor with a new head for the task."""
-        return loading.load_predecessor(ctx.config.model, ctx.config.task_definition(ctx.task), ctx.config.root)
+    def load_predecessor(self, ctx: StageContext, fine_tuned: bool = False) -> tuple[Any, Any]:
+        """The workspace's predecessor, with a new head for the task or (``fine_tuned``) its
+        own, labels aligned (:func:`theseus_cli.model.fine_tuned.load_fine_tuned`)."""
+        task = ctx.config.task_definition(ctx.task)
+        if fine_tuned:
+            model, tokenizer, note = load_fine_tuned(ctx.config.model, task, ctx.config.root)
+            if note:
+                ctx.log.info(f"[yellow]warning: {note}[/]")
+            return model, tokenizer
+        return loading.load_predecessor(ctx.config.model, task, ctx.config.root)
 
     def save_model(self, ctx: StageContext, model: Any, tokenizer: Any) -> None:
         """``model/`` of the version being staged, written by the main process only."""
