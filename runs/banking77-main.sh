@@ -13,17 +13,28 @@ if [ ! -e "$WS/theseus.yaml" ]; then
 fi
 cd "$WS"
 run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
+version() {  # the replace version made with seed $1 and distill_weight $2
+  python - "$1" "$2" <<'PY'
+import json, sys
+from pathlib import Path
+for d in sorted(Path("artifacts/banking77/replace").glob("v*"), key=lambda p: -int(p.name[1:])):
+    m = json.loads((d / "manifest.json").read_text())
+    if m["config"]["runtime"]["seed"] == int(sys.argv[1]) \
+            and m["params"]["distill_weight"] == float(sys.argv[2]):
+        print(d.name); break
+PY
+}
 run replace --scheduler linear
-run finetune-successor
+run finetune-successor --from "replace=$(version 42 0.5)"
 run evaluate
 run export --format hf,onnx,onnx-int8
 run benchmark
 for seed in 42 43 44; do
   run replace --seed $seed
-  run finetune-successor --seed $seed
+  run finetune-successor --seed $seed --from "replace=$(version $seed 0.5)"
   run truncate --seed $seed
   run distill --seed $seed
-  run replace --seed $seed --distill-weight 0 --force  # Theseus, task loss only (the paper's)
-  run finetune-successor --seed $seed --distill-weight 0
+  run replace --seed $seed --distill-weight 0  # Theseus with the task loss only (the paper's)
+  run finetune-successor --seed $seed --distill-weight 0 --from "replace=$(version $seed 0)"
 done
 run evaluate --speed-repeats 3
