@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from theseus_cli.data.glue import get_task
+from theseus_cli.data.glue import TASKS, get_task
 from theseus_cli.errors import ArtifactError, ConfigError, WorkspaceError
 from theseus_cli.plugin import registry
 from theseus_cli.store.artifacts import ArtifactStore
@@ -185,8 +185,10 @@ def status_rows(workspace: Path | None) -> tuple[list[tuple[str, ...]], Workspac
             if marks:
                 note = f"[red]{marks}[/] (`theseus verify`)" + (f"; {note}" if note else "")
             if task == "GLUE":
-                note = "GLUE table; missing: " + (", ".join(m.get("info", {}).get("missing", {}))
-                                                  or "none")
+                missing = ", ".join(m.get("info", {}).get("missing", {}))
+                note = (f"method tables, GLUE table; missing: {missing}" if missing else
+                        "method tables of every task" if not set(config.tasks) & set(TASKS)
+                        else "method tables, GLUE table; missing: none")
             if staging:
                 note += f" ({len(staging)} incomplete run(s))"
             rows.append((task, name, str(len(versions)),
