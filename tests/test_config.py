@@ -36,7 +36,7 @@ def err(doc) -> str:
      "theseus.yaml: replace: unknown key 'epoch'; accepted: batch_size, distill_weight, epochs, "
      "eval_batch_size"),
     ({"finetune-teacher": {"lr": 1}},
-     f"theseus.yaml: finetune-teacher: unknown key 'lr'; accepted: {TRAINING_KEYS}"),
+     f"theseus.yaml: finetune-teacher: unknown key 'lr'; accepted: adopt, {TRAINING_KEYS}"),
     ({"data": {"glue": "x"}}, "theseus.yaml: data: unknown key 'glue'; accepted: glue_dir, "
                               "holdout_fraction, max_eval_samples, max_seq_length, "
                               "max_train_samples, selection"),
