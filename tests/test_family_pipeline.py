@@ -24,7 +24,7 @@ from theseus_cli.data.sources import checkout_glue_dir
 ROOT = Path(__file__).resolve().parents[1]
 REAL_GLUE = checkout_glue_dir(ROOT)
 HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
-SIZES = {"train": 64, "dev": 32}
+SIZES = {"train": 32, "dev": 16}
 
 
 def _sentence(rng: random.Random) -> str:
