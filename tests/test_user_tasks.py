@@ -72,6 +72,7 @@ def test_pipeline_on_the_users_csv(tmp_path, tiny_model_dir, data):
     teacher = manifest(ws, "finetune-teacher", task="intents")
     assert set(teacher["metrics"]) >= {"accuracy", "macro_f1", "score"}
     assert teacher["info"]["dev_examples"] == 6 and teacher["info"]["train_examples"] == 54
+    assert teacher["info"]["validation_rows"] == dev_rows  # recorded, the same for every stage
     evaluation = manifest(ws, "evaluate", task="intents")
     assert {"teacher_accuracy", "successor_macro_f1", "retention", "teacher_test_accuracy",
             "successor_test_macro_f1", "majority_test_accuracy"} <= set(evaluation["metrics"])

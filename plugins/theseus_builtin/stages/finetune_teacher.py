@@ -59,7 +59,7 @@ class FinetuneTeacher(Stage):
             info={**ctx.model_size(model), "train_examples": len(train_ds),
                   "dev_examples": len(dev_ds), "optimizer_steps": outcome.steps,
                   "train_seconds": round(outcome.seconds, 2),
-                  "evaluations": outcome.evaluations},
+                  "evaluations": outcome.evaluations, **held_out_rows(ctx)},
         )
 
     def adopt(self, ctx: StageContext) -> StageResult:
@@ -78,7 +78,19 @@ class FinetuneTeacher(Stage):
         return StageResult(metrics=metrics, info={
             **ctx.model_size(model), "adopted": {"source": ctx.config.model,
                                                  "sha256": hashes},
-            "dev_examples": len(dev_ds), "optimizer_steps": 0, "train_seconds": 0.0})
+            "dev_examples": len(dev_ds), "optimizer_steps": 0, "train_seconds": 0.0,
+            **held_out_rows(ctx)})
+
+
+def held_out_rows(ctx: StageContext) -> dict:
+    """``{"validation_rows": [...]}``: the rows of the training file (0-based) held out as the
+    validation split of a task without a validation file; {} otherwise. Every stage and
+    seed of the workspace uses these rows (the split is seeded and stratified)."""
+    task = ctx.task_definition
+    holdout = getattr(task, "holdout", None)
+    if holdout is None or getattr(task.settings, "validation", None):
+        return {}
+    return {"validation_rows": holdout()[1]}
 
 
 def _sha256(path: Path) -> str:
