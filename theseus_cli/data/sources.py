@@ -3,7 +3,6 @@ error) or from the Hugging Face Hub, as ``datasets.Dataset``s with Hub column na
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import math
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from theseus_cli.data.glue import Column, GlueTask, get_task
+from theseus_cli.data.user_files import utf8_text
 from theseus_cli.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -123,15 +123,8 @@ def _decode(path: Path, split: str) -> str:
     if not raw.strip():
         raise DataError(f"{path}: the {split} split has no rows (the file is empty, "
                         f"{len(raw)} bytes); restore the file from the GLUE download")
-    skip = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
-    try:
-        return raw[skip:].decode("utf-8")
-    except UnicodeDecodeError as e:
-        offset = skip + e.start
-        line = raw.count(b"\n", 0, offset) + 1
-        raise DataError(f"{path}: line {line}, byte offset {offset}: byte 0x{raw[offset]:02x} is "
-                        f"not valid UTF-8 ({e.reason}); GLUE files are UTF-8: re-save the file "
-                        "as UTF-8 or restore it from the GLUE download") from None
+    return utf8_text(path, raw, "GLUE files are UTF-8: re-save the file as UTF-8 or restore "
+                                "it from the GLUE download")
 
 
 def _parse_index(row: list[str], col: int | None, row_number: int, where: str) -> int:

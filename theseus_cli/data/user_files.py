@@ -71,6 +71,15 @@ def decode_utf8(path: Path) -> str:
     raw = path.read_bytes()
     if not raw.strip():
         raise DataError(f"{path}: the file is empty ({len(raw)} bytes)")
+    return utf8_text(path, raw, "re-save the file as UTF-8")
+
+
+def utf8_text(path: Path, raw: bytes, fix: str) -> str:
+    """``raw`` (the bytes of ``path``) as text: UTF-8 after an optional BOM.
+
+    Raises:
+        DataError: a byte that is not UTF-8, named by line and byte offset, then ``fix``.
+    """
     skip = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
         return raw[skip:].decode("utf-8")
@@ -78,7 +87,7 @@ def decode_utf8(path: Path) -> str:
         offset = skip + e.start
         line = raw.count(b"\n", 0, offset) + 1
         raise DataError(f"{path}: line {line}, byte offset {offset}: byte 0x{raw[offset]:02x} "
-                        f"is not valid UTF-8 ({e.reason}); re-save the file as UTF-8") from None
+                        f"is not valid UTF-8 ({e.reason}); {fix}") from None
 
 
 def read_conll(path: Path) -> Any:

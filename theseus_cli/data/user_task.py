@@ -155,7 +155,10 @@ class UserTask:
         path = Path(given).expanduser()
         return path if path.is_absolute() else (self.root / path).resolve()
 
+    @functools.lru_cache(maxsize=None)  # noqa: B019 - one task object per workspace load
     def _read(self, split: str) -> Any:
+        """The checked file of ``split``, read once per task object (preflight and the
+        stage that follows share it)."""
         path = self.path(split)
         fmt = uf.detect_format(path, self.settings.format)
         if fmt == "conll":
@@ -168,7 +171,6 @@ class UserTask:
         uf.check_texts(ds, path, fmt, self.text_fields)
         return ds
 
-    @functools.lru_cache(maxsize=1)  # noqa: B019 - one task object per workspace load
     def _train(self) -> Any:
         return self._read("train")
 

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 from theseus_cli.data import make_dataloader
 from theseus_cli.model import loading as models
-from theseus_cli.plugin.training import DistillParams  # noqa: F401 (re-exported)
 from theseus_cli.train.loop import predict
 
 if TYPE_CHECKING:
@@ -140,7 +139,7 @@ def with_teacher_logits(train_ds: Any, logits: Any) -> Any:
 
 def prepare(ctx: Any, teacher_art: Any, train_ds: Any, tokenizer: Any, task: Any,
             params: Any) -> tuple[Any, Any, dict[str, Any]]:
-    """Training data and loss of a stage with :class:`DistillParams` mixed in.
+    """Training data and loss of a stage with ``theseus_cli.plugin.DistillParams`` mixed in.
 
     Returns:
         ``(train_ds, loss_fn, info)``: with α = 0 the data unchanged and no

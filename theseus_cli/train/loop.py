@@ -20,7 +20,7 @@ from typing import Any
 from theseus_cli.data import make_dataloader
 from theseus_cli.data.glue import GlueTask
 from theseus_cli.errors import CheckpointError, DeviceError, TrainingDivergedError
-from theseus_cli.plugin.training import DistillParams, TrainingParams, TrainOutcome  # noqa: F401 (re-exported)
+from theseus_cli.plugin.training import TrainingParams, TrainOutcome
 from theseus_cli.store.checkpoint import (
     Checkpointer,
     CheckpointPolicy,

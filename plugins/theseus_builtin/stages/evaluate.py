@@ -144,13 +144,18 @@ def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, o
     scores: dict = {role: {} for role in roles}
     predictions: dict = {role: [] for role in models}
     first_loader, examples = None, 0
-    for split in task.dev_splits:
+    parts = [(split, "", "" if len(task.dev_splits) == 1 else "_" + split.removeprefix("dev_"))
+             for split in task.dev_splits]  # (split, metric prefix, metric suffix)
+    if getattr(task, "test_has_labels", lambda: False)():  # a user's labelled test file
+        parts.append(("test", "test_", ""))
+    for split, prefix, suffix in parts:
+        dev = split != "test"
         ds = load_tokenized(ctx.config, task, tokenizer, split)
-        examples += len(ds)
         loader = ctx.runtime.prepare(make_dataloader(ds, tokenizer, ctx.params.eval_batch_size,
                                                      shuffle=False))
-        first_loader = first_loader or loader
-        suffix = "" if len(task.dev_splits) == 1 else "_" + split.removeprefix("dev_")
+        if dev:
+            examples += len(ds)
+            first_loader = first_loader or loader
         labels = None
         for role, model in models.items():
             logits, labels = predict(model, loader, ctx.runtime)
@@ -158,25 +163,14 @@ def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, o
             m = compute_metrics(task, preds, labels)
             if not np.isfinite(logits).all():
                 m = {k: float("nan") for k in m}
-            predictions[role].append(preds)
-            scores[role].update({k + suffix: v for k, v in m.items()})
+            if dev:
+                predictions[role].append(preds)
+            scores[role].update({prefix + k + suffix: v for k, v in m.items()})
         constant = np.full(len(labels), majority, dtype=np.float64 if task.is_regression else np.int64)
-        scores["majority"].update({k + suffix: v for k, v in
+        scores["majority"].update({prefix + k + suffix: v for k, v in
                                    compute_metrics(task, constant, labels).items()})
-    for role in roles:
+    for role in roles:  # from dev (the task's score metrics; test_ ones are not among them)
         scores[role]["score"] = task_score(task, scores[role])
-    if getattr(task, "test_has_labels", lambda: False)():  # a user's labelled test file
-        ds = load_tokenized(ctx.config, task, tokenizer, "test")
-        loader = ctx.runtime.prepare(make_dataloader(ds, tokenizer, ctx.params.eval_batch_size,
-                                                     shuffle=False))
-        for role, model in models.items():
-            logits, labels = predict(model, loader, ctx.runtime)
-            m = compute_metrics(task, logits_to_predictions(task, logits), labels)
-            finite = np.isfinite(logits).all()
-            scores[role].update({f"test_{k}": v if finite else float("nan") for k, v in m.items()})
-        constant = np.full(len(labels), majority, dtype=np.float64 if task.is_regression else np.int64)
-        scores["majority"].update({f"test_{k}": v for k, v in
-                                   compute_metrics(task, constant, labels).items()})
     shares = {role: top_class_share(task, np.concatenate(p)) for role, p in predictions.items()}
     return scores, first_loader, examples, shares
 
