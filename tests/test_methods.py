@@ -10,7 +10,12 @@ import pytest
 import torch
 from conftest import cli, copy_workspace, flat, manifest, versions
 
-from theseus_cli.train.distillation import kd_loss
+from theseus_cli.plugin import registry
+
+
+def kd_loss(student, teacher, labels, alpha, temperature, regression):
+    kind = registry.task_kind("regression" if regression else "sequence-classification")
+    return kind.distill_loss(student, teacher, {"labels": labels}, alpha, temperature)
 
 
 # ------------------------------------------------------------------ KD loss
@@ -36,6 +41,22 @@ def test_kd_loss_matches_hand_computed_values():
     s1, t1, y1 = torch.tensor([[1.0], [3.0]]), torch.tensor([[2.0], [2.0]]), torch.tensor([1.5, 2.5])
     want = (1 - a) * ((0.5 ** 2 + 0.5 ** 2) / 2) + a * ((1 + 1) / 2)
     assert kd_loss(s1, t1, y1, a, T, regression=True).item() == pytest.approx(want)
+
+
+def test_token_level_kd_loss_averages_over_real_tokens():
+    """Token classification: CE over tagged words (-100 ignored), KL over real tokens."""
+    kind = registry.task_kind("token-classification")
+    tagger = registry.task_kind("sequence-classification")
+    s = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])  # (B=1, L=3, C=2)
+    t = torch.tensor([[[1.0, 1.0], [0.0, 3.0], [0.0, 0.0]]])
+    labels = torch.tensor([[0, -100, -100]])  # only the first word is tagged
+    mask = torch.tensor([[1, 1, 0]])  # the third position is padding
+    T, a = 2.0, 0.25
+    got = kind.distill_loss(s, t, {"labels": labels, "attention_mask": mask}, a, T).item()
+    ce = torch.nn.functional.cross_entropy(s[0, :1], labels[0, :1]).item()
+    kl = (tagger.distill_loss(s[0, :2], t[0, :2], {"labels": torch.tensor([0, 1])}, 1.0, T)
+          / (T * T)).item()  # mean KL over the two real tokens
+    assert got == pytest.approx((1 - a) * ce + a * T * T * kl, rel=1e-6)
 
 
 # --------------------------------------------------- baselines and evaluate

@@ -57,25 +57,33 @@ def init(
                                           "theseus.yaml (see the workspaces/ folder)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing theseus.yaml"),
     train: Optional[Path] = typer.Option(None, "--train", help="your own task: its training "
-                                         "file (CSV, TSV, JSON, JSON Lines, Parquet) or a "
-                                         "save_to_disk directory; name it with --task NAME"),
+                                         "file (CSV, TSV, JSON, JSON Lines, Parquet, CoNLL) "
+                                         "or a save_to_disk directory; name it with --task "
+                                         "NAME"),
     validation: Optional[Path] = typer.Option(None, "--validation", help="validation file; "
                                               "default: --validation-split of train held out"),
     test: Optional[Path] = typer.Option(None, "--test", help="test file (scored when labelled)"),
     data_format: Optional[str] = typer.Option(None, "--format", help="data format (csv, tsv, "
-                                              "json, jsonl, parquet, saved); default: from "
+                                              "json, jsonl, parquet, conll, saved); default: "
+                                              "from "
                                               "the extension"),
     text_column: Optional[list[str]] = typer.Option(None, "--text-column", help="text column "
                                                     "(twice for a pair); default: text"),
     label_column: Optional[str] = typer.Option(None, "--label-column",
-                                               help="label column; default: label"),
+                                               help="label column (tag lists for token "
+                                               "classification); default: label"),
+    tokens_column: Optional[str] = typer.Option(None, "--tokens-column", help="token "
+                                                "classification: the column of word lists; "
+                                                "default: tokens"),
     labels: Optional[str] = typer.Option(None, "--labels", help="class names in order, "
                                          "comma-separated; default: train's, sorted"),
     validation_split: Optional[float] = typer.Option(None, "--validation-split", help="share "
                                                      "of train held out without --validation "
                                                      "(default 0.1, stratified, seeded)"),
-    kind: Optional[str] = typer.Option(None, "--kind", help="sequence-classification or "
-                                       "regression; default: from the labels"),
+    kind: Optional[str] = typer.Option(None, "--kind", help="task kind: "
+                                       "sequence-classification, regression, "
+                                       "token-classification or a plugin's; default: from "
+                                       "the data"),
     teacher: Optional[str] = typer.Option(None, "--teacher", help="a model already fine-tuned "
                                           "on the task (local directory or hub id): the "
                                           "teacher, adopted without training"),
@@ -86,14 +94,14 @@ def init(
     if train is not None:
         user_task = {"train": train, "validation": validation, "test": test,
                      "format": data_format, "text_columns": text_column or None,
-                     "label_column": label_column,
+                     "label_column": label_column, "tokens_column": tokens_column,
                      "labels": labels.split(",") if labels else None,
                      "validation_split": validation_split, "kind": kind}
     elif any(v is not None for v in (validation, test, data_format, text_column, label_column,
-                                     labels, validation_split, kind)):
+                                     tokens_column, labels, validation_split, kind)):
         raise ConfigError("--validation, --test, --format, --text-column, --label-column, "
-                          "--labels, --validation-split and --kind describe your own task: "
-                          "give its training file with --train")
+                          "--tokens-column, --labels, --validation-split and --kind describe "
+                          "your own task: give its training file with --train")
     if teacher is not None and model != "embedded":
         raise ConfigError(f"--teacher {teacher} and --model {model}: the teacher is the model; "
                           "give one of them")

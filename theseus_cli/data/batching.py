@@ -93,6 +93,64 @@ class LengthGroupedSampler:
         return torch.cat(mega) if mega else perm
 
 
+class TokenLevelCollator:
+    """Pads a batch of a token-level kind: the inputs as ``DataCollatorWithPadding`` does,
+    ``labels`` with -100 and ``teacher_logits`` (L_i, C) with zeros to the batch's length,
+    on the tokenizer's padding side.
+
+    Returns (per batch): ``input_ids``/``attention_mask`` (B, L) int64, ``labels`` (B, L)
+    int64, ``teacher_logits`` (B, L, C) float32 when present.
+    """
+
+    def __init__(self, tokenizer: Any):
+        from transformers import DataCollatorWithPadding
+
+        self.pad = DataCollatorWithPadding(tokenizer)
+        self.left = getattr(tokenizer, "padding_side", "right") == "left"
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        features = [dict(f) for f in features]
+        labels = [list(f.pop("labels")) for f in features]
+        teacher = ([f.pop("teacher_logits") for f in features]
+                   if "teacher_logits" in features[0] else None)
+        batch = self.pad(features)
+        length = batch["input_ids"].shape[1]  # L: the batch's longest example
+        out = torch.full((len(labels), length), -100, dtype=torch.int64)  # (B, L)
+        for i, row in enumerate(labels):
+            if row:
+                (out[i, length - len(row):] if self.left else out[i, :len(row)]).copy_(
+                    torch.as_tensor(row, dtype=torch.int64))
+        batch["labels"] = out
+        if teacher is not None:
+            rows = [torch.as_tensor(t, dtype=torch.float32) for t in teacher]  # each (L_i, C)
+            logits = torch.zeros(len(rows), length, rows[0].shape[-1])  # (B, L, C)
+            for i, row in enumerate(rows):
+                (logits[i, length - len(row):] if self.left else logits[i, :len(row)]).copy_(row)
+            batch["teacher_logits"] = logits
+        return batch
+
+
+def concat_padded(arrays: list[Any], fill: float) -> Any:
+    """Concatenate NumPy batches along axis 0. Token-level batches (B_i, L_i, ...) of
+    different lengths L_i are first padded on the right of axis 1 to the longest, with
+    ``fill`` (logits: 0; labels: -100, which no metric counts)."""
+    import numpy as np
+
+    if not arrays:
+        return np.zeros((0,))
+    if arrays[0].ndim < 2 or len({a.shape[1] for a in arrays}) == 1:
+        return np.concatenate(arrays)
+    length = max(a.shape[1] for a in arrays)
+    padded = []
+    for a in arrays:
+        width = [(0, 0)] * a.ndim
+        width[1] = (0, length - a.shape[1])
+        padded.append(np.pad(a, width, constant_values=fill))
+    return np.concatenate(padded)
+
+
 def make_dataloader(ds: datasets.Dataset, tokenizer: Any, batch_size: int, shuffle: bool,
                     seed: int = 0, group_by_length: bool = False) -> torch.utils.data.DataLoader:
     """Batches of a tokenised split, each padded to its own longest example.
@@ -124,7 +182,8 @@ def make_dataloader(ds: datasets.Dataset, tokenizer: Any, batch_size: int, shuff
         raise ConfigError("group_by_length needs shuffle=True (it reorders the examples)")
     ds = ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names])
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    collate = DataCollatorWithPadding(tokenizer)
+    token_level = len(ds) > 0 and isinstance(ds[0]["labels"], list)
+    collate = TokenLevelCollator(tokenizer) if token_level else DataCollatorWithPadding(tokenizer)
     if group_by_length:
         sampler = LengthGroupedSampler(example_lengths(ds), batch_size, generator)
         return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler,

@@ -86,6 +86,11 @@ class GlueTask:
         return not self.label_names
 
     @property
+    def kind(self) -> str:
+        """The task kind (a ``theseus.task_kinds`` plugin name)."""
+        return "regression" if self.is_regression else "sequence-classification"
+
+    @property
     def num_labels(self) -> int:
         """Output units of the classifier head: classes, or 1 for regression."""
         return len(self.label_names) or 1

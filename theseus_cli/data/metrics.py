@@ -1,4 +1,4 @@
-"""GLUE metrics (scikit-learn / SciPy), per-task scores and the macro score.
+"""Task metrics (scikit-learn / SciPy / seqeval), per-task scores and the GLUE macro score.
 
 All values are fractions or correlations in [-1, 1] (not multiplied by 100).
 Edge cases follow the libraries: a constant prediction gives Matthews 0.0
@@ -16,6 +16,7 @@ import numpy as np
 
 from theseus_cli.data.glue import PAPER_TASKS, GlueTask, get_task
 from theseus_cli.errors import DataError
+from theseus_cli.plugin.registry import kind_of
 
 
 def _correlation(fn, x: np.ndarray, y: np.ndarray) -> float:
@@ -27,35 +28,22 @@ def _correlation(fn, x: np.ndarray, y: np.ndarray) -> float:
         return float(fn(x, y)[0])
 
 
-def compute_metrics(task: GlueTask | str, predictions: Sequence | np.ndarray,
-                    references: Sequence | np.ndarray) -> dict[str, float]:
-    """The metrics GLUE reports for ``task`` (``task.metrics``).
+def sequence_metric_values(metrics: Sequence[str], predictions: np.ndarray,
+                           references: np.ndarray) -> dict[str, float]:
+    """``metrics`` of one label per example (class ids, or float scores for regression).
 
-    Args:
-        predictions: shape (N,): class ids, or float scores for STS-B.
-        references: shape (N,): gold class ids / scores.
-
-    Returns:
-        Keys among ``accuracy``, ``f1`` (binary, positive class 1),
-        ``matthews_correlation``, ``pearson``, ``spearmanr``; floats in [-1, 1],
-        ``nan`` for a correlation of constant inputs (or N < 2).
+    Names: ``accuracy``, ``f1`` (binary, positive class 1), ``macro_f1``,
+    ``matthews_correlation``, ``pearson``, ``spearmanr``, ``mse``; values are fractions or
+    correlations in [-1, 1] (``mse`` in squared label units), ``nan`` for a correlation of
+    constant inputs (or N < 2).
 
     Raises:
-        DataError: lengths differ, N == 0, or the arrays are not 1-D.
-        UnknownNameError: unknown task name.
+        KeyError: an unknown metric name.
     """
     from scipy.stats import pearsonr, spearmanr
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-    task = get_task(task)
     preds, refs = np.asarray(predictions), np.asarray(references)
-    if preds.ndim != 1 or refs.ndim != 1 or len(preds) != len(refs) or len(preds) == 0:
-        raise DataError(f"{task.name}: predictions {preds.shape} and references "
-                        f"{refs.shape} must be non-empty 1-D arrays of equal length")
-    if task.is_regression:
-        preds, refs = preds.astype(np.float64), refs.astype(np.float64)
-    else:
-        preds, refs = preds.astype(np.int64), refs.astype(np.int64)
     fns = {
         "accuracy": lambda: accuracy_score(refs, preds),
         "f1": lambda: f1_score(refs, preds, pos_label=1, average="binary", zero_division=0.0),
@@ -65,31 +53,66 @@ def compute_metrics(task: GlueTask | str, predictions: Sequence | np.ndarray,
         "macro_f1": lambda: f1_score(refs, preds, average="macro", zero_division=0.0),
         "mse": lambda: float(np.mean((preds - refs) ** 2)),
     }
-    return {name: float(fns[name]()) for name in task.metrics}
+    return {name: float(fns[name]()) for name in metrics}
+
+
+def compute_metrics(task: GlueTask | str, predictions: Sequence | np.ndarray,
+                    references: Sequence | np.ndarray) -> dict[str, float]:
+    """The metrics ``task`` reports (``task.metrics``), computed by its kind
+    (:func:`kind_of`: GLUE tasks are ``sequence-classification`` or ``regression``).
+
+    Args:
+        predictions: shape (N,): class ids, or float scores for regression; (N, L) tag
+            ids for a token-level kind.
+        references: the same shape; token-level: -100 where a position has no label.
+
+    Returns:
+        Metric name -> value (fractions or correlations in [-1, 1]; ``nan`` for a
+        correlation of constant inputs or N < 2).
+
+    Raises:
+        DataError: shapes differ, N == 0, or a wrong number of dimensions.
+        UnknownNameError: unknown task or task kind.
+    """
+    task = get_task(task)
+    kind = kind_of(task)
+    preds, refs = np.asarray(predictions), np.asarray(references)
+    ndim = 2 if kind.token_level else 1
+    if preds.ndim != ndim or preds.shape != refs.shape or len(preds) == 0:
+        raise DataError(f"{task.name}: predictions {preds.shape} and references "
+                        f"{refs.shape} must be non-empty {ndim}-D arrays of equal length and shape")
+    if kind.regression:
+        preds, refs = preds.astype(np.float64), refs.astype(np.float64)
+    else:
+        preds, refs = preds.astype(np.int64), refs.astype(np.int64)
+    return kind.metric_values(task.metrics, preds, refs, task.label_names)
 
 
 def logits_to_predictions(task: GlueTask | str, logits: np.ndarray) -> np.ndarray:
-    """Model outputs to predictions.
+    """Model outputs to predictions (the task kind's :meth:`predictions`).
 
     Args:
-        logits: shape (N, num_labels) (or (N,) for regression).
+        logits: shape (N, num_labels) (or (N,) for regression); (N, L, num_labels) for a
+            token-level kind.
 
     Returns:
-        Shape (N,): argmax class ids (int64), or the scores (float) for STS-B.
+        Shape (N,): argmax class ids (int64), or the scores (float) for regression;
+        (N, L) tag ids for a token-level kind.
 
     Raises:
-        DataError: ``logits`` does not have shape (N, task.num_labels).
+        DataError: ``logits`` does not have the kind's shape.
     """
     task = get_task(task)
+    kind = kind_of(task)
     arr = np.asarray(logits)
-    if task.is_regression and arr.ndim == 1:
+    if kind.regression and arr.ndim == 1:
         return arr.astype(np.float64)
-    if arr.ndim != 2 or arr.shape[1] != task.num_labels:
-        raise DataError(f"{task.name}: expected logits of shape (N, {task.num_labels}), "
+    ndim = 3 if kind.token_level else 2
+    if arr.ndim != ndim or arr.shape[-1] != task.num_labels:
+        shape = "(N, L, " if kind.token_level else "(N, "
+        raise DataError(f"{task.name}: expected logits of shape {shape}{task.num_labels}), "
                         f"got {arr.shape}")
-    if task.is_regression:
-        return arr[:, 0].astype(np.float64)
-    return arr.argmax(axis=-1).astype(np.int64)
+    return kind.predictions(arr)
 
 
 def task_score(task: GlueTask | str, metrics: Mapping[str, float]) -> float:
@@ -107,7 +130,7 @@ def task_score(task: GlueTask | str, metrics: Mapping[str, float]) -> float:
     task = get_task(task)
     if task.name == "MNLI" and "accuracy_matched" in metrics:
         names: Sequence[str] = ("accuracy_matched", "accuracy_mismatched")
-    else:  # a user's task names its own (accuracy; Pearson and Spearman for regression)
+    else:  # its kind's: accuracy; Pearson and Spearman for regression; entity F1 ...
         names = getattr(task, "score_metrics", task.metrics)
     missing = [n for n in names if n not in metrics]
     if missing:
@@ -144,3 +167,35 @@ def macro_score(scores: Mapping[str, float]) -> float:
         raise DataError(f"macro score needs all of {', '.join(PAPER_TASKS)}; "
                         f"missing: {', '.join(missing)}")
     return float(np.mean([by_name[t] for t in PAPER_TASKS]))
+
+
+def entity_metric_values(metrics: Sequence[str], predictions: np.ndarray, references: np.ndarray,
+                         label_names: Sequence[str]) -> dict[str, float]:
+    """Metrics of one tag per word: entity-level ``entity_precision``, ``entity_recall`` and
+    ``entity_f1`` (exact span and type, as ``seqeval`` reads BIO/IOB2 tags in its default
+    mode: an ``I-X`` after ``O`` starts an entity, as conlleval does) and ``token_accuracy``
+    (share of words whose tag is right), fractions in [0, 1].
+
+    Args:
+        predictions, references: (N, L) tag ids; positions where ``references`` is -100
+            (special tokens, continuation subwords, padding) are left out.
+        label_names: tag names in id order.
+
+    Raises:
+        KeyError: an unknown metric name.
+    """
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    keep = references != -100  # (N, L) bool: the first subword of each word
+    names = np.asarray(label_names, dtype=object)
+    pred_tags = [list(names[p[k]]) for p, k in zip(predictions, keep, strict=True)]
+    ref_tags = [list(names[r[k]]) for r, k in zip(references, keep, strict=True)]
+    words = int(keep.sum())
+    fns = {
+        "entity_precision": lambda: precision_score(ref_tags, pred_tags, zero_division=0),
+        "entity_recall": lambda: recall_score(ref_tags, pred_tags, zero_division=0),
+        "entity_f1": lambda: f1_score(ref_tags, pred_tags, zero_division=0),
+        "token_accuracy": lambda: (float((predictions[keep] == references[keep]).sum()) / words
+                                   if words else math.nan),
+    }
+    return {name: float(fns[name]()) for name in metrics}

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from theseus_cli.data.glue import GlueTask, get_task
 from theseus_cli.errors import ConfigError, DataError
+from theseus_cli.plugin.registry import kind_of
 
 if TYPE_CHECKING:
     import datasets
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 #: Columns that :func:`tokenize_split` produces and models consume (plus the teacher's
 #: logits, added for knowledge distillation).
 MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "labels", "teacher_logits")
-CACHE_FORMAT = "theseus-tokenized-v2"
+CACHE_FORMAT = "theseus-tokenized-v3"
 
 
 #: Tokenizer init kwargs that change how text is encoded (hashed with the content).
@@ -88,7 +89,7 @@ def tokenize_split(ds: datasets.Dataset, tokenizer: Any, task: GlueTask | str,
                    max_seq_length: int, cache_dir: Path | None = None) -> datasets.Dataset:
     """Tokenise a split for the model, without padding, with an on-disk cache.
 
-    Text pairs are truncated (longest first) to ``max_seq_length`` tokens
+    The task's kind encodes (``TaskKind.encode``): text pairs are truncated (longest first) to ``max_seq_length`` tokens
     including special tokens; padding is left to the collator of
     :func:`make_dataloader`.
 
@@ -110,7 +111,8 @@ def tokenize_split(ds: datasets.Dataset, tokenizer: Any, task: GlueTask | str,
         A dataset of N rows with ``input_ids``, ``attention_mask``,
         ``token_type_ids`` (when the tokenizer makes them), all lists of ints
         of length <= ``max_seq_length``, and ``labels`` (int64; float32 for
-        STS-B; -1 on test splits).
+        regression; -1 on unlabelled test splits; a token-level kind: one id per
+        token, -100 where no tag is).
 
     Raises:
         ConfigError: ``max_seq_length`` < 1.
@@ -136,18 +138,18 @@ def tokenize_split(ds: datasets.Dataset, tokenizer: Any, task: GlueTask | str,
         except Exception:  # unreadable entry: rebuild it below
             shutil.rmtree(target, ignore_errors=True)
 
+    kind = kind_of(task)
+
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        enc = tokenizer(*(batch[f] for f in task.text_fields),
-                        truncation=True, max_length=max_seq_length)
-        out = {k: enc[k] for k in MODEL_COLUMNS[:3] if k in enc}
-        out["labels"] = batch["label"]
-        return out
+        return kind.encode(tokenizer, [batch[f] for f in task.text_fields], batch["label"],
+                           max_seq_length)
 
     tokenized = ds.map(encode, batched=True, remove_columns=ds.column_names,
                        keep_in_memory=True, new_fingerprint=key,
                        desc=f"Tokenizing {task.name}")
+    label = datasets.Value("float32" if kind.regression else "int64")
     tokenized = tokenized.cast_column(
-        "labels", datasets.Value("float32" if task.is_regression else "int64"))
+        "labels", datasets.Sequence(label) if kind.token_level else label)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{key}.tmp-{uuid.uuid4().hex}"
     try:

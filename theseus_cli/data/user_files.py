@@ -296,3 +296,55 @@ def holdout_rows(labels: Sequence[Any], fraction: float, seed: int,
                         f"{len(train)} to train on and {len(held)} to validate on; give a "
                         "validation file or more training rows")
     return train, sorted(held)
+
+
+def check_tagged(ds: Any, path: Path, fmt: str, tokens: str, tags: str | None) -> None:
+    """Every row holds a non-empty list of non-empty words and, when ``tags`` is given, a
+    list of as many tags.
+
+    Raises:
+        DataError: naming the row (a CoNLL file: the line of its first token) and the fix.
+    """
+    lines = ds["line"] if fmt == "conll" and "line" in ds.column_names else None
+
+    def where(i: int) -> str:
+        return f"line {lines[i]}" if lines else _row(path, fmt, i)
+
+    for i, words in enumerate(ds[tokens]):
+        if not isinstance(words, (list, tuple)) or not words or any(
+                w is None or not str(w).strip() for w in words):
+            raise DataError(f"{path}: {where(i)}: the tokens column {tokens!r} must hold a "
+                            f"non-empty list of words, got {words!r}")
+        if tags is None:
+            continue
+        row = ds[i][tags]
+        if not isinstance(row, (list, tuple)) or len(row) != len(words):
+            got = len(row) if isinstance(row, (list, tuple)) else type(row).__name__
+            raise DataError(f"{path}: {where(i)}: {len(words)} words but {got} tags in "
+                            f"{tags!r}; every word needs one tag")
+        if any(t is None or str(t).strip() == "" for t in row):
+            raise DataError(f"{path}: {where(i)}: an empty tag in {tags!r}; every word needs "
+                            "a tag")
+
+
+def bio_tags(names: Sequence[str]) -> bool:
+    """Whether a tag set is BIO/IOB2: every tag ``O`` or ``B-``/``I-`` plus a type, and
+    some not ``O``."""
+    return any(t[:2] in ("B-", "I-") for t in names) and all(
+        t == "O" or t[:2] in ("B-", "I-") for t in names)
+
+
+def repair_bio(rows: Sequence[Sequence[str]]) -> tuple[list[list[str]], int]:
+    """BIO tag rows with each ``I-X`` that does not continue an ``X`` entity (after ``O``,
+    at the start, or after another type) made ``B-X``: the reading of seqeval's default
+    mode and conlleval, so the scores do not change. Returns ``(rows, tags repaired)``."""
+    out, repaired = [], 0
+    for row in rows:
+        fixed, previous = [], "O"
+        for tag in map(str, row):
+            if tag.startswith("I-") and previous[2:] != tag[2:]:
+                tag, repaired = "B-" + tag[2:], repaired + 1
+            fixed.append(tag)
+            previous = tag
+        out.append(fixed)
+    return out, repaired

@@ -20,45 +20,43 @@ when a test file is given (scored when it has labels).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from theseus_cli.data import user_files as uf
 from theseus_cli.errors import ConfigError, DataError
-from theseus_cli.plugin import param
+from theseus_cli.plugin import param, registry
 from theseus_cli.plugin import params as P
 
-KINDS = ("auto", "sequence-classification", "regression")
 #: seed of the held-out validation rows of a task without a validation file
 HOLDOUT_SEED = 0
-METRICS = {"sequence-classification": ("accuracy", "macro_f1"),
-           "regression": ("pearson", "spearmanr", "mse")}
-#: the metrics whose mean is a kind's ``score`` (what selects checkpoints)
-SCORE_METRICS = {"sequence-classification": ("accuracy",),
-                 "regression": ("pearson", "spearmanr")}
+TOKEN_KIND = "token-classification"
 
 
 @dataclass
 class UserTaskSettings:
     """One task of ``tasks:`` in theseus.yaml (paths relative to the workspace)."""
 
-    train: str | None = param(None, "training file (CSV, TSV, JSON, JSON Lines, Parquet) or a "
-                                    "save_to_disk directory")
+    train: str | None = param(None, "training file (CSV, TSV, JSON, JSON Lines, Parquet, "
+                                    "CoNLL) or a save_to_disk directory")
     validation: str | None = param(None, "validation file; null: hold validation_split of train "
                                          "out")
     test: str | None = param(None, "test file; scored when it has labels")
     format: str | None = param(None, "data format; null: from the file extension",
-                               choices=tuple(f for f in uf.FORMATS if f != "conll"))
+                               choices=tuple(uf.FORMATS))
     text_columns: list = param(["text"], "one or two text columns (two: a pair, as MRPC)")
-    label_column: str = param("label", "the label column: class names or ids, or numbers "
-                                       "(regression)")
+    tokens_column: str = param("tokens", "token classification: the column of word lists "
+                                         "(CoNLL files: their tokens)")
+    label_column: str = param("label", "the label column: class names or ids, numbers "
+                                       "(regression), or tag lists (CoNLL files: their tags)")
     labels: list | None = param(None, "the class names in order; null: those of train, sorted")
     validation_split: float = param(0.1, "fraction of train held out for validation when no "
                                          "validation file is given (stratified, seeded)",
                                     min=0.01, max=0.5)
-    kind: str = param("auto", "task kind; auto: regression for float labels, else "
-                              "sequence-classification", choices=KINDS)
+    kind: str = param("auto", "task kind (a theseus.task_kinds plugin); auto: "
+                              "token-classification for CoNLL files or tag lists, regression "
+                              "for float labels, else sequence-classification")
     max_seq_length: int = param(128, "maximum tokens per example when data.max_seq_length "
                                      "is null", min=8, max=8192)
 
@@ -67,6 +65,8 @@ class UserTaskSettings:
             raise ConfigError("train: a training file is needed")
         if not 1 <= len(self.text_columns) <= 2:
             raise ConfigError(f"text_columns: {self.text_columns}: one or two columns")
+        if self.kind != "auto":
+            registry.task_kind(self.kind)  # UnknownNameError lists the installed kinds
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,30 +76,50 @@ class UserTask:
     name: str
     settings: UserTaskSettings
     root: Path
+    #: warnings found while reading (repaired BIO tags), shown before the stage runs
+    notes: list = field(default_factory=list, compare=False)
 
     # ------------------------------------------------------------ GLUE-task interface
     @property
     def text_fields(self) -> tuple[str, ...]:
+        if self.kind_plugin.token_level:
+            return (self.settings.tokens_column,)
         return tuple(self.settings.text_columns)
 
     @functools.cached_property
     def kind(self) -> str:
-        """``sequence-classification`` or ``regression`` (``auto`` decided from train)."""
+        """The kind's name (``auto`` decided from train: tag lists or a CoNLL file ->
+        token-classification, float labels -> regression, else sequence-classification)."""
         if self.settings.kind != "auto":
             return self.settings.kind
+        path = self.path("train")
+        if uf.detect_format(path, self.settings.format) == "conll":
+            return TOKEN_KIND
+        labels = self._train()[self.settings.label_column]
+        if labels and isinstance(labels[0], (list, tuple)):
+            return TOKEN_KIND
         return "regression" if self._label_type() == "float" else "sequence-classification"
+
+    @functools.cached_property
+    def kind_plugin(self) -> Any:
+        """The :class:`~theseus_cli.plugin.TaskKind` of :attr:`kind`."""
+        return registry.task_kind(self.kind)
 
     @property
     def is_regression(self) -> bool:
-        return self.kind == "regression"
+        return self.kind_plugin.regression
 
     @functools.cached_property
     def label_names(self) -> tuple[str, ...]:
-        """Class names in id order (``labels``, else train's sorted); () for regression."""
-        if self.is_regression:
+        """Class or tag names in id order (``labels``, else the kind's order of train's);
+        () for regression."""
+        kind = self.kind_plugin
+        if kind.regression:
             return ()
-        return tuple(uf.label_names(self._train()[self.settings.label_column],
-                                    self.settings.labels))
+        train = self._train()[self.settings.label_column]
+        if kind.token_level:
+            return tuple(kind.label_names(train, self.settings.labels))
+        return tuple(uf.label_names(train, self.settings.labels))
 
     @property
     def num_labels(self) -> int:
@@ -107,11 +127,11 @@ class UserTask:
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return METRICS[self.kind]
+        return tuple(self.kind_plugin.metric_names(self.label_names)[0])
 
     @property
     def score_metrics(self) -> tuple[str, ...]:
-        return SCORE_METRICS[self.kind]
+        return tuple(self.kind_plugin.metric_names(self.label_names)[1])
 
     @property
     def dev_splits(self) -> tuple[str, ...]:
@@ -161,15 +181,35 @@ class UserTask:
         stage that follows share it)."""
         path = self.path(split)
         fmt = uf.detect_format(path, self.settings.format)
-        if fmt == "conll":
-            raise ConfigError(f"task {self.name}: {path} is a CoNLL token file; "
-                              "token classification is not supported yet")
-        ds = uf.read_saved(path, split) if fmt == "saved" else uf.read_table(path, fmt)
+        if fmt == "conll":  # its columns take the names the settings give
+            ds = uf.read_conll(path).rename_columns(
+                {"tokens": self.settings.tokens_column, "tags": self.settings.label_column})
+        else:
+            ds = uf.read_saved(path, split) if fmt == "saved" else uf.read_table(path, fmt)
         labelled = split != "test" or self.settings.label_column in ds.column_names
-        uf.check_columns(ds, path, [*self.text_fields,
-                                    *([self.settings.label_column] if labelled else [])])
-        uf.check_texts(ds, path, fmt, self.text_fields)
+        tagged = self._tagged(ds, fmt)
+        texts = [self.settings.tokens_column] if tagged else list(self.settings.text_columns)
+        uf.check_columns(ds, path, [*texts, *([self.settings.label_column] if labelled else [])])
+        if tagged:
+            uf.check_tagged(ds, path, fmt, self.settings.tokens_column,
+                            self.settings.label_column if labelled else None)
+        else:
+            uf.check_texts(ds, path, fmt, texts)
         return ds
+
+    def _tagged(self, ds: Any, fmt: str) -> bool:
+        """Whether the rows of ``ds`` are word lists with a tag list each (a token-level
+        kind): a CoNLL file, a token-level ``kind``, list-valued labels, or (an unlabelled
+        test file) the tokens column present and no text column."""
+        s = self.settings
+        if fmt == "conll":
+            return True
+        if s.kind != "auto":
+            return registry.task_kind(s.kind).token_level
+        if s.label_column in ds.column_names and len(ds):
+            return isinstance(ds[0][s.label_column], (list, tuple))
+        return s.tokens_column in ds.column_names and not any(
+            c in ds.column_names for c in s.text_columns)
 
     def _train(self) -> Any:
         return self._read("train")
@@ -185,8 +225,9 @@ class UserTask:
         held out of it: stratified by label (not for regression), seeded, the same for every
         stage and seed."""
         labels = self._train()[self.settings.label_column]
+        kind = self.kind_plugin
         return uf.holdout_rows(labels, self.settings.validation_split, HOLDOUT_SEED,
-                               stratify=not self.is_regression)
+                               stratify=not (kind.regression or kind.token_level))
 
     def load(self, split: str) -> Any:
         """Split ``split`` as a ``datasets.Dataset`` with ``idx`` (the row in its file,
@@ -208,7 +249,21 @@ class UserTask:
             ds = ds.select(idx)
         column = self.settings.label_column
         path = self.path(split)
-        if column in ds.column_names:
+        kind = self.kind_plugin
+        if column in ds.column_names and kind.token_level:
+            ids = {n: i for i, n in enumerate(self.label_names)}
+            tags = ds[column]
+            if uf.bio_tags(self.label_names):
+                tags, repaired = uf.repair_bio(tags)
+                if repaired:
+                    self.notes.append(
+                        f"{path}: {repaired} tag(s) of the {split} split start an entity with "
+                        "I- (not valid BIO); read as B-, the way seqeval and conlleval read "
+                        "them")
+            uf.check_known_labels([t for row in tags for t in row], self.label_names, path,
+                                  split)
+            labels = [[ids[str(t)] for t in row] for row in tags]
+        elif column in ds.column_names:
             values = ds[column]
             fmt = uf.detect_format(path, self.settings.format)
             uf.label_type(values, path, fmt, column)
@@ -223,17 +278,23 @@ class UserTask:
                 ids = {n: i for i, n in enumerate(self.label_names)}
                 labels = [ids[str(v)] for v in values]
         elif split == "test":
-            labels = [-1] * len(ds)
+            labels = ([[-100] * len(words) for words in ds[self.text_fields[0]]]
+                      if kind.token_level else [-1] * len(ds))
         else:
             raise DataError(f"{path}: no label column {column!r}")
-        label = (datasets.Value("float32") if self.is_regression
-                 else datasets.Value("int64"))
+        if kind.token_level:
+            texts = {f: [[str(w) for w in words] for words in ds[f]] for f in self.text_fields}
+            text_feature: Any = datasets.Sequence(datasets.Value("string"))
+            label: Any = datasets.Sequence(datasets.Value("int64"))
+        else:
+            texts = {f: [str(v) for v in ds[f]] for f in self.text_fields}
+            text_feature = datasets.Value("string")
+            label = datasets.Value("float32" if self.is_regression else "int64")
         features = datasets.Features({"idx": datasets.Value("int32"),
-                                      **{f: datasets.Value("string") for f in self.text_fields},
+                                      **{f: text_feature for f in self.text_fields},
                                       "label": label})
-        return datasets.Dataset.from_dict(
-            {"idx": idx, **{f: [str(v) for v in ds[f]] for f in self.text_fields},
-             "label": labels}, features=features)
+        return datasets.Dataset.from_dict({"idx": idx, **texts, "label": labels},
+                                          features=features)
 
     def test_has_labels(self) -> bool:
         """Whether the test file carries the label column (so test can be scored)."""

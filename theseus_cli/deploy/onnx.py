@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from theseus_cli.data.batching import concat_padded
 from theseus_cli.errors import ConfigError, ExportError
 
 #: formats ``theseus export --format`` writes, each in a directory of that name
@@ -86,16 +87,18 @@ def logits_module(model: Any, names: list[str]) -> Any:
             self.model = model
 
         def forward(self, *tensors):  # each (batch, seq_len) int64
-            return self.model(**dict(zip(names, tensors))).logits  # (batch, num_labels)
+            # (batch, num_labels); token classification (batch, seq_len, num_labels)
+            return self.model(**dict(zip(names, tensors))).logits
 
     return Logits().eval()
 
 
 def export_onnx(model: Any, example: dict[str, Any], names: list[str], path: Path,
                 exporter: str = "auto") -> dict[str, Any]:
-    """Write ``model`` (a ``*ForSequenceClassification``, any successor type) as an ONNX
-    graph at ``path``: inputs ``names``, each int64 (batch, seq_len) with both axes
-    dynamic; output ``logits`` (batch, num_labels), fp32.
+    """Write ``model`` (a ``*ForSequenceClassification`` or ``*ForTokenClassification``,
+    any successor type) as an ONNX graph at ``path``: inputs ``names``, each int64
+    (batch, seq_len) with both axes dynamic; output ``logits`` (batch, num_labels) or
+    (batch, seq_len, num_labels), fp32.
 
     Args:
         example: a batch of those inputs to trace with (tensors on the CPU).
@@ -152,9 +155,12 @@ def _export(module: Any, args: tuple, names: list[str], path: Path, exporter: st
                                       external_data=False, verbose=False)
                 else:
                     axes = {n: {0: "batch", 1: "seq_len"} for n in names}
+                    with torch.no_grad():  # (batch, num_labels) or (batch, seq_len, num_labels)
+                        out_dims = module(*args).dim()
+                    logits_axes = {0: "batch", 1: "seq_len"} if out_dims == 3 else {0: "batch"}
                     torch.onnx.export(module, args, str(path), input_names=names,
                                       output_names=["logits"], dynamo=False, opset_version=17,
-                                      dynamic_axes={**axes, "logits": {0: "batch"}})
+                                      dynamic_axes={**axes, "logits": logits_axes})
             return {"exporter": how, "opset": OPSET if how == "dynamo" else 17,
                     "fallback_reason": reason}
         except Exception as e:  # noqa: BLE001 - an exporter's failure is reported, then the next
@@ -207,14 +213,15 @@ def _numpy(x: Any) -> Any:
 
 def collect_logits(forward: Any, loader: Any) -> tuple[Any, Any]:
     """``(logits (N, num_labels), labels (N,))``, NumPy, of ``forward`` (a batch without
-    labels -> NumPy logits (batch, num_labels)) over every batch of ``loader``."""
+    labels -> NumPy logits (batch, num_labels)) over every batch of ``loader``; token-level
+    batches (batch, L, num_labels) padded to the longest L (logits 0, labels -100)."""
     import numpy as np
 
     logits, labels = [], []
     for batch in loader:
         labels.append(batch["labels"].cpu().numpy())
-        logits.append(forward({k: v for k, v in batch.items() if k != "labels"}))
-    return np.concatenate(logits), np.concatenate(labels)
+        logits.append(np.asarray(forward({k: v for k, v in batch.items() if k != "labels"})))
+    return concat_padded(logits, 0.0), concat_padded(labels, -100)
 
 
 def predict_onnx(sess: Any, loader: Any) -> tuple[Any, Any]:

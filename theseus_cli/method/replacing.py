@@ -351,7 +351,8 @@ def check_successor_forward(hybrid: PreTrainedModel, builder_name: str = "?") ->
 
     Raises:
         PluginError: names the successor builder and the error, or the logits' shape
-            (expected (2, num_labels)) when they are not finite or of another shape.
+            (expected (2, num_labels), or (2, 8, num_labels) for token classification)
+            when they are not finite or of another shape.
     """
     router = router_of(hybrid)
     config = router.predecessor_config
@@ -372,8 +373,9 @@ def check_successor_forward(hybrid: PreTrainedModel, builder_name: str = "?") ->
     finally:
         hybrid.train(was_training)
         router.eval_path = path
-    expected = (2, int(config.num_labels))
-    if tuple(logits.shape) != expected or not torch.isfinite(logits).all():
+    shape = tuple(logits.shape)  # (2, C); token classification (2, 8, C)
+    expected = (2, 8, int(config.num_labels)) if len(shape) == 3 else (2, int(config.num_labels))
+    if shape != expected or not torch.isfinite(logits).all():
         raise PluginError(f"successor builder {builder_name!r}: the successor's logits on a dummy "
                           f"batch have shape {tuple(logits.shape)} (expected {expected}) or are "
                           "not finite")

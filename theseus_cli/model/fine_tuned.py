@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from theseus_cli.errors import ConfigError, ModelSourceError
-from theseus_cli.model.loading import from_pretrained_checked, resolve_model_source
+from theseus_cli.model.loading import (
+    auto_class,
+    from_pretrained_checked,
+    load_tokenizer,
+    resolve_model_source,
+)
+from theseus_cli.plugin import registry
 from theseus_cli.model.weights import check_loaded_weights
 
 
@@ -43,7 +49,8 @@ def label_alignment(names: list[str], task: Any) -> tuple[list[int] | None, str 
 
 
 def load_fine_tuned(model: str, task: Any, root: Path | None = None) -> tuple[Any, Any, str | None]:
-    """A model already fine-tuned on ``task`` (``theseus init --teacher``), head and all:
+    """A model already fine-tuned on ``task`` (``theseus init --teacher``), head and all, of
+    the task kind's Auto class (``AutoModelForTokenClassification`` for tagging):
     ``(model, tokenizer, note)``. Its classes are matched to the task's by name
     (:func:`label_alignment`); when only their order differs, the rows of the head's output
     layer are reordered and ``id2label`` rewritten, so logits follow the task's order.
@@ -54,14 +61,18 @@ def load_fine_tuned(model: str, task: Any, root: Path | None = None) -> tuple[An
     """
     import torch
     from torch import nn
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    kind = registry.kind_of(task)
     source = resolve_model_source(model, root)
-    tokenizer = from_pretrained_checked(AutoTokenizer, source)
-    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-        tokenizer.pad_token = tokenizer.eos_token
-    net, info = from_pretrained_checked(AutoModelForSequenceClassification, source,
-                                 output_loading_info=True)
+    tokenizer = load_tokenizer(source, kind.token_level)
+    net, info = from_pretrained_checked(auto_class(kind.model_class), source,
+                                        output_loading_info=True)
+    archs = getattr(net.config, "architectures", None) or []
+    head = kind.model_class.removeprefix("AutoModel")  # "ForTokenClassification"
+    if archs and not any(a.endswith(head) for a in archs):
+        raise ConfigError(f"the fine-tuned model {source!r} is a {archs[0]}, but task "
+                          f"{task.name} is {kind.name} ({kind.model_class}); give a model "
+                          f"fine-tuned with a *{head} head")
     missing = sorted(info.get("missing_keys") or ())
     if missing:
         raise ModelSourceError(f"model {source!r} is to be the teacher as fine-tuned, but its "

@@ -157,33 +157,79 @@ def model_facts(source: str) -> ModelFacts:
                       max_positions=positions, config=config)
 
 
+def auto_class(name: str) -> Any:
+    """The ``transformers`` Auto class named ``name`` (``AutoModelForTokenClassification``).
+
+    Raises:
+        ConfigError: ``transformers`` has no such class.
+    """
+    import transformers
+
+    cls = getattr(transformers, name, None)
+    if cls is None or not name.startswith("AutoModel"):
+        raise ConfigError(f"transformers has no Auto class {name!r} (a task kind's model_class)")
+    return cls
+
+
+def saved_auto_class(config: Any) -> Any:
+    """The Auto class of a saved model, from its ``architectures`` (``BertForTokenClassification``
+    -> ``AutoModelForTokenClassification``); sequence classification when none is recorded."""
+    for arch in getattr(config, "architectures", None) or ():
+        m = re.search(r"For(\w+)$", arch)
+        if m:
+            try:
+                return auto_class(f"AutoModelFor{m.group(1)}")
+            except ConfigError:
+                continue
+    return auto_class("AutoModelForSequenceClassification")
+
+
+def load_tokenizer(source: str, token_level: bool) -> Any:
+    """The tokenizer of ``source``; decoders get their EOS as padding, and a token-level
+    kind a tokenizer that takes pre-split words (BPE ones: ``add_prefix_space=True``).
+
+    Raises:
+        ModelSourceError: the source has no readable tokenizer.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = from_pretrained_checked(AutoTokenizer, source)
+    if token_level:
+        try:
+            tokenizer(["a", "b"], is_split_into_words=True)
+        except ValueError:  # "instantiate ... with add_prefix_space=True"
+            tokenizer = from_pretrained_checked(AutoTokenizer, source, add_prefix_space=True)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:  # decoders (GPT-2)
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def load_predecessor(model: str, task: GlueTask, root: Path | None = None) -> tuple[Any, Any]:
-    """A pretrained encoder with a new ``*ForSequenceClassification`` head for ``task``.
+    """A pretrained encoder with a new head for ``task``, of its kind's Auto class
+    (``*ForSequenceClassification``, ``*ForTokenClassification``, ...).
 
     Returns:
         ``(model, tokenizer)``; the config carries the task's ``id2label``, and
-        ``problem_type="regression"`` with one output for STS-B.
+        ``problem_type="regression"`` with one output for a regression task.
 
     Raises:
         ConfigError: the source cannot be loaded (names it).
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
+    kind = registry.kind_of(task)
     source = resolve_model_source(model, root)
     # a local checkpoint may carry a head of another size (e.g. 2 classes, for STS-B's 1):
     # the task's head replaces it instead of failing to load
     kwargs: dict[str, Any] = {"num_labels": task.num_labels, "ignore_mismatched_sizes": True}
-    if task.is_regression:
+    if kind.regression:
         kwargs["problem_type"] = "regression"
     else:
         kwargs["id2label"] = dict(enumerate(task.label_names))
         kwargs["label2id"] = {n: i for i, n in enumerate(task.label_names)}
-        kwargs["problem_type"] = "single_label_classification"
-    tokenizer = from_pretrained_checked(AutoTokenizer, source)
-    if tokenizer.pad_token is None and tokenizer.eos_token is not None:  # decoders (GPT-2)
-        tokenizer.pad_token = tokenizer.eos_token
-    net, info = from_pretrained_checked(AutoModelForSequenceClassification, source,
-                                 output_loading_info=True, **kwargs)
+        if not kind.token_level:
+            kwargs["problem_type"] = "single_label_classification"
+    tokenizer = load_tokenizer(source, kind.token_level)
+    net, info = from_pretrained_checked(auto_class(kind.model_class), source,
+                                        output_loading_info=True, **kwargs)
     check_loaded_weights(net, info, source)
     if getattr(net.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         net.config.pad_token_id = tokenizer.pad_token_id
@@ -201,12 +247,13 @@ def load_saved(path: Path) -> tuple[Any, Any]:
     Raises:
         ModelSourceError: the directory cannot be read as a model.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     tokenizer = from_pretrained_checked(AutoTokenizer, str(path))
     if (Path(path) / SUCCESSOR_FILE).is_file():
         return load_restructured(Path(path)), tokenizer
-    return from_pretrained_checked(AutoModelForSequenceClassification, str(path)), tokenizer
+    cls = saved_auto_class(from_pretrained_checked(AutoConfig, str(path)))
+    return from_pretrained_checked(cls, str(path)), tokenizer
 
 
 def load_restructured(path: Path) -> Any:
@@ -222,7 +269,7 @@ def load_restructured(path: Path) -> Any:
 
     import torch
     from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig
 
     try:
         meta = json.loads((path / SUCCESSOR_FILE).read_text(encoding="utf-8"))
@@ -230,7 +277,7 @@ def load_restructured(path: Path) -> Any:
         builder = builder_cls(builder_cls.Params(**meta.get("params", {})))
         config = from_pretrained_checked(AutoConfig, str(path))
         with torch.random.fork_rng(devices=[]):
-            model = AutoModelForSequenceClassification.from_config(config)
+            model = saved_auto_class(config).from_config(config)
         family = family_of(model)
         builder.family = family
         layers = family.layers(model)  # the contract's methods only: any family works

@@ -11,6 +11,7 @@ STAGE_GROUP = "theseus.stages"
 SCHEDULER_GROUP = "theseus.schedulers"
 SUCCESSOR_GROUP = "theseus.successors"
 FAMILY_GROUP = "theseus.families"
+TASK_KIND_GROUP = "theseus.task_kinds"
 
 
 def param(

@@ -20,16 +20,20 @@ from theseus_cli.plugin.base import (
     SCHEDULER_GROUP,
     STAGE_GROUP,
     SUCCESSOR_GROUP,
+    TASK_KIND_GROUP,
 )
 from theseus_cli.plugin.family import ModelFamily
 from theseus_cli.plugin.scheduler import Scheduler
 from theseus_cli.plugin.stage import Stage
 from theseus_cli.plugin.successor import SuccessorBuilder
+from theseus_cli.plugin.task_kind import TaskKind
 
 BASES: dict[str, type] = {STAGE_GROUP: Stage, SCHEDULER_GROUP: Scheduler,
-                          SUCCESSOR_GROUP: SuccessorBuilder, FAMILY_GROUP: ModelFamily}
+                          SUCCESSOR_GROUP: SuccessorBuilder, FAMILY_GROUP: ModelFamily,
+                          TASK_KIND_GROUP: TaskKind}
 KIND: dict[str, str] = {STAGE_GROUP: "stage", SCHEDULER_GROUP: "scheduler",
-                        SUCCESSOR_GROUP: "successor builder", FAMILY_GROUP: "model family"}
+                        SUCCESSOR_GROUP: "successor builder", FAMILY_GROUP: "model family",
+                        TASK_KIND_GROUP: "task kind"}
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,17 @@ def scheduler(name: str) -> type[Scheduler]:
 def successor_builder(name: str) -> type[SuccessorBuilder]:
     """The successor builder registered as ``name`` (raises UnknownNameError)."""
     return get(SUCCESSOR_GROUP, name)
+
+
+@functools.lru_cache(maxsize=None)
+def task_kind(name: str) -> TaskKind:
+    """The task kind registered as ``name``, an instance (raises UnknownNameError)."""
+    return get(TASK_KIND_GROUP, name)()
+
+
+def kind_of(task: Any) -> TaskKind:
+    """The kind of ``task`` (a GLUE task or a user's: its ``kind`` name)."""
+    return task_kind(task.kind)
 
 
 def family_for(model_type: str, source: str = "") -> ModelFamily:

@@ -1,12 +1,15 @@
 """Vanilla knowledge distillation (Hinton et al. 2015) and the teacher-logit cache.
 
-The loss, per batch (classification)::
+The loss is the task kind's (``TaskKind.distill_loss``); for classification, per batch::
 
     (1 − α) · CE(z_s, y) + α · T² · KL( softmax(z_t / T) ‖ softmax(z_s / T) )
 
-and for regression (STS-B), where logits are scores::
+for regression (STS-B), where logits are scores::
 
     (1 − α) · MSE(z_s, y) + α · MSE(z_s, z_t)
+
+and for token classification the same as classification per token (the KL averaged
+over real tokens, the cross-entropy over tagged words).
 
 ``z_s`` are the student's (successor's) logits, ``z_t`` the teacher's, T the
 temperature and α the distillation weight. The paper's ``distill`` baseline
@@ -28,56 +31,24 @@ import json
 import os
 import shutil
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from theseus_cli.data import make_dataloader
 from theseus_cli.model import loading as models
+from theseus_cli.plugin.registry import kind_of
 from theseus_cli.train.loop import predict
-
-if TYPE_CHECKING:
-    import torch
 
 TEACHER_LOGITS = "teacher_logits"  # the dataset column / batch key
 CACHE_DIR = ".logits"
 
 
-def kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, alpha: float,
-            temperature: float, regression: bool) -> torch.Tensor:
-    """The distillation loss of one batch (see the module docstring).
-
-    Args:
-        student: (batch, num_labels) successor logits.
-        teacher: (batch, num_labels) teacher logits (no gradient).
-        labels: (batch,) class ids (int64), or scores (float) when ``regression``.
-        alpha: α in [0, 1]; 0 gives the plain task loss.
-        temperature: T > 0.
-
-    Returns:
-        A scalar tensor (mean over the batch).
-    """
-    import torch.nn.functional as F
-
-    teacher = teacher.detach().to(student.dtype)
-    if regression:
-        task = F.mse_loss(student.view(-1), labels.to(student.dtype).view(-1))
-        soft = F.mse_loss(student.view(-1), teacher.view(-1))
-        return (1.0 - alpha) * task + alpha * soft
-    task = F.cross_entropy(student, labels)
-    if alpha == 0.0:
-        return task
-    t = temperature
-    # KL(p_t ‖ p_s) = Σ p_t (log p_t − log p_s); batchmean: sum over classes, mean over batch
-    soft = F.kl_div(F.log_softmax(student / t, dim=-1), F.log_softmax(teacher / t, dim=-1),
-                    reduction="batchmean", log_target=True)
-    return (1.0 - alpha) * task + alpha * t * t * soft
-
-
-def make_loss(alpha: float, temperature: float, regression: bool) -> Any:
-    """A ``loss_fn(outputs, batch)`` for :func:`theseus_cli.train.loop.train` that reads the
-    teacher's logits from ``batch["teacher_logits"]`` (shape (batch, num_labels))."""
+def make_loss(alpha: float, temperature: float, kind: Any) -> Any:
+    """A ``loss_fn(outputs, batch)`` for :func:`theseus_cli.train.loop.train`: the task
+    kind's :meth:`~theseus_cli.plugin.TaskKind.distill_loss` of the student's logits against
+    ``batch["teacher_logits"]`` ((B, C); token-level kinds (B, L, C))."""
     def loss_fn(outputs: Any, batch: dict[str, Any]) -> Any:
-        return kd_loss(outputs.logits, batch[TEACHER_LOGITS], batch["labels"], alpha,
-                       temperature, regression)
+        return kind.distill_loss(outputs.logits, batch[TEACHER_LOGITS], batch, alpha,
+                                 temperature)
 
     return loss_fn
 
@@ -97,8 +68,8 @@ def teacher_logits(teacher_art: Any, train_ds: Any, tokenizer: Any, runtime: Any
         train_ds: the tokenised training split, in its stored row order.
 
     Returns:
-        ``(logits, computed)``: a float32 tensor of shape (len(train_ds), num_labels),
-        and whether this call computed it (False: read from the cache).
+        ``(logits, computed)``: a float32 tensor of shape (len(train_ds), num_labels)
+        ((N, L_max, num_labels) for a token-level kind, zeros past each row), and whether this call computed it (False: read from the cache).
     """
     import torch
     from safetensors.torch import load_file, save_file
@@ -133,8 +104,14 @@ def teacher_logits(teacher_art: Any, train_ds: Any, tokenizer: Any, runtime: Any
 
 
 def with_teacher_logits(train_ds: Any, logits: Any) -> Any:
-    """``train_ds`` with a ``teacher_logits`` column (row i = the teacher's logits on row i)."""
-    return train_ds.add_column(TEACHER_LOGITS, [row for row in logits.tolist()])
+    """``train_ds`` with a ``teacher_logits`` column: row i = the teacher's logits on row i,
+    (C,), or (L_i, C) for a token-level kind (``logits`` (N, L_max, C) cut to each row's
+    tokens)."""
+    rows = logits.tolist()
+    if logits.dim() == 3:
+        lengths = [len(ids) for ids in train_ds["input_ids"]]
+        rows = [row[:n] for row, n in zip(rows, lengths, strict=True)]
+    return train_ds.add_column(TEACHER_LOGITS, rows)
 
 
 def prepare(ctx: Any, teacher_art: Any, train_ds: Any, tokenizer: Any, task: Any,
@@ -155,4 +132,4 @@ def prepare(ctx: Any, teacher_art: Any, train_ds: Any, tokenizer: Any, task: Any
     info = {"distill_weight": alpha, "temperature": params.temperature,
             "teacher": teacher_art.name, "teacher_logits": "computed" if computed else "cached"}
     return (with_teacher_logits(train_ds, logits),
-            make_loss(alpha, params.temperature, task.is_regression), info)
+            make_loss(alpha, params.temperature, kind_of(task)), info)

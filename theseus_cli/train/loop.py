@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from theseus_cli.data import make_dataloader
+from theseus_cli.data.batching import concat_padded
 from theseus_cli.data.glue import GlueTask
 from theseus_cli.errors import CheckpointError, DeviceError, TrainingDivergedError
 from theseus_cli.plugin.training import TrainingParams, TrainOutcome
@@ -37,9 +38,10 @@ def predict(model: Any, loader: Any, runtime: Runtime) -> tuple[Any, Any]:
 
     Returns:
         ``(logits, labels)`` as NumPy arrays of shape (N, num_labels) and (N,),
-        with the duplicated tail samples of distributed sharding dropped.
+        with the duplicated tail samples of distributed sharding dropped; a
+        token-level kind: (N, L, num_labels) and (N, L), every batch padded to the
+        longest L (logits 0, labels -100).
     """
-    import numpy as np
     import torch
 
     was_training = model.training
@@ -52,7 +54,7 @@ def predict(model: Any, loader: Any, runtime: Runtime) -> tuple[Any, Any]:
             all_logits.append(logits.cpu().numpy())
             all_labels.append(labels.cpu().numpy())
     model.train(was_training)
-    return np.concatenate(all_logits), np.concatenate(all_labels)
+    return concat_padded(all_logits, 0.0), concat_padded(all_labels, -100)
 
 
 def evaluate(model: Any, loader: Any, runtime: Runtime, task: GlueTask) -> dict[str, float]:

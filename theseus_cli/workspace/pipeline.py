@@ -252,6 +252,10 @@ class Pipeline:
         task = task or self.config.task
         if preflight:
             check_command(self, stage, task, overrides, plugin_overrides, pins or {}, no_upstream)
+            notes = getattr(self.config.task_definition(task), "notes", [])
+            for note in dict.fromkeys(notes):  # found reading the data (repaired BIO tags)
+                self.say(f"[yellow]warning: {note}[/]")
+            notes.clear()
         try:
             with self.stage_lock(task, stage):
                 return self._run_locked(stage, task, overrides, plugin_overrides, pins or {},

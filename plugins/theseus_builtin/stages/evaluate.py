@@ -17,7 +17,7 @@ from theseus_cli.deploy.latency import compare_speed
 from theseus_cli.errors import ConfigError
 from theseus_cli.model import loading as models
 from theseus_cli.plugin import CheckContext, Stage, StageContext, StageResult, param
-from theseus_cli.plugin.registry import successor_stages
+from theseus_cli.plugin.registry import kind_of, successor_stages
 from theseus_cli.store import jsonio
 from theseus_cli.train.loop import predict
 
@@ -92,7 +92,7 @@ class Evaluate(Stage):
         metrics = {f"{role}_{k}": v for role, m in scores.items() for k, v in m.items()}
         warnings = [w for role in ("teacher", "successor")
                     if (w := degenerate_warning(role, scores[role], scores["majority"],
-                                                shares[role]))]
+                                                shares[role], kind_of(task).trivial_name))]
         for w in warnings:
             ctx.log.info(f"[yellow]warning: {w}[/]")
         metrics.update(retention=100.0 * s_score / t_score if t_score else float("nan"),
@@ -102,12 +102,13 @@ class Evaluate(Stage):
                        teacher_layers=layers["teacher"], successor_layers=layers["successor"])
         report = {"task": task.name, "dev_examples": dev_examples, "teacher": teacher_art.name,
                   "successor": successor_art.name, "metrics": scores, "parameters": sizes,
-                  "layers": layers, "speed": {**speed, "device": ctx.runtime.device_name,
+                  "layers": layers, "trivial": kind_of(task).trivial_name, "speed": {**speed, "device": ctx.runtime.device_name,
                                               "batch_size": p.eval_batch_size}}
         method = successor_art.manifest.get("info", {}).get("method", p.successor)
         info = {"speed": report["speed"], "teacher_artifact": teacher_art.name,
                 "successor_artifact": successor_art.label, "method": method,
-                "top_class_share": shares, "warnings": warnings}
+                "top_class_share": shares, "warnings": warnings,
+                "trivial": kind_of(task).trivial_name}
         if p.predict_test:
             info["submission"] = predict_test(successor, tokenizer, task, ctx)
         if ctx.runtime.is_main_process:
@@ -139,7 +140,8 @@ def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, o
         task_score,
     )
 
-    majority = majority_label(task, ctx)
+    kind = kind_of(task)
+    train_labels = training_labels(task, ctx)
     roles = [*models, "majority"]
     scores: dict = {role: {} for role in roles}
     predictions: dict = {role: [] for role in models}
@@ -166,25 +168,22 @@ def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, o
             if dev:
                 predictions[role].append(preds)
             scores[role].update({prefix + k + suffix: v for k, v in m.items()})
-        constant = np.full(len(labels), majority, dtype=np.float64 if task.is_regression else np.int64)
+        trivial = kind.trivial_predictions(train_labels, labels)  # the shape of labels
         scores["majority"].update({prefix + k + suffix: v for k, v in
-                                   compute_metrics(task, constant, labels).items()})
+                                   compute_metrics(task, trivial, labels).items()})
     for role in roles:  # from dev (the task's score metrics; test_ ones are not among them)
         scores[role]["score"] = task_score(task, scores[role])
-    shares = {role: top_class_share(task, np.concatenate(p)) for role, p in predictions.items()}
+    shares = {role: None if kind.token_level else top_class_share(task, np.concatenate(p))
+              for role, p in predictions.items()}
     return scores, first_loader, examples, shares
 
 
-def majority_label(task, ctx: StageContext):
-    """The training set's most frequent class (its mean score for STS-B): the
-    prediction of the majority-class baseline."""
-    import numpy as np
-
-    labels = np.asarray(load_split(task, "train", ctx.config.glue_dir(),
-                                   max_samples=ctx.config.data.max_train_samples)["label"])
-    if task.is_regression:
-        return float(labels.mean())
-    return int(np.bincount(labels.astype(np.int64)).argmax())
+def training_labels(task, ctx: StageContext) -> list:
+    """The training split's labels (a list of tag ids per row for a token-level kind):
+    what the task kind's trivial reference row (majority class, training mean, most
+    frequent tag) is drawn from."""
+    return list(load_split(task, "train", ctx.config.glue_dir(),
+                           max_samples=ctx.config.data.max_train_samples)["label"])
 
 
 def top_class_share(task, predictions) -> float | None:
@@ -196,8 +195,10 @@ def top_class_share(task, predictions) -> float | None:
     return float(np.bincount(predictions.astype(np.int64)).max() / len(predictions))
 
 
-def degenerate_warning(role: str, metrics: dict, majority: dict, share: float | None) -> str | None:
-    """A warning when a model answers (nearly) one class or scores near the majority class."""
+def degenerate_warning(role: str, metrics: dict, majority: dict, share: float | None,
+                       trivial: str = "majority class") -> str | None:
+    """A warning when a model answers (nearly) one class or scores near the task kind's
+    trivial row (``trivial``: the majority class, the most frequent tag, ...)."""
     import math
 
     if share is not None and share >= DEGENERATE_SHARE:
@@ -206,7 +207,7 @@ def degenerate_warning(role: str, metrics: dict, majority: dict, share: float | 
     score, base = metrics.get("score"), majority.get("score")
     if score is not None and base is not None and math.isfinite(base) and math.isfinite(score) \
             and score - base < DEGENERATE_MARGIN:
-        return (f"the {role}'s dev score {100 * score:.2f} is within a point of the majority class "
+        return (f"the {role}'s dev score {100 * score:.2f} is within a point of the {trivial} "
                 f"({100 * base:.2f}): it has learned little beyond the class prior")
     return None
 
@@ -257,7 +258,7 @@ def render_markdown(report: dict, retention: float) -> str:
                      "1.00×" if role == "teacher" else f"{report['speed']['speedup']:.2f}×"])
     m = report["metrics"].get("majority")
     if m:
-        rows.append(["majority class (training set's)", "—", "—",
+        rows.append([f"{report.get('trivial', 'majority class')} (training set's)", "—", "—",
                      *(_pct(m.get(k)) for k in names), _pct(m["score"]), "—", "—"])
     lines = [f"### {report['task']} dev ({report['dev_examples']} examples)", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

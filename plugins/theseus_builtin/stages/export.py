@@ -2,8 +2,8 @@
 
 Formats (``--format``, any combination, each in a directory of its name):
 
-- ``hf`` (``model/``): safetensors + tokenizer + config that stock
-  ``AutoModelForSequenceClassification.from_pretrained`` loads (restructured
+- ``hf`` (``model/``): safetensors + tokenizer + config that the task kind's stock Auto
+  class (``AutoModelForSequenceClassification``, ``AutoModelForTokenClassification``) loads (restructured
   successor types: the theseus loader); reloaded and compared, max |Δ logit| ≤ 1e-5.
 - ``onnx`` (``onnx/model.onnx``): fp32 graph by ``torch.onnx`` (see
   :mod:`theseus_cli.deploy.onnx` for why not Optimum); max |Δ logit| against PyTorch over
@@ -42,7 +42,7 @@ from theseus_cli.deploy.onnx import (
 from theseus_cli.errors import ConfigError, ExportError
 from theseus_cli.model import loading as models
 from theseus_cli.plugin import CheckContext, Stage, StageContext, StageResult, param
-from theseus_cli.plugin.registry import successor_stages
+from theseus_cli.plugin.registry import kind_of, successor_stages
 
 TOLERANCE = 1e-5  # max |logit difference| accepted between theseus and the stock reload
 TEACHER = "finetune-teacher"
@@ -156,7 +156,7 @@ class Export(Stage):
             scores={k: v for k, v in scores["pytorch"].items() if k != "score"},
             method=source.manifest.get("info", {}).get("method", "theseus") if evaluation
             else "teacher", ancestors=ctx.store.ancestors(source), formats=done,
-            restructured=restructured, speed=speed)
+            restructured=restructured, speed=speed, model_class=kind_of(task).model_class)
         (out / "README.md").write_text(card)
         for fmt in done:
             (out / done[fmt]["path"].split("/")[0] / "README.md").write_text(card)
@@ -215,13 +215,13 @@ def _export_hf(ctx: StageContext, model, tokenizer, loader) -> tuple[float, bool
         ExportError: the reloaded model's logits differ by more than :data:`TOLERANCE`.
     """
     import torch
-    from transformers import AutoModelForSequenceClassification
 
     out = ctx.out_dir / models.MODEL_DIR
     models.save(model, tokenizer, out)
     restructured = (out / models.SUCCESSOR_FILE).is_file()
+    stock = models.auto_class(kind_of(ctx.task_definition).model_class)  # as a user loads it
     reloaded = (models.load_restructured(out) if restructured
-                else AutoModelForSequenceClassification.from_pretrained(out)).eval()
+                else stock.from_pretrained(out)).eval()
     diff, seen = 0.0, 0
     with torch.inference_mode():
         for batch in loader:  # the first check_examples dev examples

@@ -72,7 +72,8 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
         if len(indices) > 1:
             _disambiguate(store, [rows[i] for i in indices])
     m = evaluations[-1].manifest["metrics"]
-    rows.append({"method": "majority class (training set's most frequent)", "layers": None,
+    trivial = evaluations[-1].manifest.get("info", {}).get("trivial", "majority class")
+    rows.append({"method": f"{trivial} (training set's)", "layers": None,
                  "parameters": None,
                  "metrics": {n: stats([m.get(f"majority_{n}")]) for n in metric_names},
                  "score": stats([m.get("majority_score")]), "retention": stats([]),

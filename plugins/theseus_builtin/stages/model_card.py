@@ -54,27 +54,29 @@ def recipe(ancestors: list[Any]) -> str:
     return "\n".join(lines)
 
 
-def _loading(fmt: str, restructured: bool) -> str:
+def _loading(fmt: str, restructured: bool,
+             model_class: str = "AutoModelForSequenceClassification") -> str:
     if fmt == "hf" and restructured:
         return """Its layers were restructured by a successor builder (`theseus_successor.json`);
 load it with the theseus loader (`pip install theseus-cli`):
 
 ```python
 from pathlib import Path
-from theseus_cli.plugin import selector_of
 from theseus_cli.model.loading import load_saved
 model, tokenizer = load_saved(Path("model"))
 ```"""
     if fmt == "hf":
-        return """Load it with stock transformers:
+        return f"""Load it with stock transformers:
 
 ```python
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-model = AutoModelForSequenceClassification.from_pretrained("model")
+from transformers import {model_class}, AutoTokenizer
+model = {model_class}.from_pretrained("model")
 tokenizer = AutoTokenizer.from_pretrained("model")
 ```"""
+    shape = ("(batch, seq_len, num_labels): one row per token" if "Token" in model_class
+             else "(batch, num_labels)")
     return f"""ONNX Runtime (no PyTorch needed; inputs are int64 (batch, seq_len), output
-`logits` (batch, num_labels)):
+`logits` {shape}):
 
 ```python
 import onnxruntime as ort
@@ -89,7 +91,8 @@ logits = session.run(["logits"], {{i.name: enc[i.name] for i in session.get_inpu
 def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
            scores: dict[str, float], method: str, ancestors: list[Any],
            formats: dict[str, dict[str, Any]], restructured: bool,
-           speed: dict[str, Any] | None = None, glue: bool = True) -> str:
+           speed: dict[str, Any] | None = None, glue: bool = True,
+           model_class: str = "AutoModelForSequenceClassification") -> str:
     """The card, Markdown with YAML front matter.
 
     Args:
@@ -99,11 +102,13 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
         formats: format -> ``{"path", "mb", "score", ...}`` of what was exported.
         speed: the export's speed table (``export._speed_table``), or None.
         glue: a GLUE task (else the user's own data: no GLUE dataset metadata).
+        model_class: the task kind's Auto class, shown in the loading snippet.
     """
     where = f"GLUE {task}" if glue else task
     name = f"{task.lower()}-{role}-theseus"
     front = {"library_name": "transformers", "base_model": predecessor,
-             "pipeline_tag": "text-classification",
+             "pipeline_tag": ("token-classification" if "Token" in model_class
+                              else "text-classification"),
              "tags": ["bert-of-theseus", "model-compression", *(["glue"] if glue else []),
                       task.lower(), "onnx" if any(f != "hf" for f in formats) else "pytorch"],
              **({"datasets": ["nyu-mll/glue"]} if glue else {}),
@@ -134,7 +139,7 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
     fmt_rows = "\n".join(f"| `{f}` | `{info['path']}` | {info['mb']:.1f} | "
                          f"{_pct(info.get('score'))} | {info.get('parity', '')} |"
                          for f, info in formats.items())
-    loading = "\n\n".join(f"### `{f}`\n\n{_loading(f, restructured)}" for f in formats)
+    loading = "\n\n".join(f"### `{f}`\n\n{_loading(f, restructured, model_class)}" for f in formats)
     return f"""---
 {yaml.safe_dump(front, sort_keys=False).strip()}
 ---

@@ -1,0 +1,1 @@
+"""Built-in task kinds: sequence classification, regression, token classification."""
