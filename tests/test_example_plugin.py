@@ -49,7 +49,8 @@ def venv(tmp_path_factory) -> Path:
 def test_example_package_is_listed_with_its_distribution(venv):
     text = run(venv, "-m", "theseus_cli", "plugins")
     for kind, name in (("scheduler", "cosine"), ("successor builder", "random-init"),
-                       ("model family", "mpnet"), ("stage", "refine")):
+                       ("model family", "mpnet"), ("stage", "refine"),
+                       ("task kind", "balanced-classification")):
         row = next(line for line in text.splitlines() if f" {name} " in line)
         assert kind in row and "theseus-example 0.1.0" in row, row
     # this environment never saw it
@@ -84,3 +85,22 @@ def test_example_plugins_run_the_pipeline(venv, tmp_path, models, glue_dir):
     assert refined["inputs"]["finetune-successor"]["version"] == "v1"
     evaluated = json.loads((ws / "artifacts/MRPC/evaluate/v2/manifest.json").read_text())
     assert "refine" in evaluated["inputs"], evaluated["inputs"]
+
+
+def test_a_third_party_task_kind_runs_a_users_task(venv, tmp_path, tiny_model_dir):
+    """``--kind balanced-classification`` (the example package's): its metrics are reported
+    and its score (macro-F1) selects the checkpoint; other stages need nothing else."""
+    import json
+
+    data = tmp_path / "tickets.csv"
+    rows = ["text,label"] + [f"{w} the cat sat,{'billing' if i % 4 else 'refund'}"
+                             for i, w in enumerate(["dog", "cake", "milk", "tree"] * 10)]
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    ws = tmp_path / "ws"
+    run(venv, "-m", "theseus_cli", "init", str(ws), "--model", str(tiny_model_dir),
+        "--task", "tickets", "--train", str(data), "--kind", "balanced-classification")
+    set_yaml(ws, FAST)
+    run(venv, "-m", "theseus_cli", "finetune-teacher", "-w", str(ws), "--max-steps", "2")
+    m = json.loads((ws / "artifacts/tickets/finetune-teacher/v1/manifest.json").read_text())
+    assert set(m["metrics"]) >= {"balanced_accuracy", "macro_f1", "score"}
+    assert m["metrics"]["score"] == m["metrics"]["macro_f1"]

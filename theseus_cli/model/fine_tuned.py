@@ -48,6 +48,22 @@ def label_alignment(names: list[str], task: Any) -> tuple[list[int] | None, str 
                       "the task's classes as the model does (--labels)")
 
 
+def check_head(config: Any, task: Any, source: str) -> None:
+    """A fine-tuned model's head is of the task kind's class (its ``architectures``).
+
+    Raises:
+        ConfigError: e.g. a ``BertForSequenceClassification`` for a token-classification
+            task (names both and what to give).
+    """
+    kind = registry.kind_of(task)
+    archs = getattr(config, "architectures", None) or []
+    head = kind.model_class.removeprefix("AutoModel")  # "ForTokenClassification"
+    if archs and not any(a.endswith(head) for a in archs):
+        raise ConfigError(f"the fine-tuned model {source!r} is a {archs[0]}, but task "
+                          f"{task.name} is {kind.name} ({kind.model_class}); give a model "
+                          f"fine-tuned with a *{head} head")
+
+
 def load_fine_tuned(model: str, task: Any, root: Path | None = None) -> tuple[Any, Any, str | None]:
     """A model already fine-tuned on ``task`` (``theseus init --teacher``), head and all, of
     the task kind's Auto class (``AutoModelForTokenClassification`` for tagging):
@@ -67,12 +83,7 @@ def load_fine_tuned(model: str, task: Any, root: Path | None = None) -> tuple[An
     tokenizer = load_tokenizer(source, kind.token_level)
     net, info = from_pretrained_checked(auto_class(kind.model_class), source,
                                         output_loading_info=True)
-    archs = getattr(net.config, "architectures", None) or []
-    head = kind.model_class.removeprefix("AutoModel")  # "ForTokenClassification"
-    if archs and not any(a.endswith(head) for a in archs):
-        raise ConfigError(f"the fine-tuned model {source!r} is a {archs[0]}, but task "
-                          f"{task.name} is {kind.name} ({kind.model_class}); give a model "
-                          f"fine-tuned with a *{head} head")
+    check_head(net.config, task, source)
     missing = sorted(info.get("missing_keys") or ())
     if missing:
         raise ModelSourceError(f"model {source!r} is to be the teacher as fine-tuned, but its "

@@ -100,7 +100,7 @@ def check_data_source(config: Any, task: str) -> None:
                 raise DataError(f"task {task}: the {split} file {str(path)!r} does not exist; "
                                 f"fix tasks.{task}.{'validation' if split == 'dev' else split} "
                                 "in theseus.yaml")
-        for split in definition.splits[1:]:  # reads train (columns, cells, labels) too
+        for split in definition.splits:  # columns, cells, labels (and notes: BIO repairs)
             definition.load(split)
         return
     root = resolve_glue_dir(config.glue_dir())

@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from theseus_cli.model.fine_tuned import label_alignment
+from theseus_cli.model.fine_tuned import check_head, label_alignment
 from theseus_cli.model.loading import resolve_model_source
 from theseus_cli.plugin import (
     CheckContext,
@@ -37,11 +37,13 @@ class FinetuneTeacher(Stage):
                                    "as the teacher without training (theseus init --teacher)")
 
     def check(self, ctx: CheckContext) -> None:
-        """With ``adopt``: the model's classes are the task's (by name; order may differ)."""
+        """With ``adopt``: the model's head is of the task's kind, and its classes are the
+        task's (by name; order may differ)."""
         if ctx.params.adopt:
-            config = ctx.model.config
+            config, task = ctx.model.config, ctx.config.task_definition(ctx.task)
+            check_head(config, task, ctx.model.source)
             names = [config.id2label[i] for i in range(config.num_labels)]
-            label_alignment(names, ctx.config.task_definition(ctx.task))
+            label_alignment(names, task)
 
     def run(self, ctx: StageContext) -> StageResult:
         if ctx.params.adopt:

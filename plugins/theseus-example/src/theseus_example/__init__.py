@@ -1,6 +1,6 @@
 """An example third-party theseus plugin package: one plugin of each kind (a scheduler, a
-successor builder, a model family and a stage), written against ``theseus_cli.plugin``
-alone. No torch at module level: plugin modules must be cheap to import."""
+successor builder, a model family, a stage and a task kind), written against
+``theseus_cli.plugin`` alone. No torch at module level: plugin modules must be cheap to import."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from theseus_cli.plugin import (
     StageContext,
     StageResult,
     SuccessorBuilder,
+    TaskKind,
     TrainingParams,
     param,
 )
@@ -138,3 +139,26 @@ class Refine(Stage):
             info={**ctx.model_size(model), "score_before": before,
                   "method": f"{method} + refine lr={ctx.params.learning_rate:g}",
                   "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2)})
+
+
+class BalancedClassification(TaskKind):
+    """Sequence classification for imbalanced classes (intents, support tickets): reports
+    balanced accuracy (the mean recall over classes) and macro-F1, and selects
+    checkpoints on macro-F1, so a model cannot win by answering the frequent classes.
+    Everything else (model class, encoding, KD loss, majority row) is the contract's
+    default, single-label classification."""
+
+    name = "balanced-classification"
+    help = "classification of imbalanced classes: balanced accuracy, macro-F1 (selects)"
+    metrics = ("balanced_accuracy", "macro_f1")
+    score_metrics = ("macro_f1",)
+
+    def metric_values(self, metrics: Sequence[str], predictions, references,
+                      label_names: Sequence[str]) -> dict[str, float]:
+        """Balanced accuracy and macro-F1 (scikit-learn) of class ids (N,)."""
+        from sklearn.metrics import balanced_accuracy_score, f1_score
+
+        fns = {"balanced_accuracy": lambda: balanced_accuracy_score(references, predictions),
+               "macro_f1": lambda: f1_score(references, predictions, average="macro",
+                                            zero_division=0.0)}
+        return {name: float(fns[name]()) for name in metrics}
