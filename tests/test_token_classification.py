@@ -211,3 +211,38 @@ def test_a_sequence_classifier_is_no_tagging_teacher(tmp_path, tiny_model_dir, c
     # the tiny model was saved as BertForSequenceClassification: its head does not fit
     expect(cli("finetune-teacher", "-w", ws, ok=False), 2, "is a BertForSequenceClassification",
            "token-classification (AutoModelForTokenClassification)")
+
+
+def test_a_hub_dataset_with_class_label_tags(tmp_path, tiny_model_dir, monkeypatch):
+    """``hub:ID[:CONFIG][@SPLIT]`` reads through ``datasets.load_dataset`` (stubbed here:
+    no Hub in tests); ClassLabel tag ids become their names; a dataset that cannot be
+    loaded is a clear error before any work."""
+    import datasets
+
+    real = datasets.load_dataset
+    feature = datasets.Sequence(datasets.ClassLabel(names=list(TAGS)))
+    calls = []
+
+    def load_dataset(name, *args, **kwargs):
+        if name != "tner/wnut2017":
+            return real(name, *args, **kwargs)
+        calls.append((args, kwargs.get("split")))
+        rows = sentences(40 if kwargs["split"] == "train" else 10, len(calls))
+        return datasets.Dataset.from_dict(
+            {"tokens": [w for w, _ in rows], "tags": [[TAGS.index(t) for t in tags]
+                                                      for _, tags in rows]},
+            features=datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                        "tags": feature}))
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    ws = tmp_path / "ws"
+    cli("init", ws, "--model", tiny_model_dir, "--task", "ner", "--train", "hub:tner/wnut2017",
+        "--validation", "hub:tner/wnut2017@validation", "--label-column", "tags")
+    assert "train: hub:tner/wnut2017  #" in (ws / "theseus.yaml").read_text()
+    task = load_config(ws).task_definition("ner")
+    assert task.kind == "token-classification" and set(task.label_names) <= set(TAGS)
+    assert len(task.load("dev")) == 10 and calls[-1] == ((None,), "validation")
+    set_yaml(ws, FAST)
+    cli("finetune-teacher", "-w", ws, "--max-steps", "1")
+    set_yaml(ws, {"tasks": {"ner": {"train": "hub:nobody/nothing"}}})
+    fails(ws, ["replace"], 2, "hub:nobody/nothing@train: cannot load the Hub dataset")

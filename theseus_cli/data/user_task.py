@@ -92,8 +92,7 @@ class UserTask:
         token-classification, float labels -> regression, else sequence-classification)."""
         if self.settings.kind != "auto":
             return self.settings.kind
-        path = self.path("train")
-        if uf.detect_format(path, self.settings.format) == "conll":
+        if self.format_of("train") == "conll":
             return TOKEN_KIND
         labels = self._train()[self.settings.label_column]
         if labels and isinstance(labels[0], (list, tuple)):
@@ -161,31 +160,60 @@ class UserTask:
         return str(self.path(split))
 
     # ------------------------------------------------------------------ the files
-    def path(self, split: str) -> Path:
-        """The file or directory of ``split`` (``dev`` without a validation file: train's).
+    def _given(self, split: str) -> tuple[str, str]:
+        """``(setting value, Hub split it names by default)`` of ``split``.
 
         Raises:
             ConfigError: the task has no such split.
         """
         s = self.settings
-        given = {"train": s.train, "dev": s.validation or s.train, "test": s.test}.get(split)
-        if given is None:
-            raise ConfigError(f"task {self.name} has no split {split!r}; its splits are "
-                              f"{', '.join(self.splits)}")
+        if split == "train" or (split == "dev" and not s.validation):
+            return str(s.train), "train"
+        if split == "dev":
+            return str(s.validation), "validation"
+        if split == "test" and s.test:
+            return str(s.test), "test"
+        raise ConfigError(f"task {self.name} has no split {split!r}; its splits are "
+                          f"{', '.join(self.splits)}")
+
+    def hub(self, split: str) -> tuple[str, str | None, str] | None:
+        """``(dataset id, config, Hub split)`` when ``split`` comes from the Hub
+        (``hub:ID[:CONFIG][@SPLIT]``), else None."""
+        return uf.parse_hub(*self._given(split))
+
+    def path(self, split: str) -> Path:
+        """The file or directory of ``split`` (``dev`` without a validation file: train's);
+        a Hub dataset's setting as written.
+
+        Raises:
+            ConfigError: the task has no such split.
+        """
+        given, _ = self._given(split)
         path = Path(given).expanduser()
-        return path if path.is_absolute() else (self.root / path).resolve()
+        if given.startswith(uf.HUB_PREFIX) or path.is_absolute():
+            return Path(given) if given.startswith(uf.HUB_PREFIX) else path
+        return (self.root / path).resolve()
+
+    def format_of(self, split: str) -> str:
+        """``hub``, or the file format of ``split`` (``format``, else its extension)."""
+        return "hub" if self.hub(split) else uf.detect_format(self.path(split),
+                                                              self.settings.format)
 
     @functools.lru_cache(maxsize=None)  # noqa: B019 - one task object per workspace load
     def _read(self, split: str) -> Any:
         """The checked file of ``split``, read once per task object (preflight and the
         stage that follows share it)."""
         path = self.path(split)
-        fmt = uf.detect_format(path, self.settings.format)
+        fmt = self.format_of(split)
         if fmt == "conll":  # its columns take the names the settings give
             ds = uf.read_conll(path).rename_columns(
                 {"tokens": self.settings.tokens_column, "tags": self.settings.label_column})
+        elif fmt in ("hub", "saved"):  # ClassLabel ids become the names they stand for
+            ds = uf.read_hub(*self.hub(split)) if fmt == "hub" else uf.read_saved(path, split)
+            if self.settings.label_column in ds.column_names:
+                ds = uf.class_labels_as_names(ds, self.settings.label_column)
         else:
-            ds = uf.read_saved(path, split) if fmt == "saved" else uf.read_table(path, fmt)
+            ds = uf.read_table(path, fmt)
         labelled = split != "test" or self.settings.label_column in ds.column_names
         tagged = self._tagged(ds, fmt)
         texts = [self.settings.tokens_column] if tagged else list(self.settings.text_columns)
@@ -215,10 +243,9 @@ class UserTask:
         return self._read("train")
 
     def _label_type(self) -> str:
-        path = self.path("train")
         column = self.settings.label_column
-        return uf.label_type(self._train()[column], path,
-                             uf.detect_format(path, self.settings.format), column)
+        return uf.label_type(self._train()[column], self.path("train"),
+                             self.format_of("train"), column)
 
     def holdout(self) -> tuple[list[int], list[int]]:
         """``(train rows, validation rows)`` of the train file (0-based), when validation is
@@ -265,8 +292,7 @@ class UserTask:
             labels = [[ids[str(t)] for t in row] for row in tags]
         elif column in ds.column_names:
             values = ds[column]
-            fmt = uf.detect_format(path, self.settings.format)
-            uf.label_type(values, path, fmt, column)
+            uf.label_type(values, path, self.format_of(split), column)
             if self.is_regression:
                 try:
                     labels = [float(v) for v in values]

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from theseus_cli.data.user_files import HUB_PREFIX
+
 from theseus_cli.data.glue import TASKS, get_task
 from theseus_cli.errors import ArtifactError, ConfigError, WorkspaceError
 from theseus_cli.plugin import registry
@@ -83,7 +85,8 @@ def init_workspace(directory: Path, tasks: list[str] | None = None, model: str =
                               "banking77)")
         user_tasks[tasks[0]] = {
             k: (os.path.relpath(Path(v).expanduser().resolve(), directory.resolve())
-                if k in ("train", "validation", "test") and v else v)
+                if k in ("train", "validation", "test") and v
+                and not str(v).startswith(HUB_PREFIX) else str(v) if isinstance(v, Path) else v)
             for k, v in user_task.items() if v is not None}
         names = list(tasks)
     else:

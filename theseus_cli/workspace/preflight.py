@@ -96,7 +96,7 @@ def check_data_source(config: Any, task: str) -> None:
     if not isinstance(definition, GlueTask):
         for split in definition.splits:
             path = definition.path(split)
-            if not path.exists():
+            if definition.hub(split) is None and not path.exists():
                 raise DataError(f"task {task}: the {split} file {str(path)!r} does not exist; "
                                 f"fix tasks.{task}.{'validation' if split == 'dev' else split} "
                                 "in theseus.yaml")
