@@ -81,6 +81,19 @@ Settings that do nothing (tests/test_bad_inputs_surfaces.py, exit 0, a warning, 
 in the manifest's info.warnings):
   N1 steps_to_one=1000 with 6 optimizer steps   N2 low-rank rank=64 at hidden 32
   N3 head_fraction=0.1 of 4 heads (rounded up to 1)
+Your own data (tests/test_user_files.py, test_user_tasks.py, test_adopt_teacher.py,
+test_token_classification.py; exit 2 before any work, file and line or row named):
+  U1 a missing train/validation/test file     U2 an unknown column (the columns listed)
+  U3 an empty text cell (its line)            U4 a missing label, labels of mixed types
+  U5 a dev/test label train never has, counted  U6 non-UTF-8 bytes (line and offset)
+  U7 an empty file / header only              U8 a CoNLL token without a tag (its line)
+  U9 a word list and a tag list of different lengths (JSON Lines row)
+  U10 a dev tag train never has (B-monarch)   U11 a Hub dataset that cannot be loaded
+  U12 --teacher of other classes (both sets printed)
+  U13 --teacher with a sequence-classification head for a tagging task
+  U14 invalid BIO (an entity opened by I-): exit 0, repaired as seqeval reads it, a warning
+      that counts the tags
+  U15 init: a user task named as a GLUE task, --test without --train, --train without --task
 Signals:
   S1 SIGTERM mid-training: exit 143, how to resume, checkpoint kept, rerun resumes
   S2 SIGINT mid-training: exit 130, the same

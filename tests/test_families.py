@@ -19,9 +19,10 @@ from theseus_cli.model import loading as models
 from theseus_cli.plugin.registry import family_for, family_of
 
 
-def hybrid_of(model_type: str, builder=FirstNBuilder, perturb: bool = True):
+def hybrid_of(model_type: str, builder=FirstNBuilder, perturb: bool = True,
+              auto_class: str = "AutoModelForSequenceClassification"):
     """(hybrid with n = L/2 modules, untouched copy of the predecessor)."""
-    model = tiny_model(model_type)
+    model = tiny_model(model_type, auto_class=auto_class)
     original = copy.deepcopy(model)
     family = family_of(model)
     layers = family.layers(model)
@@ -95,6 +96,27 @@ def test_successor_exports_as_a_stock_model(model_type, tmp_path):
     b = batch(seed=3)  # loaded with the default attention kernel (sdpa), built with eager
     torch.testing.assert_close(logits(loaded, b), logits(successor, b), rtol=0, atol=1e-6)
     assert count_parameters(hybrid)["successor_path"] == count_parameters(loaded)["total"]
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_token_classification_heads_replace_and_export_alike(model_type, tmp_path):
+    """A tagger (``*ForTokenClassification``, logits (B, L, C)) of every family: p = 0 is
+    the predecessor, p = 1 the assembled successor, which stock transformers reloads."""
+    from transformers import AutoModelForTokenClassification
+
+    hybrid, original = hybrid_of(model_type, auto_class="AutoModelForTokenClassification")
+    router, b = router_of(hybrid), batch()
+    router.eval_path = "predecessor"
+    assert logits(hybrid, b).shape == (3, 12, 2)
+    assert torch.equal(logits(hybrid, b), logits(original, b))
+    router.eval_path = "successor"
+    successor = assemble_successor(hybrid).eval()
+    torch.testing.assert_close(logits(hybrid, b), logits(successor, b), rtol=0, atol=1e-6)
+    successor.save_pretrained(tmp_path)
+    loaded = AutoModelForTokenClassification.from_pretrained(tmp_path).eval()
+    assert type(loaded) is type(successor) and models.saved_auto_class(
+        loaded.config) is AutoModelForTokenClassification
+    torch.testing.assert_close(logits(loaded, b), logits(successor, b), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)

@@ -60,10 +60,11 @@ MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "deber
 
 
 def tiny_model(model_type: str, num_labels: int = 2, seed: int = 0, vocab_size: int = VOCAB,
-               pad_token_id: int = 0):
-    """A random tiny classifier of ``model_type`` (eager attention, eval mode)."""
+               pad_token_id: int = 0, auto_class: str = "AutoModelForSequenceClassification"):
+    """A random tiny classifier (``auto_class``: a tagger with
+    ``AutoModelForTokenClassification``) of ``model_type`` (eager attention, eval mode)."""
     import torch
-    from transformers import AutoModelForSequenceClassification
+    import transformers
 
     config = tiny_configs(vocab_size)[model_type]
     config.num_labels = num_labels
@@ -72,7 +73,7 @@ def tiny_model(model_type: str, num_labels: int = 2, seed: int = 0, vocab_size: 
         config.bos_token_id = config.eos_token_id = pad_token_id
     config._attn_implementation = "eager"
     torch.manual_seed(seed)
-    return AutoModelForSequenceClassification.from_config(config).eval()
+    return getattr(transformers, auto_class).from_config(config).eval()
 
 
 def batch(seed: int = 0, size: int = 3, length: int = 12) -> dict:

@@ -38,6 +38,32 @@ def _needed(columns: Sequence[Column], rows: Sequence[Sequence[str]], keep: list
                        *(_longest_word(r[i]) for r in rows)) + 3 for i in keep)
 
 
+def _widths(columns: Sequence[Column], rows: Sequence[Sequence[str]], keep: list[int],
+            width: int) -> list[int | None]:
+    """Fixed text widths of the ``keep`` columns when their natural widths (longest cell)
+    do not fit ``width``: each its longest word, the cells to spare shared out to the
+    columns that wrap most, widest first; None (rich decides) when everything fits. Rich
+    alone shrinks only the widest columns, and crops the table when that one cannot wrap
+    (a long version label)."""
+    def longest(i: int, measure) -> int:
+        return max(measure(columns[i].header), *(measure(r[i]) for r in rows))
+
+    natural = [longest(i, lambda t: len(str(t))) for i in keep]
+    if 1 + sum(n + 3 for n in natural) <= width:
+        return [None] * len(keep)
+    sizes = [longest(i, _longest_word) for i in keep]
+    spare = width - (1 + sum(n + 3 for n in sizes))
+    while spare > 0:
+        gaps = [n - s for n, s in zip(natural, sizes)]
+        j = max(range(len(keep)), key=lambda k: gaps[k])
+        if gaps[j] <= 0:
+            break
+        step = min(spare, gaps[j])
+        sizes[j] += step
+        spare -= step
+    return sizes
+
+
 def fitted_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]],
                  width: int, full_table: str = "") -> RenderableType:
     """A table of ``rows`` (one string per column) that fits ``width`` terminal cells.
@@ -68,11 +94,9 @@ def fitted_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[
             blocks.append(Text(f"(too narrow for a table{where})", style="dim"))
         return Group(*blocks)
     table = Table(title=title)
-    for i in keep:
+    for i, cells in zip(keep, _widths(columns, rows, keep, width)):
         column = columns[i]
-        table.add_column(column.header, justify=column.justify, overflow="fold",
-                         min_width=max(_longest_word(column.header),
-                                       *(_longest_word(r[i]) for r in rows)))
+        table.add_column(column.header, justify=column.justify, overflow="fold", width=cells)
     for r in rows:
         table.add_row(*(r[i] for i in keep))
     if not dropped:

@@ -14,8 +14,8 @@ from theseus_cli.model.loading import (
     load_tokenizer,
     resolve_model_source,
 )
-from theseus_cli.plugin import registry
 from theseus_cli.model.weights import check_loaded_weights
+from theseus_cli.plugin import registry
 
 
 def label_alignment(names: list[str], task: Any) -> tuple[list[int] | None, str | None]:

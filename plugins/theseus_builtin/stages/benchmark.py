@@ -170,7 +170,8 @@ class Benchmark(Stage):
         (out / "benchmark.json").write_text(jsonio.dumps(report, indent=2) + "\n")
         markdown = render_markdown(report)
         (out / "benchmark.md").write_text(markdown)
-        ctx.log.info(console_table(report))
+        ctx.log.info(console_table(report, ctx.log.console.width,
+                                   "benchmark.md of this version", keep=HEADLINE))
         metrics = {f"{r['artifact']}:{r['format']}:{s}:speedup": r["speedup"][s]
                    for r in rows if r is not base for s in HEADLINE if s in r["speedup"]}
         return StageResult(metrics=metrics, info={

@@ -52,19 +52,23 @@ def rows_table(report: dict[str, Any]) -> str:
     return _table(head, body)
 
 
-def console_table(report: dict[str, Any]) -> Any:
-    """A rich ``Table``: per model and format, the dev score, peak MB and the p50 latency
-    (ms) with the speed-up over the PyTorch fp32 teacher at each shape."""
-    from rich.table import Table
+def console_table(report: dict[str, Any], width: int = 80, full_table: str = "",
+                  keep: tuple[str, ...] = ()) -> Any:
+    """A table that fits ``width`` terminal cells (:func:`theseus_cli.tables.fitted_table`):
+    per model and format, the dev score, peak MB and the p50 latency (ms) with the speed-up
+    over the PyTorch fp32 teacher at each shape. When it is too narrow, the shapes not in
+    ``keep`` go first (the last first), then peak MB, then the score."""
+    from theseus_cli.tables import Column, fitted_table
 
-    table = Table(title=f"{report['task']}: p50 latency per call, ms (speed-up over the "
-                        "PyTorch fp32 teacher)", title_justify="left")
-    for name in ("model", "format", "score", "peak MB", *report["shapes"]):
-        table.add_column(name, justify="left" if name in ("model", "format") else "right")
-    for r, cells in zip(report["rows"], _cells(report, "p50_ms", "{:.1f}", True)):
-        table.add_row(_name(r), r["format"], _pct(r.get("score")), _mb(r.get("peak_mb")),
-                      *cells)
-    return table
+    shapes = report["shapes"]
+    columns = [Column("model"), Column("format"), Column("score", "right", len(shapes) + 2),
+               Column("peak MB", "right", len(shapes) + 1),
+               *(Column(s, "right", None if s in keep else len(shapes) - i)
+                 for i, s in enumerate(shapes))]
+    rows = [[_name(r), r["format"], _pct(r.get("score")), _mb(r.get("peak_mb")), *cells]
+            for r, cells in zip(report["rows"], _cells(report, "p50_ms", "{:.1f}", True))]
+    return fitted_table(f"{report['task']}: p50 latency per call, ms (speed-up over the "
+                        "PyTorch fp32 teacher)", columns, rows, width, full_table)
 
 
 def render_markdown(report: dict[str, Any]) -> str:
