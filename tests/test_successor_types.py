@@ -37,7 +37,8 @@ TYPES = {"narrow-ffn": (NarrowFfnBuilder, {"ffn_fraction": 0.5}),
 LABELS = torch.tensor([0, 1, 1])
 
 
-def hybrid_of(model_type: str, kind: str, every_layer: bool = False, model=None):
+def hybrid_of(model_type: str, kind: str, every_layer: bool = False, model=None,
+              labels=LABELS):
     """(hybrid, untouched predecessor, builder); n = L/2 modules (L with ``every_layer``)."""
     cls, params = TYPES[kind]
     model = tiny_model(model_type) if model is None else model
@@ -46,7 +47,7 @@ def hybrid_of(model_type: str, kind: str, every_layer: bool = False, model=None)
     builder = cls(cls.Params(**params))
     builder.family = family
     if builder.calibration_batches():
-        builder.calibration = Calibration(model, [{**batch(seed=7), "labels": LABELS}])
+        builder.calibration = Calibration(model, [{**batch(seed=7), "labels": labels}])
     layers = family.layers(model)
     n = len(layers) if every_layer else len(layers) // 2
     modules = builder.build(layers, n)
@@ -97,6 +98,30 @@ def test_paths_training_and_export(model_type, kind, tmp_path, tiny_model_dir):
     assert all(torch.equal(p, frozen[n]) for n, p in hybrid.named_parameters() if n in frozen)
     after = router.successor_modules.state_dict()
     assert any(not torch.equal(after[k], before[k]) for k in before)
+
+
+@pytest.mark.parametrize("kind", sorted(TYPES))
+def test_every_type_on_a_token_classifier(kind, tmp_path, tiny_model_dir):
+    """A tagger's successor of every type: p = 0 / p = 1 exact, saved and read back (the
+    theseus loader picks AutoModelForTokenClassification from the saved architectures)."""
+    from transformers import AutoTokenizer
+
+    tagger = tiny_model("bert", auto_class="AutoModelForTokenClassification")
+    tags = torch.zeros(3, 12, dtype=torch.long)  # (B, L) tag ids, first rows tagged 1
+    tags[0, :4] = 1
+    hybrid, original, _ = hybrid_of("bert", kind, model=tagger, labels=tags)
+    router, b = router_of(hybrid), batch()
+    router.eval_path = "predecessor"
+    assert torch.equal(logits(hybrid, b), logits(original, b))
+    router.eval_path = "successor"
+    successor = assemble_successor(hybrid).eval()
+    expected = logits(successor, b)
+    assert expected.shape == (3, 12, 2)
+    torch.testing.assert_close(logits(hybrid, b), expected, rtol=0, atol=1e-6)
+    models.save(successor, AutoTokenizer.from_pretrained(tiny_model_dir), tmp_path)
+    loaded = models.load_saved(tmp_path)[0].eval()
+    assert type(loaded).__name__ == "BertForTokenClassification"
+    torch.testing.assert_close(logits(loaded, b), expected, rtol=0, atol=1e-5)
 
 
 def test_narrow_ffn_keeps_the_most_important_neurons():

@@ -83,6 +83,8 @@ def test_pipeline_on_conll_files(tmp_path, tiny_model_dir, conll):
     teacher = manifest(ws, "finetune-teacher", task="ner")
     assert {"entity_f1", "entity_precision", "entity_recall", "token_accuracy"} <= set(
         teacher["metrics"])
+    assert teacher["info"]["task_kind"] == "token-classification"
+    assert teacher["info"]["labels"] == list(TAGS)
     replace = manifest(ws, "replace", task="ner")
     assert replace["info"]["distillation"]["teacher_logits"] == "computed"
     evaluation = manifest(ws, "evaluate", task="ner")["metrics"]

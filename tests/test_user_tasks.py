@@ -157,3 +157,29 @@ def test_init_errors(tmp_path, tiny_model_dir, data):
            "describe your own task: give its training file with --train")
     expect(cli("init", tmp_path / "c", "--train", data["train"], ok=False), 2,
            "name your task with one --task NAME")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet", "saved"])
+def test_regression_in_every_format(tmp_path, tiny_model_dir, fmt):
+    """Float scores make a regression task whatever the format: the same held-out rows
+    (not stratified) and the same float labels."""
+    import datasets
+
+    rows = _rows(40, 2)
+    ds = datasets.Dataset.from_dict({"utterance": [t for t, _ in rows],
+                                     "score": [float(i % 5) + 0.5 for i in range(len(rows))]})
+    path = tmp_path / f"train.{fmt}"
+    if fmt == "csv":
+        ds.to_csv(str(path), index=False)
+    elif fmt == "jsonl":
+        ds.to_json(str(path))
+    elif fmt == "parquet":
+        ds.to_parquet(str(path))
+    else:
+        ds.save_to_disk(str(path))
+    cli("init", tmp_path / "ws", "--model", tiny_model_dir, "--task", "scores", "--train", path,
+        "--text-column", "utterance", "--label-column", "score")
+    task = load_config(tmp_path / "ws").task_definition("scores")
+    assert task.kind == "regression" and task.label_names == ()
+    dev = task.load("dev")
+    assert len(dev) == 4 and dev["label"] == [ds[i]["score"] for i in task.holdout()[1]]

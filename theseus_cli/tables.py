@@ -24,7 +24,7 @@ class Column:
 
     header: str
     justify: str = "left"
-    drop: int | None = None
+    drop: float | None = None
 
 
 def _longest_word(text: str) -> int:

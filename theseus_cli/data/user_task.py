@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from theseus_cli.data import hub_files
 from theseus_cli.data import user_files as uf
 from theseus_cli.errors import ConfigError, DataError
 from theseus_cli.plugin import param, registry
@@ -179,7 +180,7 @@ class UserTask:
     def hub(self, split: str) -> tuple[str, str | None, str] | None:
         """``(dataset id, config, Hub split)`` when ``split`` comes from the Hub
         (``hub:ID[:CONFIG][@SPLIT]``), else None."""
-        return uf.parse_hub(*self._given(split))
+        return hub_files.parse_hub(*self._given(split))
 
     def path(self, split: str) -> Path:
         """The file or directory of ``split`` (``dev`` without a validation file: train's);
@@ -190,8 +191,8 @@ class UserTask:
         """
         given, _ = self._given(split)
         path = Path(given).expanduser()
-        if given.startswith(uf.HUB_PREFIX) or path.is_absolute():
-            return Path(given) if given.startswith(uf.HUB_PREFIX) else path
+        if given.startswith(hub_files.HUB_PREFIX) or path.is_absolute():
+            return Path(given) if given.startswith(hub_files.HUB_PREFIX) else path
         return (self.root / path).resolve()
 
     def format_of(self, split: str) -> str:
@@ -209,9 +210,9 @@ class UserTask:
             ds = uf.read_conll(path).rename_columns(
                 {"tokens": self.settings.tokens_column, "tags": self.settings.label_column})
         elif fmt in ("hub", "saved"):  # ClassLabel ids become the names they stand for
-            ds = uf.read_hub(*self.hub(split)) if fmt == "hub" else uf.read_saved(path, split)
+            ds = hub_files.read_hub(*self.hub(split)) if fmt == "hub" else uf.read_saved(path, split)
             if self.settings.label_column in ds.column_names:
-                ds = uf.class_labels_as_names(ds, self.settings.label_column)
+                ds = hub_files.class_labels_as_names(ds, self.settings.label_column)
         else:
             ds = uf.read_table(path, fmt)
         labelled = split != "test" or self.settings.label_column in ds.column_names

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from theseus_cli.data.glue import TASKS, get_task
-from theseus_cli.data.user_files import HUB_PREFIX
+from theseus_cli.data.hub_files import HUB_PREFIX
 from theseus_cli.errors import ArtifactError, ConfigError, WorkspaceError
 from theseus_cli.plugin import registry
 from theseus_cli.store.artifacts import ArtifactStore

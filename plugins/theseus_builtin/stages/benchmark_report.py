@@ -6,6 +6,7 @@ from typing import Any
 
 from theseus_cli.errors import PlotError
 from theseus_cli.plots import method_chart
+from theseus_cli.tables import Column, fitted_table
 
 
 def _name(row: dict) -> str:
@@ -58,8 +59,6 @@ def console_table(report: dict[str, Any], width: int = 80, full_table: str = "",
     per model and format, the dev score, peak MB and the p50 latency (ms) with the speed-up
     over the PyTorch fp32 teacher at each shape. When it is too narrow, the shapes not in
     ``keep`` go first (the last first), then peak MB, then the score."""
-    from theseus_cli.tables import Column, fitted_table
-
     shapes = report["shapes"]
     columns = [Column("model"), Column("format"), Column("score", "right", len(shapes) + 2),
                Column("peak MB", "right", len(shapes) + 1),

@@ -61,7 +61,7 @@ class FinetuneTeacher(Stage):
             info={**ctx.model_size(model), "train_examples": len(train_ds),
                   "dev_examples": len(dev_ds), "optimizer_steps": outcome.steps,
                   "train_seconds": round(outcome.seconds, 2),
-                  "evaluations": outcome.evaluations, **held_out_rows(ctx)},
+                  "evaluations": outcome.evaluations, **task_record(ctx)},
         )
 
     def adopt(self, ctx: StageContext) -> StageResult:
@@ -81,18 +81,20 @@ class FinetuneTeacher(Stage):
             **ctx.model_size(model), "adopted": {"source": ctx.config.model,
                                                  "sha256": hashes},
             "dev_examples": len(dev_ds), "optimizer_steps": 0, "train_seconds": 0.0,
-            **held_out_rows(ctx)})
+            **task_record(ctx)})
 
 
-def held_out_rows(ctx: StageContext) -> dict:
-    """``{"validation_rows": [...]}``: the rows of the training file (0-based) held out as the
-    validation split of a task without a validation file; {} otherwise. Every stage and
-    seed of the workspace uses these rows (the split is seeded and stratified)."""
+def task_record(ctx: StageContext) -> dict:
+    """What the teacher's manifest records about the task: ``task_kind``, ``labels`` (the
+    class or tag names in id order, as the exported ``id2label``), and for a task without a
+    validation file ``validation_rows``, the rows of the training file (0-based) held out
+    as its validation split (every stage and seed of the workspace uses these rows)."""
     task = ctx.task_definition
+    record = {"task_kind": task.kind, "labels": list(task.label_names)}
     holdout = getattr(task, "holdout", None)
     if holdout is None or getattr(task.settings, "validation", None):
-        return {}
-    return {"validation_rows": holdout()[1]}
+        return record
+    return {**record, "validation_rows": holdout()[1]}
 
 
 def _sha256(path: Path) -> str:

@@ -267,8 +267,11 @@ def print_task(console: Any, task: str, rows: list[dict], full_table: str = "") 
     """One task's method table, fitted to the terminal (:func:`theseus_cli.tables.fitted_table`:
     no word cut; the least telling columns left out first): medians, mean ± std and seeds."""
     names = list(rows[0]["metrics"]) if rows else []
+    tests = [n for n in names if n.startswith("test_")]
+    # the first test metric (a user's labelled test file) is left out last but retention
     columns = [Column("method"), Column("layers", "right", 4), Column("params", "right", 5),
-               *(Column(n, "right", 3) for n in names), Column("score", "right"),
+               *(Column(n, "right", 1.5 if tests and n == tests[0] else 3) for n in names),
+               Column("score", "right"),
                Column("mean ± std (n)", "right", 6), Column("retention", "right", 1),
                Column("speed-up", "right", 2), Column("train time", "right", 7)]
     cells = []
