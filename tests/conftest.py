@@ -279,10 +279,10 @@ def models(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
         AutoTokenizer,
         BertConfig,
         BertForSequenceClassification,
-        MPNetConfig,
-        MPNetForSequenceClassification,
         Qwen2Config,
         Qwen2ForSequenceClassification,
+        RoFormerConfig,
+        RoFormerForSequenceClassification,
     )
 
     root = tmp_path_factory.mktemp("models")
@@ -290,9 +290,9 @@ def models(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
     vocab = tok.vocab_size
     torch.manual_seed(0)
     built = {
-        "mpnet": MPNetForSequenceClassification(MPNetConfig(  # a family theseus lacks
-            vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-            intermediate_size=37)),
+        "roformer": RoFormerForSequenceClassification(RoFormerConfig(  # a family theseus lacks
+            vocab_size=vocab, hidden_size=32, embedding_size=32, num_hidden_layers=2,
+            num_attention_heads=2, intermediate_size=37, max_position_embeddings=128)),
         "qwen2-mixed": Qwen2ForSequenceClassification(Qwen2Config(  # full, then sliding
             vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
             num_key_value_heads=1, intermediate_size=37, use_sliding_window=True,

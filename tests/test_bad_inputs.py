@@ -24,9 +24,9 @@ Configuration, checked before any work (``CONFIG_CASES``, exit 2):
 Model sources (``MODEL_CASES`` and functions, exit 2):
   M1 ./missing model directory      M2 ../missing model directory   M3 absolute missing path
   M4 model path is a file           M5 a malformed hub id (a/b/c)   M6 hub id, hub unreachable
-  M7 corrupted model.safetensors    M8 truncated model.safetensors  M9 MPNet (no family) to replace
+  M7 corrupted model.safetensors    M8 truncated model.safetensors  M9 RoFormer (no family) to replace
   M10 Qwen2, mixed layer types      M11 default max_seq_length 128 > 64 positions
-  M12 replace in a fresh workspace over MPNet: rejected before the teacher trains
+  M12 replace in a fresh workspace over RoFormer: rejected before the teacher trains
 Data (``DATA_CASES``, exit 2):
   D1 non-UTF-8 byte in train.tsv    D2 non-UTF-8 byte in dev.tsv    D3 0-byte dev.tsv
   D4 header-only dev.tsv            D5 header-only train.tsv        D6 STS-B score 5.5
@@ -158,8 +158,8 @@ MODEL_CASES = [
     ("M5", lambda m, ws: "a/b/c", ["'a/b/c' is neither an existing directory nor a valid hub id"]),
     ("M7", lambda m, ws: str(m["corrupted"]), ["could not load model", "corrupted or truncated"]),
     ("M8", lambda m, ws: str(m["truncated"]), ["could not load model", "corrupted or truncated"]),
-    ("M9", lambda m, ws: str(m["mpnet"]),
-     ["module replacing does not support model type 'mpnet'", "supported families (model types)",
+    ("M9", lambda m, ws: str(m["roformer"]),
+     ["module replacing does not support model type 'roformer'", "supported families (model types)",
       "bert: bert", "gpt2: gpt2", "'theseus.families' entry-point group"]),
     ("M10", lambda m, ws: str(m["qwen2-mixed"]),
      ["llama: the predecessor mixes layer types ['full_attention', 'sliding_attention']",
@@ -188,9 +188,9 @@ def test_M6_hub_id_with_the_hub_unreachable_fails_in_seconds(workspace, monkeypa
 
 
 def test_M12_unsupported_family_is_rejected_before_the_teacher_trains(workspace, models):
-    set_yaml(workspace, {"model": str(models["mpnet"])})
+    set_yaml(workspace, {"model": str(models["roformer"])})
     assert cli("finetune-teacher", "-w", workspace).exit_code == 0  # a teacher alone is fine
-    fails(workspace, ["replace"], 2, "does not support model type 'mpnet'")
+    fails(workspace, ["replace"], 2, "does not support model type 'roformer'")
     assert versions(workspace, "replace") == []
 
 

@@ -49,7 +49,7 @@ def venv(tmp_path_factory) -> Path:
 def test_example_package_is_listed_with_its_distribution(venv):
     text = run(venv, "-m", "theseus_cli", "plugins")
     for kind, name in (("scheduler", "cosine"), ("successor builder", "random-init"),
-                       ("model family", "mpnet"), ("stage", "refine"),
+                       ("model family", "roformer"), ("stage", "refine"),
                        ("task kind", "balanced-classification")):
         row = next(line for line in text.splitlines() if f" {name} " in line)
         assert kind in row and "theseus-example 0.1.0" in row, row
@@ -61,7 +61,7 @@ def test_example_package_is_listed_with_its_distribution(venv):
 
 def test_example_plugins_run_the_pipeline(venv, tmp_path, models, glue_dir):
     ws = tmp_path / "ws"
-    run(venv, "-m", "theseus_cli", "init", str(ws), "--model", str(models["mpnet"]),
+    run(venv, "-m", "theseus_cli", "init", str(ws), "--model", str(models["roformer"]),
         "--glue-dir", str(glue_dir))
     set_yaml(ws, {**FAST, "data": {"max_seq_length": 64}})
     out = run(venv, "-m", "theseus_cli", "replace", "-w", str(ws), "--scheduler", "cosine",
@@ -76,7 +76,7 @@ def test_example_plugins_run_the_pipeline(venv, tmp_path, models, glue_dir):
     import json
 
     m = json.loads((ws / "artifacts/MRPC/replace/v1/manifest.json").read_text())
-    assert m["info"]["family"] == "mpnet" and m["info"]["successor_builder"]["name"] == "random-init"
+    assert m["info"]["family"] == "roformer" and m["info"]["successor_builder"]["name"] == "random-init"
     assert m["info"]["scheduler"]["name"] == "cosine"
     assert (ws / "artifacts/MRPC/export/v1/model/model.safetensors").is_file()
     refined = json.loads((ws / "artifacts/MRPC/refine/v1/manifest.json").read_text())

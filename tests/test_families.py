@@ -160,9 +160,9 @@ def test_deberta_keeps_relative_positions_and_its_convolution():
 
 def test_unknown_family_and_mixed_layer_types_are_rejected():
     with pytest.raises(ModelSourceError) as e:
-        family_for("mpnet", "my-model")
+        family_for("roformer", "my-model")
     text = str(e.value)
-    assert "model type 'mpnet' (my-model)" in text and "bert: bert" in text
+    assert "model type 'roformer' (my-model)" in text and "bert: bert" in text
     assert "llama: llama, qwen2, mistral" in text and "theseus.families" in text
     from transformers import Qwen2Config
 

@@ -18,6 +18,7 @@ def tiny_configs(vocab: int = VOCAB) -> dict:
         LlamaConfig,
         MistralConfig,
         ModernBertConfig,
+        MPNetConfig,
         Qwen2Config,
         RobertaConfig,
         XLMRobertaConfig,
@@ -32,6 +33,8 @@ def tiny_configs(vocab: int = VOCAB) -> dict:
                                  max_position_embeddings=130, **HID),
         "xlm-roberta": XLMRobertaConfig(vocab_size=vocab, num_hidden_layers=4,
                                         max_position_embeddings=130, **HID),
+        "mpnet": MPNetConfig(vocab_size=vocab, num_hidden_layers=4, max_position_embeddings=130,
+                             relative_attention_num_buckets=32, **HID),
         "electra": ElectraConfig(vocab_size=vocab, embedding_size=16, num_hidden_layers=4,
                                  max_position_embeddings=128, **HID),
         "distilbert": DistilBertConfig(vocab_size=vocab, dim=32, n_layers=4, n_heads=4,
@@ -55,7 +58,7 @@ def tiny_configs(vocab: int = VOCAB) -> dict:
     }
 
 
-MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta-v2",
+MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "mpnet", "electra", "distilbert", "deberta-v2",
                "albert", "modernbert", "llama", "qwen2", "mistral", "gpt2")
 
 

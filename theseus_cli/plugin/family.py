@@ -67,6 +67,11 @@ class AttentionBlock:
         side_inputs: keyword arguments of the layer call that the projections read
             besides the hidden states (DeBERTa: ``rel_embeddings``, hidden-size wide), for
             types that change the hidden size (``narrow-hidden`` projects them too).
+        head_bias: dotted name of the module whose call receives an additive per-head
+            attention bias of shape (B or 1, heads, L, L), computed once outside the layers
+            (MPNet's relative position bias: ``attention.attn``); when heads are dropped,
+            the bias keeps the rows of the kept heads.
+        head_bias_arg: ``(position, keyword)`` of that bias in the module's call.
     """
 
     query: str
@@ -79,6 +84,8 @@ class AttentionBlock:
     per_head: tuple[str, ...] = ()
     fused: bool = False
     side_inputs: tuple[str, ...] = ()
+    head_bias: str | None = None
+    head_bias_arg: tuple[int, str] = (2, "position_bias")
 
 
 class ModelFamily(Plugin, ABC):

@@ -40,6 +40,24 @@ class Roberta(LayerListFamily):
     attention = BERT_ATTENTION
 
 
+class Mpnet(LayerListFamily):
+    """MPNet (Song et al. 2020; all-mpnet-base-v2): ``mpnet.encoder.layer``; the relative
+    position bias is computed once by the encoder and passed to every layer, so successor
+    modules get it as the predecessor's layers do."""
+
+    name = "mpnet"
+    help = "MPNet encoders (relative position bias kept)"
+    model_types = ("mpnet",)
+    outside = ("embeddings (word, absolute position), the encoder's relative-attention "
+               "bias, pooler, classification head")
+    ffn = BERT_FFN
+    attention = AttentionBlock(
+        query="attention.attn.q", key="attention.attn.k", value="attention.attn.v",
+        output="attention.attn.o", head_dim="attention.attn.attention_head_size",
+        counts=("attention.attn.num_attention_heads",), sizes=("attention.attn.all_head_size",),
+        head_bias="attention.attn")
+
+
 class Electra(LayerListFamily):
     """ELECTRA discriminators: ``electra.encoder.layer``."""
 

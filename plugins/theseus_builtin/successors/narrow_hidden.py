@@ -97,8 +97,10 @@ class NarrowHiddenBuilder(HeadPrunedBuilder):
         inner = module.layer
         heads, kv_heads, _ = shrink.head_counts(inner, self._anatomy())
         neurons = shrink.sizes(inner.get_submodule(self._ffn().output))[0]
-        return {"width": module.down.out_features, "heads": heads, "kv_heads": kv_heads,
+        spec = {"width": module.down.out_features, "heads": heads, "kv_heads": kv_heads,
                 "neurons": neurons}
+        kept = shrink.bias_heads(inner, self._anatomy())  # MPNet: its bias rows
+        return spec if kept is None else {**spec, "bias_heads": kept}
 
     def restructure(self, layer: nn.Module, spec: dict[str, Any]) -> nn.Module:
         """A narrow-hidden module of ``spec``'s sizes made from ``layer`` (the saved weights
@@ -110,4 +112,7 @@ class NarrowHiddenBuilder(HeadPrunedBuilder):
         q, kv = self._first_heads(layer, spec["kv_heads"])
         hidden = shrink.sizes(layer.get_submodule(self._ffn().output))[1]
         basis = torch.eye(hidden)[: int(spec["width"])]  # (h, H)
-        return self._narrow(layer, basis, q, kv, torch.arange(int(spec["neurons"])))
+        module = self._narrow(layer, basis, q, kv, torch.arange(int(spec["neurons"])))
+        if spec.get("bias_heads") is not None:
+            shrink.set_bias_heads(module.layer, self._anatomy(), spec["bias_heads"])
+        return module

@@ -235,7 +235,50 @@ def keep_heads(layer: nn.Module, block, heads: torch.Tensor, kv_heads: torch.Ten
     for name in present(layer, block.per_head):  # DeBERTa's pos_*_proj: not always there
         set_submodule(layer, name, select_rows(layer.get_submodule(name), q_rows))
     set_submodule(layer, block.output, select_columns(layer.get_submodule(block.output), q_rows))
+    if block.head_bias:
+        set_bias_heads(layer, block, heads)
     for name in block.counts:
         _set_attr(layer, name, len(heads))
     for name in block.sizes:
         _set_attr(layer, name, len(heads) * d)
+
+
+class _HeadBias:
+    """A forward pre-hook: the per-head bias argument keeps the rows of the kept heads,
+    ``module.theseus_bias_heads`` (original head indices), (B or 1, H, L, L) -> (…, h, …)."""
+
+    def __init__(self, position: int, keyword: str):
+        self.position, self.keyword = position, keyword
+
+    def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        index = module.theseus_bias_heads
+        if kwargs.get(self.keyword) is not None:
+            bias = kwargs[self.keyword]
+            kwargs = {**kwargs, self.keyword: bias.index_select(1, index.to(bias.device))}
+        elif len(args) > self.position and args[self.position] is not None:
+            bias = args[self.position]
+            args = (*args[:self.position], bias.index_select(1, index.to(bias.device)),
+                    *args[self.position + 1:])
+        return args, kwargs
+
+
+def set_bias_heads(layer: nn.Module, block, heads: torch.Tensor) -> None:
+    """Make the layer's ``block.head_bias`` module read only rows ``heads`` (original head
+    indices) of its per-head bias (MPNet's relative position bias), by a forward pre-hook
+    installed once; ``heads`` replaces any earlier selection."""
+    import torch
+
+    module = layer.get_submodule(block.head_bias)
+    module.theseus_bias_heads = torch.as_tensor(heads, dtype=torch.long).clone()
+    if not getattr(module, "theseus_bias_hook", False):
+        module.register_forward_pre_hook(_HeadBias(*block.head_bias_arg), with_kwargs=True)
+        module.theseus_bias_hook = True
+
+
+def bias_heads(layer: nn.Module, block) -> list[int] | None:
+    """The original indices of the heads whose bias rows the layer reads, or None (all,
+    or the family has no per-head bias)."""
+    if not block.head_bias:
+        return None
+    index = getattr(layer.get_submodule(block.head_bias), "theseus_bias_heads", None)
+    return None if index is None else [int(i) for i in index]

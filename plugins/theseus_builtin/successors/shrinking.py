@@ -320,11 +320,14 @@ class HeadPrunedBuilder(_ShrinkBuilder):
         return shrink.query_heads(kv, group), kv
 
     def layer_spec(self, module: nn.Module) -> dict[str, Any] | None:
-        """``{"heads": query heads, "kv_heads": key/value heads}`` of the module."""
+        """``{"heads": query heads, "kv_heads": key/value heads}`` of the module (and
+        ``bias_heads``, the original heads whose per-head bias rows it reads: MPNet)."""
         from theseus_builtin.successors import shrink
 
         heads, kv_heads, _ = shrink.head_counts(module, self._anatomy())
-        return {"heads": heads, "kv_heads": kv_heads}
+        spec = {"heads": heads, "kv_heads": kv_heads}
+        kept = shrink.bias_heads(module, self._anatomy())  # MPNet: its bias rows
+        return spec if kept is None else {**spec, "bias_heads": kept}
 
     def restructure(self, layer: nn.Module, spec: dict[str, Any]) -> nn.Module:
         """Keep the first ``heads`` query and ``kv_heads`` key/value heads (the saved
@@ -333,4 +336,6 @@ class HeadPrunedBuilder(_ShrinkBuilder):
 
         q, kv = self._first_heads(layer, spec["kv_heads"])
         shrink.keep_heads(layer, self._anatomy(), q, kv)
+        if spec.get("bias_heads") is not None:
+            shrink.set_bias_heads(layer, self._anatomy(), spec["bias_heads"])
         return layer

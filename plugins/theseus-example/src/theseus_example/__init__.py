@@ -96,13 +96,15 @@ class RandomInitBuilder(SuccessorBuilder):
         return modules
 
 
-class MPNet(LayerListFamily):
-    """MPNet encoders: ``mpnet.encoder.layer``; the relative-position bias is the encoder's."""
+class RoFormer(LayerListFamily):
+    """RoFormer (Su et al. 2021) encoders: ``roformer.encoder.layer``. The rotary position
+    embedding is computed once by the encoder and handed to every layer, so successor
+    modules get it as the predecessor's layers do; nothing else is needed."""
 
-    name = "mpnet"
-    help = "MPNet encoders (example plugin)"
-    model_types = ("mpnet",)
-    outside = "embeddings, relative attention bias, classification head"
+    name = "roformer"
+    help = "RoFormer encoders, rotary positions (example plugin)"
+    model_types = ("roformer",)
+    outside = "embeddings (word, token type), the encoder's rotary position table, head"
 
 
 class Refine(Stage):
