@@ -203,3 +203,26 @@ def test_variants_of_one_method_are_named_by_what_differs(methods):
     text = flat(cli("evaluate", "-w", ws).output)
     assert "truncate 2L (truncate.learning_rate=5e-05)" in text  # the default rate
     assert "truncate 2L (truncate.learning_rate=0.0005)" in text
+
+
+# ------------------------------------- one module at a time (paper section 5.1)
+def test_one_successor_module_at_a_time_in_the_teacher(trained, tmp_path):
+    """``evaluate --successor replace --modules i``: the teacher with module i's layers
+    replaced by successor module i (Table 5); all modules give the successor itself."""
+    ws = copy_workspace(trained[0], tmp_path / "ws")
+    whole = manifest(ws, "replace")["metrics"]  # its successor's dev score
+    cli("evaluate", "-w", ws, "--successor", "replace", "--modules", "1")
+    one = manifest(ws, "evaluate", "v2")
+    assert one["metrics"]["successor_layers"] == 3  # 4 layers, module 1 (2 layers) -> 1
+    assert one["info"]["method"].startswith("teacher with module 1 of ")
+    cli("evaluate", "-w", ws, "--successor", "replace", "--modules", "2,1")
+    both = manifest(ws, "evaluate", "v3")["metrics"]
+    assert both["successor_layers"] == 2
+    assert both["successor_score"] == pytest.approx(whole["score"], abs=1e-9)
+    out = cli("evaluate", "-w", ws, "--successor", "replace", "--modules", "3", ok=False)
+    assert out.exit_code == 2 and "--modules: 3: the successor has 2 modules; accepted: 1 to 2" \
+        in flat(out.output)
+    out = cli("evaluate", "-w", ws, "--modules", "first", ok=False)
+    assert out.exit_code == 2 and "--modules first: give module numbers" in flat(out.output)
+    out = cli("evaluate", "-w", ws, "--successor", "replace", ok=False)  # without --modules
+    assert out.exit_code == 2 and "and replace with --modules" in flat(out.output)

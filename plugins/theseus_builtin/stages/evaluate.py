@@ -15,6 +15,7 @@ from theseus_cli.data.submission import (
 )
 from theseus_cli.deploy.latency import compare_speed
 from theseus_cli.errors import ConfigError
+from theseus_cli.method.swap import parse_modules, swap_in
 from theseus_cli.model import loading as models
 from theseus_cli.plugin import CheckContext, Stage, StageContext, StageResult, param
 from theseus_cli.plugin.registry import kind_of, successor_stages
@@ -58,15 +59,23 @@ class Evaluate(Stage):
         successor: str = param("finetune-successor", "the stage whose successor is evaluated: "
                                "finetune-successor (Theseus), truncate or distill (baselines), "
                                "or a plugin's (`theseus plugins`)")
+        modules: str | None = param(None, "evaluate the teacher with only these successor "
+                                          "modules in place of its own (1-based, "
+                                          "comma-separated, e.g. 1; paper section 5.1, Table "
+                                          "5); null: the whole successor")
 
     def inputs_for(self, params, store=None, task=None) -> tuple[str, ...]:  # noqa: D102 - see Stage.inputs_for
         return (params.successor,)
 
     def check(self, ctx: CheckContext) -> None:
         """``--successor`` names a stage that produces a successor."""
-        if ctx.params.successor not in successor_stages():
+        if ctx.params.successor not in successor_stages() and not (
+                ctx.params.modules and ctx.params.successor == "replace"):
             raise ConfigError(f"{ctx.setting('successor')}: not a stage that produces a "
-                              f"successor; accepted: {', '.join(successor_stages())}")
+                              f"successor; accepted: {', '.join(successor_stages())} (and "
+                              "replace with --modules)")
+        if ctx.params.modules is not None:
+            parse_modules(ctx.params.modules, ctx.setting("modules"))
 
     def run(self, ctx: StageContext) -> StageResult:
         from theseus_cli.method.parameters import count_parameters
@@ -76,6 +85,12 @@ class Evaluate(Stage):
         teacher_art = ctx.lineage(successor_art, "finetune-teacher")
         teacher, tokenizer = ctx.load_model(teacher_art)
         successor, _ = ctx.load_model(successor_art)
+        method = successor_art.manifest.get("info", {}).get("method", p.successor)
+        if p.modules:  # section 5.1: prd_i -> scc_i, the rest the teacher's own layers
+            chosen = parse_modules(p.modules, f"--modules {p.modules}")
+            successor = swap_in(teacher, successor, chosen)
+            method = (f"teacher with module{'s' if len(chosen) > 1 else ''} "
+                      f"{','.join(map(str, chosen))} of {method}")
         teacher, successor = ctx.runtime.prepare(teacher, successor)
         scores, loader, dev_examples, shares = score_dev(
             {"teacher": teacher, "successor": successor}, tokenizer, task, ctx)
@@ -104,7 +119,6 @@ class Evaluate(Stage):
                   "successor": successor_art.name, "metrics": scores, "parameters": sizes,
                   "layers": layers, "trivial": kind_of(task).trivial_name, "speed": {**speed, "device": ctx.runtime.device_name,
                                               "batch_size": p.eval_batch_size}}
-        method = successor_art.manifest.get("info", {}).get("method", p.successor)
         info = {"speed": report["speed"], "teacher_artifact": teacher_art.name,
                 "successor_artifact": successor_art.label, "method": method,
                 "top_class_share": shares, "warnings": warnings,

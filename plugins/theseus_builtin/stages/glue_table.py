@@ -57,9 +57,11 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
     store, console = pipeline.store, pipeline.console
     overrides = dict(options.get("overrides") or {})
     chosen = overrides.get("successor")
-    if chosen and chosen not in successor_stages():
+    swapping = chosen == "replace" and overrides.get("modules")  # section 5.1's analysis
+    if chosen and chosen not in successor_stages() and not swapping:
         raise ConfigError(f"--successor {chosen}: not a stage that produces a successor; "
-                          f"accepted: {', '.join(successor_stages())}")
+                          f"accepted: {', '.join(successor_stages())} (and replace with "
+                          "--modules)")
     stages = [chosen] if chosen else successor_stages()
     evaluations: dict[str, list[Artifact]] = {}
     missing: dict[str, str] = {}

@@ -38,7 +38,9 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
     groups: dict[str, list[Artifact]] = {}
     for ev in sorted(evaluations, key=lambda a: a.version):
         successor = store.get(ev.task, *_successor_ref(ev))
-        groups.setdefault(variant_key(store, successor), []).append(ev)
+        swapped = ev.manifest.get("params", {}).get("modules")  # evaluate --modules
+        key = variant_key(store, successor) + (f" modules={swapped}" if swapped else "")
+        groups.setdefault(key, []).append(ev)
     if not evaluations:
         return []
     metric_names = [k.removeprefix("teacher_") for k in evaluations[0].manifest["metrics"]
