@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Issue 19, item 3: the paper's analyses re-run with theseus's own commands on the
+# embedded 6 -> 3 MRPC setting, seeds 42, 43, 44, the paper's recipe (task loss only,
+# --distill-weight 0), the same number of optimizer steps for every scheduler:
+#   A. replacing rate (section 5.3, Table 6): constant p in {0.5, 0.7, 0.9}, linear
+#      (curriculum) and anti-curriculum, each followed by finetune-successor;
+#   B. which module matters (section 5.1, Table 5): after replace at a constant p = 0.5
+#      (no successor fine-tuning), the teacher with one successor module at a time;
+#   C. depth (section 5.4): 2 and 3 successor layers of 6, Theseus against truncation.
+# Seed-major, resumable and idempotent: rerun it after an interruption. Not run yet
+# (written in session 6 while the CPU served issue 18's real-data runs).
+set -euo pipefail
+cd "$(dirname "$0")/.." && . .venv/bin/activate
+WS=${1:-ws/paper-analyses}
+[ -e "$WS/theseus.yaml" ] || theseus init "$WS" --glue-dir ../shared/glue
+cd "$WS"
+run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
+latest() {  # the newest replace version with seed $1 whose params match the JSON in $2
+  python - "$1" "$2" <<'PY'
+import json, sys
+from pathlib import Path
+def holds(have, want):  # every key of want has its value in have (dicts: recursively)
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(holds(have.get(k), v) for k, v in want.items())
+    return have == want
+for d in sorted(Path("artifacts/MRPC/replace").glob("v*"), key=lambda p: -int(p.name[1:])):
+    m = json.loads((d / "manifest.json").read_text())
+    if m["config"]["runtime"]["seed"] == int(sys.argv[1]) and holds(m["params"],
+                                                                    json.loads(sys.argv[2])):
+        print(d.name); break
+PY
+}
+T="--distill-weight 0"
+for seed in 42 43 44; do
+  # A. schedulers
+  for rate in 0.5 0.7 0.9; do
+    run replace --seed $seed $T --scheduler constant --scheduler-arg p=$rate
+    v=$(latest $seed "{\"scheduler\": \"constant\", \"schedulers\": {\"constant\": {\"p\": $rate}}}")
+    run finetune-successor --seed $seed $T --from "replace=$v"
+  done
+  for s in linear anti-curriculum; do
+    run replace --seed $seed $T --scheduler $s
+    run finetune-successor --seed $seed $T --from "replace=$(latest $seed "{\"scheduler\": \"$s\", \"distill_weight\": 0.0, \"successor_layers\": null}")"
+  done
+  # C. depth: 2 of 6 (3 of 6 is the linear row of A), against truncation at each depth
+  run replace --seed $seed $T --scheduler linear --successor-layers 2
+  run finetune-successor --seed $seed $T --from "replace=$(latest $seed '{"successor_layers": 2}')"
+  run truncate --seed $seed --successor-layers 2
+  run truncate --seed $seed --successor-layers 3
+done
+run evaluate --speed-repeats 3
+# B. one module at a time, over the constant p = 0.5 replace of each seed (no fine-tuning)
+for seed in 42 43 44; do
+  v=$(latest $seed '{"scheduler": "constant", "schedulers": {"constant": {"p": 0.5}}}')
+  for m in 1 2 3; do
+    run evaluate --successor replace --from "replace=$v" --modules $m
+  done
+done
