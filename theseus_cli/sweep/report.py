@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from theseus_cli.errors import IntegrityError, TheseusError
 from theseus_cli.plugin import registry
@@ -30,6 +29,7 @@ from theseus_cli.sweep.space import (
     split_combo,
 )
 from theseus_cli.sweep.study import SweepState
+from theseus_cli.tables import Column, fitted_table
 from theseus_cli.workspace.run_facts import library_versions
 
 
@@ -282,12 +282,13 @@ def print_summary(console: Console, records: list[TrialRecord], plan: SweepPlan,
                   best: TrialRecord) -> None:
     """The trials table and the best configuration, with rich."""
     cols, rows = table_rows(records, plan)
-    table = Table(title=f"sweep {plan.stage} · {plan.task} · study {plan.study}")
-    for col in cols:
-        table.add_column(col, justify="left" if col in ("artifact", "reused") else "right")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    essential = {"trial #", "seed", METRIC, *(p.name for p in plan.space)}
+    drop = {"trial median": 1, "trial mean": 2, "trial std": 2, "seconds": 4, "artifact": 6,
+            "reused": 7}
+    columns = [Column(c, "left" if c in ("artifact", "reused") else "right",
+                      None if c in essential else drop.get(c, 3)) for c in cols]
+    console.print(fitted_table(f"sweep {plan.stage} · {plan.task} · study {plan.study}",
+                               columns, rows, console.width, "trials.md of the sweep version"))
     std = f" ± {best.std:.4f}" if best.std is not None else ""
     console.print(f"[bold green]best[/]: trial #{best.number} ({combo_text(best.params)}): "
                   f"median dev {METRIC} [bold]{best.median:.4f}[/] (mean {best.mean:.4f}{std}) "
