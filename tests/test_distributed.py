@@ -82,3 +82,25 @@ def test_torchrun_runs_a_stage_unchanged(trained, tmp_path):
     m = manifest(ws, "finetune-successor", "v2")
     assert m["config"]["runtime"]["num_processes"] == 2
     assert flat(done.stdout).count("published MRPC/finetune-successor/v2") == 1
+
+
+def test_two_process_tagging_evaluation_matches_one_process(tmp_path, tiny_model_dir):
+    """Token classification: each process pads its batches to its own length; they are
+    padded to a common one before gathering, and the scores equal one process's."""
+    from test_token_classification import _init, sentences, write_conll
+
+    d = tmp_path / "data"
+    d.mkdir()
+    files = {"train": write_conll(d / "train.conll", sentences(32, 0)),
+             "validation": write_conll(d / "dev.conll", sentences(19, 1))}
+    ws = _init(tmp_path / "ws", tiny_model_dir, files)
+    cli("finetune-successor", "-w", ws, "--max-steps", "2")
+    odd = ("--eval-batch-size", "4", "--force")
+    cli("evaluate", "-w", ws, *odd)
+    done = procs.run(procs.theseus("evaluate", "-w", ws, *odd, "--num-processes", "2"))
+    assert done.returncode == 0, done.stdout
+    one, two = (manifest(ws, "evaluate", v, task="ner") for v in ("v1", "v2"))
+    assert two["config"]["runtime"]["num_processes"] == 2
+    scores = {k: v for k, v in one["metrics"].items() if k != "speedup"}
+    assert scores == {k: v for k, v in two["metrics"].items() if k != "speedup"}
+    assert "successor_entity_f1" in scores

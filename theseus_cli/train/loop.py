@@ -50,7 +50,11 @@ def predict(model: Any, loader: Any, runtime: Runtime) -> tuple[Any, Any]:
     with torch.inference_mode():
         for batch in loader:
             out = model(**{k: v for k, v in batch.items() if k != "labels"})  # test labels are -1
-            logits, labels = runtime.gather_for_metrics((out.logits.float(), batch["labels"]))
+            logits, labels = out.logits.float(), batch["labels"]
+            if logits.dim() == 3:  # token-level (B, L, C): every process's L made the same
+                logits = runtime.pad_across_processes(logits, 1, 0.0)
+                labels = runtime.pad_across_processes(labels, 1, -100)
+            logits, labels = runtime.gather_for_metrics((logits, labels))
             all_logits.append(logits.cpu().numpy())
             all_labels.append(labels.cpu().numpy())
     model.train(was_training)

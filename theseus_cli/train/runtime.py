@@ -173,6 +173,13 @@ class Runtime:
         """Gather across processes, dropping the duplicated tail samples."""
         return self.accelerator.gather_for_metrics(tensor)
 
+    def pad_across_processes(self, tensor: Any, dim: int, pad_index: float) -> Any:
+        """``tensor`` padded along ``dim`` to the longest of every process (so token-level
+        batches of different lengths can be gathered), with ``pad_index``."""
+        if self.num_processes == 1:
+            return tensor
+        return self.accelerator.pad_across_processes(tensor, dim=dim, pad_index=pad_index)
+
     def unwrap(self, model: Any) -> Any:
         """The model without its DDP / torch.compile wrappers (mixed precision kept)."""
         return self.accelerator.unwrap_model(model, keep_torch_compile=False)
