@@ -80,7 +80,7 @@ def test_manifest_params_resolved(trained):
     assert "min(1" in rep["info"]["scheduler"]["formula"]
     ev = manifest(ws, "evaluate")["params"]
     assert ev == {"eval_batch_size": 16, "speed_batches": 1, "speed_repeats": 1,
-                  "predict_test": False, "successor": "finetune-successor"}
+                  "predict_test": False, "successor": "finetune-successor", "modules": None}
 
 
 def test_successor_has_half_the_layers(trained):
@@ -268,10 +268,12 @@ def test_plugins_lists_builtins():
     assert kinds.count("stage") == 9  # glue-table too (run by evaluate, no command)
     assert kinds.count("scheduler") == 3
     assert kinds.count("successor builder") == 6
-    assert kinds.count("model family") == 9
+    assert kinds.count("model family") == 10
+    assert kinds.count("task kind") == 3
     for name in (*STAGES, "truncate", "distill", "constant", "linear", "anti-curriculum",
                  "first-n", "every-other", "narrow-ffn", "low-rank", "head-pruned", "narrow-hidden",
-                 "glue-table", "bert", "roberta", "electra",
+                 "glue-table", "bert", "roberta", "electra", "mpnet", "sequence-classification",
+                 "regression", "token-classification",
                  "distilbert", "deberta-v2", "albert", "modernbert", "llama", "gpt2"):
         assert f" {name} " in text
     assert "broken" not in text

@@ -16,6 +16,7 @@ from theseus_cli.plugin import (
     SCHEDULER_GROUP,
     STAGE_GROUP,
     SUCCESSOR_GROUP,
+    TASK_KIND_GROUP,
     registry,
 )
 
@@ -32,8 +33,10 @@ def test_builtins_register_through_entry_points():
     assert set(registry.available(SUCCESSOR_GROUP)) == {"first-n", "every-other", "narrow-ffn",
                                                         "low-rank", "head-pruned", "narrow-hidden"}
     assert set(registry.available(FAMILY_GROUP)) == {
-        "bert", "roberta", "electra", "distilbert", "deberta-v2", "albert", "modernbert",
-        "llama", "gpt2"}
+        "bert", "roberta", "mpnet", "electra", "distilbert", "deberta-v2", "albert",
+        "modernbert", "llama", "gpt2"}
+    assert set(registry.available(TASK_KIND_GROUP)) == {
+        "sequence-classification", "regression", "token-classification"}
     for info in registry.discover(STAGE_GROUP):
         assert info.distribution.startswith("theseus-cli")
 
