@@ -126,9 +126,13 @@ def test_mixed_label_types_and_missing_labels(tmp_path):
 
 
 def test_labels_unseen_in_train_are_named_with_counts(tmp_path):
-    names = uf.label_names(["top_up", "card_arrival", "top_up"])
+    from theseus_cli.plugin import registry
+
+    kind = registry.task_kind("sequence-classification")
+    names = kind.label_names(["top_up", "card_arrival", "top_up"], None)
     assert names == ["card_arrival", "top_up"]
-    assert uf.label_names([10, 2, 1]) == ["1", "2", "10"]
+    assert kind.label_names([10, 2, 1], None) == ["1", "2", "10"]
+    assert kind.label_names([10, 2, 1], ["b", "a"]) == ["b", "a"]
     with pytest.raises(DataError) as e:
         uf.check_known_labels(["top_up", "refund", "refund"], names, tmp_path / "test.csv", "test")
     assert "labels that train never has: 'refund' (2 rows)" in str(e.value)

@@ -240,18 +240,6 @@ def label_type(values: Sequence[Any], path: Path, fmt: str, column: str) -> str:
     return next(iter(kinds), "str")
 
 
-def label_names(train_labels: Sequence[Any], given: Sequence[str] | None = None) -> list[str]:
-    """The class names in their recorded order: ``given`` (``--labels``) as given, else the
-    names in train sorted (numbers numerically), so that the order never depends on which
-    rows came first."""
-    if given:
-        return [str(x) for x in given]
-    values = set(train_labels)
-    if all(isinstance(v, int) for v in values):
-        return [str(v) for v in sorted(values)]
-    return sorted(str(v) for v in values)
-
-
 def check_known_labels(labels: Sequence[Any], names: Sequence[str], path: Path,
                        split: str) -> None:
     """Every label of ``split`` is a class of train (or of ``--labels``).

@@ -117,9 +117,7 @@ class UserTask:
         if kind.regression:
             return ()
         train = self._train()[self.settings.label_column]
-        if kind.token_level:
-            return tuple(kind.label_names(train, self.settings.labels))
-        return tuple(uf.label_names(train, self.settings.labels))
+        return tuple(kind.label_names(train, self.settings.labels))
 
     @property
     def num_labels(self) -> int:

@@ -55,7 +55,9 @@ class TaskKind(Plugin):
         return self.metrics, self.score_metrics
 
     def label_names(self, train_labels: Sequence[Any], given: Sequence[str] | None) -> list[str]:
-        """Class names in id order: ``given``, else the sorted names seen in train.
+        """Class names in id order: ``given`` (``--labels``) as given, else the names seen in
+        train, sorted (class ids numerically), so the order never depends on which rows
+        came first.
 
         Args:
             train_labels: the label cells of the training file (one per row; a list
@@ -63,7 +65,10 @@ class TaskKind(Plugin):
         """
         if given:
             return [str(n) for n in given]
-        return sorted({str(v) for v in train_labels})
+        values = set(train_labels)
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            return [str(v) for v in sorted(values)]
+        return sorted(str(v) for v in values)
 
     # ------------------------------------------------------------ tokenisation
     def encode(self, tokenizer: Any, texts: Sequence[Sequence[Any]], labels: Sequence[Any],
