@@ -252,6 +252,22 @@ def manifest(ws: Path, stage: str, version: str = "v1", task: str = "MRPC") -> d
     return json.loads((ws / "artifacts" / task / stage / version / "manifest.json").read_text())
 
 
+def write_dataset(ds, path: Path, fmt: str) -> Path:
+    """Write a ``datasets.Dataset`` at ``path`` as ``fmt``: csv, jsonl, parquet, or saved
+    (``save_to_disk``, a DatasetDict with a train split)."""
+    import datasets
+
+    if fmt == "csv":
+        ds.to_csv(str(path), index=False)
+    elif fmt == "jsonl":
+        ds.to_json(str(path))
+    elif fmt == "parquet":
+        ds.to_parquet(str(path))
+    else:
+        datasets.DatasetDict({"train": ds}).save_to_disk(str(path))
+    return path
+
+
 def flat(text: str) -> str:
     """Output with all whitespace runs collapsed (robust to console wrapping)."""
     return " ".join(text.split())

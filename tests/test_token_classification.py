@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from badinputs import expect, fails
-from conftest import FAST, cli, flat, manifest, set_yaml, versions
+from conftest import FAST, cli, flat, manifest, set_yaml, versions, write_dataset
 
 from theseus_cli.data.metrics import entity_metric_values
 from theseus_cli.plugin import registry
@@ -112,15 +112,7 @@ def test_list_columns_in_every_format_give_the_conll_task(tmp_path, tiny_model_d
     rows = sentences(48, 0)
     ds = datasets.Dataset.from_dict({"words": [w for w, _ in rows],
                                      "ner_tags": [t for _, t in rows]})
-    if fmt == "jsonl":
-        train = tmp_path / "train.jsonl"
-        ds.to_json(str(train))
-    elif fmt == "parquet":
-        train = tmp_path / "train.parquet"
-        ds.to_parquet(str(train))
-    else:
-        train = tmp_path / "saved"
-        datasets.DatasetDict({"train": ds}).save_to_disk(str(train))
+    train = write_dataset(ds, tmp_path / f"train.{fmt}", fmt)
     ws = tmp_path / "ws"
     cli("init", ws, "--model", tiny_model_dir, "--task", "ner", "--train", train,
         "--tokens-column", "words", "--label-column", "ner_tags")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from badinputs import expect, fails
 from conftest import FAST as FAST_GLUE
-from conftest import WORDS, cli, manifest, set_yaml, versions
+from conftest import WORDS, cli, manifest, set_yaml, versions, write_dataset
 
 from theseus_cli.workspace.config import load_config
 
@@ -89,15 +89,7 @@ def test_every_format_gives_the_same_task(tmp_path, tiny_model_dir, data, fmt):
     rows = _rows(60, 0)
     ds = datasets.Dataset.from_dict({"utterance": [r[0] for r in rows],
                                      "intent": [r[1] for r in rows]})
-    if fmt == "jsonl":
-        train = tmp_path / "train.jsonl"
-        ds.to_json(str(train))
-    elif fmt == "parquet":
-        train = tmp_path / "train.parquet"
-        ds.to_parquet(str(train))
-    else:
-        train = tmp_path / "saved"
-        datasets.DatasetDict({"train": ds}).save_to_disk(str(train))
+    train = write_dataset(ds, tmp_path / f"train.{fmt}", fmt)
     ws = _init(tmp_path / "ws", tiny_model_dir, {"train": train, "test": data["test"]})
     task = load_config(ws).task_definition("intents")
     assert task.label_names == CLASSES
@@ -168,15 +160,7 @@ def test_regression_in_every_format(tmp_path, tiny_model_dir, fmt):
     rows = _rows(40, 2)
     ds = datasets.Dataset.from_dict({"utterance": [t for t, _ in rows],
                                      "score": [float(i % 5) + 0.5 for i in range(len(rows))]})
-    path = tmp_path / f"train.{fmt}"
-    if fmt == "csv":
-        ds.to_csv(str(path), index=False)
-    elif fmt == "jsonl":
-        ds.to_json(str(path))
-    elif fmt == "parquet":
-        ds.to_parquet(str(path))
-    else:
-        ds.save_to_disk(str(path))
+    path = write_dataset(ds, tmp_path / f"train.{fmt}", fmt)
     cli("init", tmp_path / "ws", "--model", tiny_model_dir, "--task", "scores", "--train", path,
         "--text-column", "utterance", "--label-column", "score")
     task = load_config(tmp_path / "ws").task_definition("scores")
