@@ -23,6 +23,7 @@ if ! grep -q "^# own-task recipe applied" "$WS/theseus.yaml"; then
 fi
 cd "$WS"
 run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
+EVAL="evaluate --speed-repeats 3"  # one setting for both calls: a rerun finds them up to date
 version() {  # the replace version made with seed $1 and distill_weight $2
   python - "$1" "$2" "$TASK" <<'PY'
 import json, sys
@@ -37,7 +38,7 @@ PY
 run finetune-teacher
 run replace --scheduler linear
 run finetune-successor --from "replace=$(version 42 0.5)"
-run evaluate
+run $EVAL
 run export --format hf,onnx,onnx-int8
 run benchmark
 for seed in 42 43 44; do
@@ -50,4 +51,4 @@ for seed in 42 43 44; do  # Theseus with the task loss only (the paper's)
   run replace --seed $seed --distill-weight 0
   run finetune-successor --seed $seed --distill-weight 0 --from "replace=$(version $seed 0)"
 done
-run evaluate --speed-repeats 3
+run $EVAL

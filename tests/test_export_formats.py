@@ -11,6 +11,7 @@ import torch
 import yaml
 from badinputs import expect
 from conftest import cli, copy_workspace, flat, manifest, versions
+from theseus_builtin.stages.export_onnx import attention_shape
 from tiny_models import MODEL_TYPES, batch, tiny_model
 
 ALL = ["--format", "hf,onnx,onnx-int8", "--int8-max-drop", "100"]  # tiny random models: any drop
@@ -38,7 +39,11 @@ def test_onnx_and_int8_round_trip_with_parity_in_the_manifest(exported):
                 "onnx_mb", "onnx_int8_mb", "hf_mb"):
         assert np.isfinite(m["metrics"][key]), key
     assert m["metrics"]["onnx_int8_mb"] < m["metrics"]["onnx_mb"]  # int8 weights
-    assert m["info"]["formats"]["onnx"]["exporter"] in ("dynamo", "torchscript")
+    onnx = m["info"]["formats"]["onnx"]
+    assert onnx["exporter"] == "torchscript" and onnx["fallback_reason"] is None
+    # fused for ONNX Runtime, parity held after fusion (above), recorded as applied
+    assert {"Attention", "SkipLayerNormalization"} <= set(onnx["optimization"]["fused"])
+    assert m["info"]["formats"]["onnx-int8"]["pre_process"].startswith("quant_pre_process")
     assert {"onnx/model.onnx", "onnx-int8/model.onnx", "onnx/tokenizer.json"} <= set(m["outputs"])
     assert "onnx-int8" in flat(out) and "exported:" in flat(out)
     # a user's round trip: tokenizer from the folder, ONNX Runtime, a shape never traced
@@ -67,7 +72,7 @@ def test_model_card_has_model_index_recipe_and_loading(exported):
     for text in ("## Recipe", "`replace`", "`finetune-successor`", "`finetune-teacher`",
                  "seed 42", "onnx-int8/model.onnx", "InferenceSession", "from_pretrained",
                  "Retention", "| `onnx` |", "## Speed", "| teacher | pytorch fp32 |",
-                 "| successor | onnx-int8 |", "b32×s128"):
+                 "| successor | onnx-int8 |", "b32×s128", "fused for ONNX Runtime (Attention"):
         assert text in card, text
     for fmt in ("model", "onnx", "onnx-int8"):  # each folder carries the card
         assert (ws / "artifacts/MRPC/export/v2" / fmt / "README.md").read_text() == card
@@ -91,18 +96,32 @@ def test_failed_parity_publishes_nothing(exported, tmp_path, monkeypatch):
     real = deploy.predict_onnx
     monkeypatch.setattr(deploy, "predict_onnx", lambda s, l: (real(s, l)[0] + 1e-3, None))
     bad = cli("export", "-w", ws, "--format", "onnx", ok=False)
-    expect(bad, 1, "fp32 ONNX logits differ from PyTorch by 0.001", "nothing was published")
-    calls = []
+    expect(bad, 1, "fp32 ONNX: the torchscript graph's logits differ from PyTorch by 0.001",
+           "the dynamo graph's logits differ", "nothing was published")
+    tag_sessions(monkeypatch)
 
-    def nan_for_int8(s, l):  # the second session of a run is the int8 one
-        calls.append(1)
+    def nan_for_int8(s, l):
         logits, labels = real(s, l)
-        return (logits * np.nan if len(calls) % 2 == 0 else logits), labels
+        return (logits * np.nan if "onnx-int8" in s.theseus_path else logits), labels
 
     monkeypatch.setattr(deploy, "predict_onnx", nan_for_int8)
     bad = cli("export", "-w", ws, "--format", "onnx,onnx-int8", ok=False)
     expect(bad, 1, "int8 ONNX dev score", "nothing was published", "--int8-max-drop")
     assert versions(ws, "export") == before
+
+
+def tag_sessions(monkeypatch):
+    """Every ONNX Runtime session the export makes knows its graph's path (theseus_path)."""
+    from theseus_cli.deploy import onnx as deploy
+
+    real = deploy.session
+
+    def session(path, *args, **kwargs):
+        sess = real(path, *args, **kwargs)
+        sess.theseus_path = str(path)
+        return sess
+
+    monkeypatch.setattr(deploy, "session", session)
 
 
 @pytest.mark.parametrize("value,phrases", [
@@ -130,8 +149,40 @@ def test_every_family_exports_to_onnx_with_parity(model_type, tmp_path):
         ref = model(**{k: other[k] for k in names}).logits.numpy()
     got = deploy.run_session(deploy.session(tmp_path / "m.onnx"), other)
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
-    assert how["exporter"] in ("dynamo", "torchscript")
+    assert how["exporter"] == "torchscript" and how["fallback_reason"] is None
     json.dumps(how)  # recorded in the manifest as is
+    # ONNX Runtime's fusion (attention where the family's pattern allows) keeps parity
+    fused = deploy.optimize_graph(tmp_path / "m.onnx", tmp_path / "f.onnx",
+                                  *attention_shape(model))
+    assert any("LayerNormalization" in op for op in fused)
+    if model_type in ("bert", "roberta", "electra", "distilbert"):
+        assert fused["Attention"] == 4
+    got = deploy.run_session(deploy.session(tmp_path / "f.onnx"), other)
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+
+
+def test_fusion_is_skipped_when_off_or_when_it_breaks_parity(exported, tmp_path, monkeypatch):
+    """--no-onnx-optimize keeps standard ONNX operators; a fused graph that fails parity
+    is dropped for the plain one, with the reason in the manifest."""
+    import onnx
+
+    from theseus_cli.deploy import onnx as deploy
+
+    ws = copy_workspace(exported[0], tmp_path / "ws")
+    cli("export", "-w", ws, "--format", "onnx", "--no-onnx-optimize")
+    v = versions(ws, "export")[-1]
+    assert manifest(ws, "export", v)["info"]["formats"]["onnx"]["optimization"] is None
+    graph = onnx.load(str(ws / "artifacts/MRPC/export" / v / "onnx/model.onnx"))
+    assert {n.domain for n in graph.graph.node} <= {"", "ai.onnx"}
+    real = deploy.predict_onnx
+    tag_sessions(monkeypatch)
+    monkeypatch.setattr(deploy, "predict_onnx", lambda s, l: (
+        real(s, l)[0] + (1e-3 if s.theseus_path.endswith("fused.onnx") else 0), None))
+    out = cli("export", "-w", ws, "--format", "onnx", "--force").output
+    assert "the fused graph's logits differ from PyTorch by 0.001" in flat(out)
+    onnx_info = manifest(ws, "export", versions(ws, "export")[-1])["info"]["formats"]["onnx"]
+    assert "fused graph's logits differ" in onnx_info["optimization"]["skipped"]
+    assert onnx_info["max_abs_diff"] <= 1e-4
 
 
 QUICK = ["--batch-sizes", "1,2", "--seq-lengths", "8", "--dev-batches", "1", "--min-seconds",

@@ -319,3 +319,24 @@ def test_V10_export_compares_logits_nan_aware():
     nan = torch.tensor([[float("nan"), 0.0]])
     diff = logits_difference(nan, nan.clone())
     assert not diff <= TOLERANCE  # `nan > tolerance` is False: the old check passed this
+
+
+def test_S4_a_signal_ends_an_evaluation_of_several_successors(trained, tmp_path, monkeypatch):
+    """``evaluate`` over several successors stops at the first signal (exit 143): the
+    signal is not one failed item among others."""
+    from theseus_builtin.stages.evaluate import Evaluate
+
+    from theseus_cli.errors import StageInterrupted
+
+    ws = copy_workspace(trained[0], tmp_path / "ws")
+    cli("truncate", "-w", ws)
+    calls = []
+
+    def interrupted(self, ctx):
+        calls.append(ctx.params.successor)
+        raise StageInterrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(Evaluate, "run", interrupted)
+    result = cli("evaluate", "-w", ws, "--force", ok=False)
+    assert result.exit_code == 143 and len(calls) == 1, (calls, result.output)
+    assert "interrupted by SIGTERM" in flat(result.output)

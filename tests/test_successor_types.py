@@ -279,3 +279,24 @@ def test_cli_pipeline_with_each_type(kind, args, tmp_path, tiny_model_dir, glue_
     model, _ = models.load_saved(tmp_path / "out" / "model")
     assert (tmp_path / "out" / "onnx-int8" / "model.onnx").is_file()
     assert models.num_layers(model) == manifest(ws, "replace")["info"]["modules"]
+
+
+def test_mpnet_bias_rows_follow_heads_pruned_twice():
+    """MPNet's per-head relative position bias keeps the rows of the kept heads, as
+    original indices, also when an already pruned layer is pruned again."""
+    from theseus_builtin.successors import shrink
+
+    model = tiny_model("mpnet").eval()
+    family = family_of(model)
+    block = family.attention
+    heads, _, _ = block.head_counts(family.layers(model)[0])
+    assert heads >= 4
+    once, twice = copy.deepcopy(model), copy.deepcopy(model)
+    shrink.keep_heads(family.layers(once)[0], block, torch.tensor([1, 3]), torch.tensor([1, 3]))
+    layer = family.layers(twice)[0]
+    shrink.keep_heads(layer, block, torch.tensor([1, 2, 3]), torch.tensor([1, 2, 3]))
+    shrink.keep_heads(layer, block, torch.tensor([0, 2]), torch.tensor([0, 2]))
+    assert shrink.bias_heads(layer, block) == [1, 3]
+    b = batch(seed=3)
+    torch.testing.assert_close(logits(twice, b), logits(once, b))
+    assert not torch.allclose(logits(once, b), logits(model, b))

@@ -240,3 +240,22 @@ def test_a_hub_dataset_with_class_label_tags(tmp_path, tiny_model_dir, monkeypat
     cli("finetune-teacher", "-w", ws, "--max-steps", "1")
     set_yaml(ws, {"tasks": {"ner": {"train": "hub:nobody/nothing"}}})
     fails(ws, ["replace"], 2, "hub:nobody/nothing@train: cannot load the Hub dataset")
+
+
+def test_hub_class_labels_of_minus_one_mean_no_label():
+    """The Hub writes -1 for "no label" (GLUE's test splits): a split of -1 only is an
+    unlabelled split (the column dropped), a mix is an error that counts the rows."""
+    import datasets
+
+    from theseus_cli.data.hub_files import class_labels_as_names
+    from theseus_cli.errors import DataError
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
+    ds = datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [1, 0, 1]}, features)
+    assert class_labels_as_names(ds, "label")["label"] == ["pos", "neg", "pos"]
+    unlabelled = datasets.Dataset.from_dict({"text": ["a", "b"], "label": [-1, -1]}, features)
+    assert class_labels_as_names(unlabelled, "label").column_names == ["text"]
+    mixed = datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, -1, -1]}, features)
+    with pytest.raises(DataError, match=r"hub:x \(test\): 2 of 3 rows have no label .*row 1"):
+        class_labels_as_names(mixed, "label", "hub:x (test)")

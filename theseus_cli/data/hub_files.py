@@ -47,23 +47,38 @@ def read_hub(name: str, config: str | None, split: str) -> Any:
     return ds
 
 
-def class_labels_as_names(ds: Any, column: str) -> Any:
+def class_labels_as_names(ds: Any, column: str, where: str = "") -> Any:
     """``ds`` with a ``ClassLabel`` column (or a sequence of them: tag ids) turned into the
-    class names it stands for, so labels are matched by name as in every other format."""
+    class names it stands for, so labels are matched by name as in every other format.
+
+    A column of ``-1`` only (the Hub's "no label", as in GLUE's test splits) is dropped:
+    the split is unlabelled, like a test file without the label column.
+
+    Raises:
+        DataError: some, not all, rows are ``-1`` (their count and first row named).
+    """
     import datasets
 
     feature = ds.features.get(column)
     inner = getattr(feature, "feature", None)
+    if not isinstance(feature, datasets.ClassLabel) and not isinstance(inner, datasets.ClassLabel):
+        return ds
+    flat = ds[column] if isinstance(feature, datasets.ClassLabel) else \
+        [min(row, default=0) for row in ds[column]]
+    missing = [i for i, v in enumerate(flat) if v < 0]
+    if len(missing) == len(ds):
+        return ds.remove_columns(column)
+    if missing:
+        raise DataError(f"{where or column}: {len(missing)} of {len(ds)} rows have no label "
+                        f"(-1 in the ClassLabel column {column!r}; first: row {missing[0]}); "
+                        "give a split whose rows are all labelled, or none")
+    names = (feature if isinstance(feature, datasets.ClassLabel) else inner).names
     if isinstance(feature, datasets.ClassLabel):
-        names = feature.names
         return ds.map(lambda b: {column: [names[i] for i in b[column]]}, batched=True,
                       features=_with(ds, column, datasets.Value("string")))
-    if isinstance(inner, datasets.ClassLabel):
-        names = inner.names
-        return ds.map(lambda b: {column: [[names[i] for i in row] for row in b[column]]},
-                      batched=True, features=_with(ds, column,
-                                                   datasets.Sequence(datasets.Value("string"))))
-    return ds
+    return ds.map(lambda b: {column: [[names[i] for i in row] for row in b[column]]},
+                  batched=True, features=_with(ds, column,
+                                               datasets.Sequence(datasets.Value("string"))))
 
 
 def _with(ds: Any, column: str, feature: Any) -> Any:

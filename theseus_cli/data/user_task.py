@@ -210,7 +210,8 @@ class UserTask:
         elif fmt in ("hub", "saved"):  # ClassLabel ids become the names they stand for
             ds = hub_files.read_hub(*self.hub(split)) if fmt == "hub" else uf.read_saved(path, split)
             if self.settings.label_column in ds.column_names:
-                ds = hub_files.class_labels_as_names(ds, self.settings.label_column)
+                ds = hub_files.class_labels_as_names(ds, self.settings.label_column,
+                                                      f"{path} ({split})")
         else:
             ds = uf.read_table(path, fmt)
         labelled = split != "test" or self.settings.label_column in ds.column_names

@@ -87,6 +87,30 @@ class AttentionBlock:
     head_bias: str | None = None
     head_bias_arg: tuple[int, str] = (2, "position_bias")
 
+    def head_counts(self, layer: nn.Module) -> tuple[int, int, int]:
+        """``(query heads H, key/value heads G, head_dim d)`` of ``layer``'s attention, read
+        off its projections (so they follow dropped heads): H = out features of the query
+        map / d (/ 3 more when fused), G likewise from the key map."""
+        d = int(_dotted_attr(layer, self.head_dim))
+        heads = _out_features(layer.get_submodule(self.query)) // d
+        if self.fused:  # one map into [q; k; v]
+            return heads // 3, heads // 3, d
+        return heads, _out_features(layer.get_submodule(self.key)) // d, d
+
+
+def _dotted_attr(root: nn.Module, dotted: str) -> Any:
+    parent, _, name = dotted.rpartition(".")
+    return getattr(root.get_submodule(parent) if parent else root, name)
+
+
+def _out_features(linear: nn.Module) -> int:
+    """Output features of ``nn.Linear`` (``out_features``), transformers' ``Conv1D``
+    (``nf``) or any map with a (out, in) weight."""
+    for name in ("out_features", "nf"):
+        if hasattr(linear, name):
+            return int(getattr(linear, name))
+    return int(linear.weight.shape[0])
+
 
 class ModelFamily(Plugin, ABC):
     """A family of Transformer models module replacing can work on (BERT, GPT-2, ...).

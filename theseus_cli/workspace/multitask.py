@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from theseus_cli.errors import TheseusError
+from theseus_cli.errors import StageInterrupted, TheseusError
 from theseus_cli.plugin import registry
 from theseus_cli.store.artifacts import Artifact
 
@@ -37,6 +37,8 @@ def run_tasks(pipeline: Any, stage: str, tasks: list[str], options: dict[str, An
     for task in tasks:
         try:
             done.append(pipeline.run(stage, task, **options))
+        except StageInterrupted:  # a signal ends the whole command, not one task
+            raise
         except TheseusError as e:
             failed[task] = str(e)
             pipeline.console.print(f"[red]{task}: {e}[/]")

@@ -6,10 +6,13 @@ Formats (``--format``, any combination, each in a directory of its name):
   class (``AutoModelForSequenceClassification``, ``AutoModelForTokenClassification``) loads (restructured
   successor types: the theseus loader); reloaded and compared, max |Δ logit| ≤ 1e-5.
 - ``onnx`` (``onnx/model.onnx``): fp32 graph by ``torch.onnx`` (see
-  :mod:`theseus_cli.deploy.onnx` for why not Optimum); max |Δ logit| against PyTorch over
-  the whole dev set ≤ ``onnx_tolerance``.
+  :mod:`theseus_cli.deploy.onnx` for why not Optimum), fused for ONNX Runtime
+  (``onnx_optimize``); max |Δ logit| against PyTorch over the whole dev set ≤
+  ``onnx_tolerance``, for the plain graph and again for the fused one (which is kept
+  only when it passes).
 - ``onnx-int8`` (``onnx-int8/model.onnx``): ONNX Runtime dynamic quantisation of
-  the fp32 graph; its dev score may be at most ``int8_max_drop`` points below fp32.
+  the fp32 graph after ``quant_pre_process``; its dev score may be at most
+  ``int8_max_drop`` points below fp32.
 
 A check that fails publishes nothing. The manifest records every parity number, the
 dev score per format and the size per format; a model card (``README.md``, with
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from theseus_builtin.stages import model_card
+from theseus_builtin.stages.export_onnx import export_onnx, logits_difference
 from theseus_cli.data import load_tokenized, make_dataloader
 from theseus_cli.data.glue import GlueTask
 from theseus_cli.deploy import latency
@@ -70,9 +74,15 @@ class Export(Stage):
                                             "fp32 ONNX and PyTorch over the dev set", min=0)
         int8_max_drop: float = param(1.0, "largest drop of the dev score (points) accepted "
                                           "from fp32 ONNX to int8", min=0)
-        onnx_exporter: str = param("auto", "torch.onnx exporter: dynamo (torch.export), "
-                                           "torchscript, auto (dynamo, else torchscript)",
+        onnx_exporter: str = param("auto", "torch.onnx exporter: torchscript (eager "
+                                           "attention, fused by --onnx-optimize), dynamo "
+                                           "(torch.export), auto (torchscript, else dynamo: "
+                                           "the first whose graph passes parity)",
                                    choices=EXPORTERS)
+        onnx_optimize: bool = param(True, "fuse the fp32 graph for ONNX Runtime (attention, "
+                                          "LayerNorm, GELU; onnxruntime.transformers) when the "
+                                          "fused graph passes parity; --no-onnx-optimize keeps "
+                                          "standard ONNX operators only, for other runtimes")
         card_speed: bool = param(True, "time the PyTorch teacher and each exported format "
                                        "(batch 1 and 32 of 128 tokens, CPU) for the model "
                                        "card's speed table")
@@ -136,7 +146,7 @@ class Export(Stage):
                           "score": scores["pytorch"]["score"],
                           "parity": f"max abs Δ logit {metrics['logits_max_abs_diff']:.1e}"}
         if "onnx" in formats:
-            onnx_info = _export_onnx(ctx, model, tokenizer, loader, reference, formats)
+            onnx_info = export_onnx(ctx, model, tokenizer, loader, reference, formats)
             for fmt, info in onnx_info.items():
                 done[fmt] = info
                 scores[fmt] = info.pop("scores")
@@ -238,87 +248,10 @@ def _export_hf(ctx: StageContext, model, tokenizer, loader) -> tuple[float, bool
     return diff, restructured
 
 
-def _export_onnx(ctx: StageContext, model, tokenizer, loader, reference, formats) -> dict:
-    """Write ``onnx/`` (and ``onnx-int8/``), run each with ONNX Runtime over the dev set
-    and check it against PyTorch (fp32: logits; int8: dev score).
-
-    Returns:
-        format -> ``{"path", "mb", "score", "scores", "parity", ...}``.
-
-    Raises:
-        ExportError: a check failed (nothing is published).
-    """
-    from theseus_cli.data.metrics import score_logits
-
-    p, task = ctx.params, ctx.task_definition
-    names = deploy.input_names(model, tokenizer)
-    example = next(iter(loader))
-    info: dict[str, dict] = {}
-    for fmt in ("onnx", "onnx-int8"):
-        if fmt not in formats:
-            continue
-        folder = ctx.out_dir / fmt
-        folder.mkdir()
-        tokenizer.save_pretrained(folder)
-        model.config.save_pretrained(folder)
-        path = folder / deploy.ONNX_FILE
-        if fmt == "onnx":
-            how = deploy.export_onnx(model, example, names, path, p.onnx_exporter)
-            if how["fallback_reason"]:
-                ctx.log.info(f"[yellow]{how['fallback_reason']}; used the TorchScript "
-                             "exporter[/]")
-        else:
-            _quantize(ctx.out_dir / "onnx" / deploy.ONNX_FILE, path)
-            how = {"quantization": "onnxruntime dynamic, int8 weights per channel"}
-        logits, _ = deploy.predict_onnx(deploy.session(path), loader)
-        scores = score_logits(task, logits, reference[1])
-        entry = {"path": f"{fmt}/{deploy.ONNX_FILE}", "mb": deploy.size_mb(path),
-                 "score": scores["score"], "scores": scores, "inputs": names, **how}
-        if fmt == "onnx":
-            diff = logits_difference(logits, reference[0])
-            if not diff <= p.onnx_tolerance:
-                raise ExportError(f"fp32 ONNX logits differ from PyTorch by {diff:g} on the dev "
-                                  f"set (> onnx_tolerance {p.onnx_tolerance:g}), or are not "
-                                  "finite; nothing was published")
-            entry.update(max_abs_diff=diff, parity=f"max abs Δ logit {diff:.1e} vs PyTorch")
-        else:
-            drop = 100 * (info["onnx"]["score"] - scores["score"])
-            if not drop <= p.int8_max_drop:
-                raise ExportError(f"int8 ONNX dev score {100 * scores['score']:.2f} is "
-                                  f"{drop:.2f} points below fp32 ONNX "
-                                  f"({100 * info['onnx']['score']:.2f}; int8_max_drop "
-                                  f"{p.int8_max_drop:g}); nothing was published. Export "
-                                  "--format hf,onnx, or accept the drop with "
-                                  "--int8-max-drop")
-            entry.update(score_drop=drop, parity=f"dev score {drop:.2f} points below fp32"
-                         if drop >= 0 else f"dev score {-drop:.2f} points above fp32")
-        info[fmt] = entry
-    return info
-
-
-def _quantize(src: Path, dest: Path) -> None:
-    with tempfile.TemporaryDirectory() as tmp:  # the quantiser writes helper files beside
-        staged = Path(tmp) / deploy.ONNX_FILE
-        deploy.quantize_int8(src, staged)
-        shutil.move(staged, dest)
-
-
 def _summary(done: dict) -> str:
     return "exported: " + ", ".join(
         f"{fmt} ({info['path']}, {info['mb']:.1f} MB, dev score {100 * info['score']:.2f})"
         for fmt, info in done.items())
-
-
-def logits_difference(a, b) -> float:
-    """max |a - b| over two logit arrays (CPU tensors or NumPy) of shape (batch, num_labels);
-    ``nan`` when either holds a NaN or infinite value (a comparison with NaN is never
-    "close")."""
-    import numpy as np
-
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        return float("nan")
-    return float(np.abs(a - b).max())
 
 
 def check_output(dest: Path, setting: str) -> None:

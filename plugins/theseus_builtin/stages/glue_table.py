@@ -21,7 +21,7 @@ from theseus_builtin.stages.method_table import render_task, task_rows
 from theseus_cli import plots
 from theseus_cli.data.glue import PAPER_TASKS, PREDICTED_WITH, TASKS
 from theseus_cli.data.submission import ZIP_NAME, zip_submission
-from theseus_cli.errors import ConfigError, PlotError, TheseusError
+from theseus_cli.errors import ConfigError, PlotError, StageInterrupted, TheseusError
 from theseus_cli.plugin import Stage, StageContext, StageResult, param
 from theseus_cli.plugin.registry import successor_stages
 from theseus_cli.store import jsonio
@@ -83,6 +83,8 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
                 art = pipeline.run("evaluate", task, {**overrides, "successor": stage},
                                    pins={stage: successor.name} if successor else None,
                                    force=options.get("force", False))
+            except StageInterrupted:  # a signal ends the whole command, not one item
+                raise
             except TheseusError as e:
                 what = successor.label if successor else f"{task}/{stage}"
                 console.print(f"[red]{task}: evaluating {what} failed: {e}[/]")

@@ -55,7 +55,8 @@ def recipe(ancestors: list[Any]) -> str:
 
 
 def _loading(fmt: str, restructured: bool,
-             model_class: str = "AutoModelForSequenceClassification") -> str:
+             model_class: str = "AutoModelForSequenceClassification",
+             info: dict[str, Any] | None = None) -> str:
     if fmt == "hf" and restructured:
         return """Its layers were restructured by a successor builder (`theseus_successor.json`);
 load it with the theseus loader (`pip install theseus-cli`):
@@ -85,7 +86,17 @@ tokenizer = AutoTokenizer.from_pretrained("{fmt}")
 session = ort.InferenceSession("{fmt}/model.onnx")
 enc = tokenizer(["first sentence"], ["second sentence"], return_tensors="np")
 logits = session.run(["logits"], {{i.name: enc[i.name] for i in session.get_inputs()}})[0]
-```"""
+```{_fused_note(info)}"""
+
+
+def _fused_note(info: dict[str, Any] | None) -> str:
+    """Says when a graph holds ONNX Runtime's own fused operators (``com.microsoft``)."""
+    fused = ((info or {}).get("optimization") or {}).get("fused")
+    if not fused:
+        return ""
+    return ("\n\nThe graph is fused for ONNX Runtime (" + ", ".join(sorted(fused)) +
+            ": `com.microsoft` operators); for another ONNX runtime, export again with "
+            "`--no-onnx-optimize`.")
 
 
 def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
@@ -139,7 +150,8 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
     fmt_rows = "\n".join(f"| `{f}` | `{info['path']}` | {info['mb']:.1f} | "
                          f"{_pct(info.get('score'))} | {info.get('parity', '')} |"
                          for f, info in formats.items())
-    loading = "\n\n".join(f"### `{f}`\n\n{_loading(f, restructured, model_class)}" for f in formats)
+    loading = "\n\n".join(f"### `{f}`\n\n{_loading(f, restructured, model_class, formats[f])}"
+                        for f in formats)
     return f"""---
 {yaml.safe_dump(front, sort_keys=False).strip()}
 ---

@@ -79,7 +79,7 @@ class NarrowHiddenBuilder(HeadPrunedBuilder):
         for j in picks:
             layer = predecessor_layers[j]
             q, kv = self.kept_heads(layer, scores[j], self.params.hidden_fraction)
-            _, _, d = shrink.head_counts(layer, block)
+            _, _, d = block.head_counts(layer)
             basis = narrowing.stream_basis(teacher, teacher_layers[j], batches, len(q) * d)
             output = layer.get_submodule(ffn.output)
             size, hidden = shrink.sizes(output)  # (I, H)
@@ -95,7 +95,7 @@ class NarrowHiddenBuilder(HeadPrunedBuilder):
         from theseus_builtin.successors import shrink
 
         inner = module.layer
-        heads, kv_heads, _ = shrink.head_counts(inner, self._anatomy())
+        heads, kv_heads, _ = self._anatomy().head_counts(inner)
         neurons = shrink.sizes(inner.get_submodule(self._ffn().output))[0]
         spec = {"width": module.down.out_features, "heads": heads, "kv_heads": kv_heads,
                 "neurons": neurons}

@@ -159,17 +159,6 @@ def _set_attr(root: nn.Module, dotted: str, value) -> None:
     setattr(root.get_submodule(parent) if parent else root, name, value)
 
 
-def head_counts(layer: nn.Module, block) -> tuple[int, int, int]:
-    """``(query heads H, key/value heads G, head_dim d)`` of a layer's attention."""
-    d = int(_attr(layer, block.head_dim))
-    if block.fused:  # one map into [q; k; v]
-        heads = sizes(layer.get_submodule(block.query))[1] // (3 * d)
-        return heads, heads, d
-    heads = sizes(layer.get_submodule(block.query))[1] // d
-    kv_heads = sizes(layer.get_submodule(block.key))[1] // d
-    return heads, kv_heads, d
-
-
 def head_importance(model: nn.Module, layers, block, batches) -> list[torch.Tensor]:
     """Importance of every query head of every layer (Michel et al. 2019, eq. 2): the mean
     over ``batches`` of |∂L/∂ξ_h|, with a gate ξ_h = 1 on head h's context vector, taken
@@ -186,7 +175,7 @@ def head_importance(model: nn.Module, layers, block, batches) -> list[torch.Tens
     model.eval()
     try:
         for layer in layers:
-            heads, _, d = head_counts(layer, block)
+            heads, _, d = block.head_counts(layer)
             gate = torch.ones(heads, requires_grad=True, device=next(layer.parameters()).device)
 
             def gated(module, args, gate=gate, d=d):
@@ -220,7 +209,7 @@ def keep_heads(layer: nn.Module, block, heads: torch.Tensor, kv_heads: torch.Ten
     """Keep query heads ``heads`` and key/value heads ``kv_heads`` (sorted indices) of a
     layer's attention, in place: the projections lose the other heads' rows (query, key,
     value) and columns (output); the head-count attributes follow."""
-    _, _, d = head_counts(layer, block)
+    _, _, d = block.head_counts(layer)
 
     def features(index: torch.Tensor) -> torch.Tensor:  # head indices -> feature indices
         return (index[:, None] * d + torch.arange(d, device=index.device)[None, :]).flatten()
@@ -235,8 +224,10 @@ def keep_heads(layer: nn.Module, block, heads: torch.Tensor, kv_heads: torch.Ten
     for name in present(layer, block.per_head):  # DeBERTa's pos_*_proj: not always there
         set_submodule(layer, name, select_rows(layer.get_submodule(name), q_rows))
     set_submodule(layer, block.output, select_columns(layer.get_submodule(block.output), q_rows))
-    if block.head_bias:
-        set_bias_heads(layer, block, heads)
+    if block.head_bias:  # kept heads as original indices (an already pruned layer's compose)
+        before = bias_heads(layer, block)
+        original = heads if before is None else torch.as_tensor(before)[heads.cpu()]
+        set_bias_heads(layer, block, original)
     for name in block.counts:
         _set_attr(layer, name, len(heads))
     for name in block.sizes:

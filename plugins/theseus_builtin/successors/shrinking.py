@@ -297,7 +297,7 @@ class HeadPrunedBuilder(_ShrinkBuilder):
 
         from theseus_builtin.successors import shrink
 
-        heads, kv_heads, _ = shrink.head_counts(layer, self._anatomy())
+        heads, kv_heads, _ = self._anatomy().head_counts(layer)
         kv = torch.arange(int(kv_count))
         return shrink.query_heads(kv, heads // kv_heads), kv
 
@@ -309,7 +309,7 @@ class HeadPrunedBuilder(_ShrinkBuilder):
 
         from theseus_builtin.successors import shrink
 
-        heads, kv_heads, _ = shrink.head_counts(layer, self._anatomy())
+        heads, kv_heads, _ = self._anatomy().head_counts(layer)
         group = heads // kv_heads
         kept = max(1, round(fraction * kv_heads))
         if round(fraction * kv_heads) < 1:
@@ -324,7 +324,7 @@ class HeadPrunedBuilder(_ShrinkBuilder):
         ``bias_heads``, the original heads whose per-head bias rows it reads: MPNet)."""
         from theseus_builtin.successors import shrink
 
-        heads, kv_heads, _ = shrink.head_counts(module, self._anatomy())
+        heads, kv_heads, _ = self._anatomy().head_counts(module)
         spec = {"heads": heads, "kv_heads": kv_heads}
         kept = shrink.bias_heads(module, self._anatomy())  # MPNet: its bias rows
         return spec if kept is None else {**spec, "bias_heads": kept}
