@@ -226,3 +226,22 @@ def test_benchmark_rejects_bad_shapes_before_any_work(exported):
     bad = cli("benchmark", "-w", ws, "--exports", "newest", ok=False)
     expect(bad, 2, "--exports newest", "accepted: latest")
     assert versions(ws, "benchmark") == []
+
+
+def test_int8_of_a_dynamo_graph_leaves_the_working_directory_clean(tmp_path, monkeypatch):
+    """Symbolic shape inference fails on the dynamo graph and then saves a partial model
+    into the working directory; quantisation runs it in a scratch one instead."""
+    from theseus_cli.deploy import onnx as deploy
+
+    model = tiny_model("bert").eval()
+    names = ["input_ids", "attention_mask"]
+    deploy.export_onnx(model, batch(0, 2, 16), names, tmp_path / "m.onnx", "dynamo")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    how = deploy.quantize_int8(tmp_path / "m.onnx", tmp_path / "q.onnx")
+    assert how["pre_process"] == "quant_pre_process (ONNX shape inference; symbolic failed)"
+    assert list(cwd.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == [
+        "cwd", "m.onnx", "q.onnx"]
+    got = deploy.run_session(deploy.session(tmp_path / "q.onnx"), batch(1, 3, 9))
+    assert got.shape == (3, 2) and np.isfinite(got).all()

@@ -22,6 +22,8 @@ import contextlib
 import inspect
 import io
 import logging
+import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -249,13 +251,15 @@ def quantize_int8(src: Path, dest: Path) -> dict[str, str]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    staged = dest.with_name("pre_processed.onnx")
-    with _quiet():
+    staged = dest.resolve().with_name("pre_processed.onnx")
+    # symbolic shape inference saves its partial model into the working directory when it
+    # fails: run it in a scratch one, so nothing lands where the user ran theseus
+    with _quiet(), tempfile.TemporaryDirectory() as scratch, _working_directory(scratch):
         try:
-            quant_pre_process(str(src), str(staged))
+            quant_pre_process(str(src.resolve()), str(staged))
             pre = "quant_pre_process (symbolic shape inference)"
         except Exception:  # noqa: BLE001 - symbolic shape inference fails on some graphs
-            quant_pre_process(str(src), str(staged), skip_symbolic_shape=True)
+            quant_pre_process(str(src.resolve()), str(staged), skip_symbolic_shape=True)
             pre = "quant_pre_process (ONNX shape inference; symbolic failed)"
         graph = onnx.load(str(staged))
         staged.unlink()
@@ -265,6 +269,16 @@ def quantize_int8(src: Path, dest: Path) -> dict[str, str]:
         quantize_dynamic(graph, str(dest), weight_type=QuantType.QInt8, per_channel=True,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     return {"quantization": "onnxruntime dynamic, int8 weights per channel", "pre_process": pre}
+
+
+@contextlib.contextmanager
+def _working_directory(path: str):
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def session(path: Path, threads: int | None = None, device: str = "cpu") -> Any:

@@ -1,0 +1,168 @@
+"""``export``'s ONNX formats: the fp32 graph (the first exporter whose graph passes parity,
+fused for ONNX Runtime when the fused graph passes too) and its int8 quantisation, each
+run by ONNX Runtime over the dev set and checked against PyTorch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from theseus_cli.deploy import onnx as deploy
+from theseus_cli.errors import ExportError
+from theseus_cli.plugin import StageContext
+from theseus_cli.plugin.registry import family_of
+
+
+def export_onnx(ctx: StageContext, model, tokenizer, loader, reference, formats) -> dict:
+    """Write ``onnx/`` (and ``onnx-int8/``), run each with ONNX Runtime over the dev set
+    and check it against PyTorch (fp32: logits; int8: dev score).
+
+    Returns:
+        format -> ``{"path", "mb", "score", "scores", "parity", ...}``.
+
+    Raises:
+        ExportError: a check failed (nothing is published).
+    """
+    from theseus_cli.data.metrics import score_logits
+
+    p, task = ctx.params, ctx.task_definition
+    names = deploy.input_names(model, tokenizer)
+    example = next(iter(loader))
+    info: dict[str, dict] = {}
+    for fmt in ("onnx", "onnx-int8"):
+        if fmt not in formats:
+            continue
+        folder = ctx.out_dir / fmt
+        folder.mkdir()
+        tokenizer.save_pretrained(folder)
+        model.config.save_pretrained(folder)
+        path = folder / deploy.ONNX_FILE
+        if fmt == "onnx":
+            how, logits = _export_fp32(ctx, model, names, example, path, loader, reference)
+        else:
+            how = {**_quantize(ctx.out_dir / "onnx" / deploy.ONNX_FILE, path),  # of the fused
+                   "optimization": info["onnx"]["optimization"]}  # graph, when it was fused
+            logits, _ = deploy.predict_onnx(deploy.session(path), loader)
+        scores = score_logits(task, logits, reference[1])
+        entry = {"path": f"{fmt}/{deploy.ONNX_FILE}", "mb": deploy.size_mb(path),
+                 "score": scores["score"], "scores": scores, "inputs": names, **how}
+        if fmt == "onnx":  # parity checked by _export_fp32
+            diff = logits_difference(logits, reference[0])
+            entry.update(max_abs_diff=diff, parity=f"max abs Δ logit {diff:.1e} vs PyTorch")
+        else:
+            drop = 100 * (info["onnx"]["score"] - scores["score"])
+            if not drop <= p.int8_max_drop:
+                raise ExportError(f"int8 ONNX dev score {100 * scores['score']:.2f} is "
+                                  f"{drop:.2f} points below fp32 ONNX "
+                                  f"({100 * info['onnx']['score']:.2f}; int8_max_drop "
+                                  f"{p.int8_max_drop:g}); nothing was published. Export "
+                                  "--format hf,onnx, or accept the drop with "
+                                  "--int8-max-drop")
+            entry.update(score_drop=drop, parity=f"dev score {drop:.2f} points below fp32"
+                         if drop >= 0 else f"dev score {-drop:.2f} points above fp32")
+        info[fmt] = entry
+    return info
+
+
+def _export_fp32(ctx: StageContext, model, names, example, path: Path, loader,
+                 reference) -> tuple[dict, object]:
+    """Write the fp32 graph at ``path`` with the first exporter (``onnx_exporter``; ``auto``
+    tries torchscript, then dynamo) whose graph passes parity over the dev set, then, with
+    ``onnx_optimize``, fuse it for ONNX Runtime when the fused graph passes parity too.
+
+    Returns:
+        (what was applied, for the manifest; the graph's dev logits).
+
+    Raises:
+        ExportError: no exporter wrote a graph that passes parity (each one's reason named).
+    """
+    p = ctx.params
+    reasons = []
+    order = deploy.AUTO_ORDER if p.onnx_exporter == "auto" else (p.onnx_exporter,)
+    for exporter in order:
+        try:
+            how = deploy.export_onnx(model, example, names, path, exporter)
+        except ExportError as e:
+            reasons.append(str(e))
+            continue
+        logits, _ = deploy.predict_onnx(deploy.session(path), loader)
+        diff = logits_difference(logits, reference[0])
+        if diff <= p.onnx_tolerance:
+            break
+        reasons.append(f"the {exporter} graph's logits differ from PyTorch by {diff:g} on the "
+                       f"dev set (> onnx_tolerance {p.onnx_tolerance:g}), or are not finite")
+        path.unlink(missing_ok=True)
+    else:
+        raise ExportError(f"fp32 ONNX: {'; '.join(reasons)}; nothing was published")
+    how = {"exporter": how["exporter"], "opset": how["opset"],
+           "fallback_reason": "; ".join(reasons) or None}
+    if reasons:
+        ctx.log.info(f"[yellow]{how['fallback_reason']}; used the {how['exporter']} exporter[/]")
+    how["optimization"] = None
+    if p.onnx_optimize:
+        how["optimization"], logits = _optimize(ctx, model, path, loader, reference, logits)
+    return how, logits
+
+
+def _optimize(ctx: StageContext, model, path: Path, loader, reference, logits):
+    """Replace the graph at ``path`` by ONNX Runtime's fused one when that passes parity.
+
+    Returns:
+        (``{"fused": {op: n}}`` or ``{"skipped": reason}``; the kept graph's dev logits).
+    """
+    fused_path = path.with_name("fused.onnx")
+    heads, width = attention_shape(model)
+    try:
+        fused = deploy.optimize_graph(path, fused_path, heads, width)
+    except ExportError as e:
+        ctx.log.info(f"[yellow]{e}; the ONNX graph stays unfused[/]")
+        return {"skipped": str(e)}, logits
+    fused_logits, _ = deploy.predict_onnx(deploy.session(fused_path), loader)
+    diff = logits_difference(fused_logits, reference[0])
+    if not diff <= ctx.params.onnx_tolerance:
+        fused_path.unlink()
+        reason = (f"the fused graph's logits differ from PyTorch by {diff:g} (> onnx_tolerance "
+                  f"{ctx.params.onnx_tolerance:g}), or are not finite")
+        ctx.log.info(f"[yellow]{reason}; the ONNX graph stays unfused[/]")
+        return {"skipped": reason}, logits
+    os.replace(fused_path, path)
+    return {"optimizer": "onnxruntime.transformers (bert, level 1)", "fused": fused}, fused_logits
+
+
+def attention_shape(model) -> tuple[int, int]:
+    """``(heads, heads × head size)`` shared by every layer's attention (its family's
+    :class:`AttentionBlock`), for attention fusion; ``(0, 0)`` when the layers differ or
+    the family does not say where its attention is (attention then stays unfused)."""
+    try:
+        family = family_of(model)
+        block = getattr(family, "attention", None)
+        shapes = {block.head_counts(layer)[::2] for layer in family.layers(model)} if block \
+            else set()
+    except Exception:  # noqa: BLE001 - a family without attention anatomy: no fusion
+        return 0, 0
+    if len(shapes) != 1:
+        return 0, 0
+    heads, d = shapes.pop()
+    return heads, heads * d
+
+
+def _quantize(src: Path, dest: Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:  # the quantiser writes helper files beside
+        staged = Path(tmp) / deploy.ONNX_FILE
+        how = deploy.quantize_int8(src, staged)
+        shutil.move(staged, dest)
+    return how
+
+
+def logits_difference(a, b) -> float:
+    """max |a - b| over two logit arrays (CPU tensors or NumPy) of shape (batch, num_labels);
+    ``nan`` when either holds a NaN or infinite value (a comparison with NaN is never
+    "close")."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float("nan")
+    return float(np.abs(a - b).max())
