@@ -340,3 +340,19 @@ def test_S4_a_signal_ends_an_evaluation_of_several_successors(trained, tmp_path,
     result = cli("evaluate", "-w", ws, "--force", ok=False)
     assert result.exit_code == 143 and len(calls) == 1, (calls, result.output)
     assert "interrupted by SIGTERM" in flat(result.output)
+
+
+def test_one_failed_evaluation_is_reported_once(trained, tmp_path, monkeypatch):
+    from theseus_builtin.stages.evaluate import Evaluate
+
+    from theseus_cli.errors import DataError
+
+    ws = copy_workspace(trained[0], tmp_path / "ws")
+
+    def broken(self, ctx):
+        raise DataError("the dev file changed under us")
+
+    monkeypatch.setattr(Evaluate, "run", broken)
+    result = cli("evaluate", "-w", ws, "--force", ok=False)
+    assert result.exit_code != 0
+    assert flat(result.output).count("the dev file changed under us") == 1, result.output

@@ -87,7 +87,8 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
                 raise
             except TheseusError as e:
                 what = successor.label if successor else f"{task}/{stage}"
-                console.print(f"[red]{task}: evaluating {what} failed: {e}[/]")
+                if len(tasks) > 1 or len(found) > 1:  # else the CLI prints it, once
+                    console.print(f"[red]{task}: evaluating {what} failed: {e}[/]")
                 errors.append(e)
                 continue
             evaluations.setdefault(task, []).append(art)
