@@ -210,6 +210,9 @@ def test_benchmark_measures_every_model_and_format_in_one_run(exported, tmp_path
         assert (r["peak_mb"] is not None) == (isolate == "--isolate")
         assert r["score"] is not None and 0 <= r["score"] <= 1
     assert report["rows"][0]["speedup"]["dev"] == 1.0  # the PyTorch teacher is the base
+    if isolate == "--isolate":  # each process holds its own runtime only (no torch for ONNX)
+        peak = {(r["artifact"].split("/")[1], r["format"]): r["peak_mb"] for r in report["rows"]}
+        assert peak[("finetune-successor", "onnx-int8")] < peak[("finetune-teacher", "pytorch fp32")]
     md = (art / "benchmark.md").read_text()
     assert "p50 latency" in md and "Throughput" in md and "finetune-successor/v1" in md
     assert (art / "chart_MRPC.png").stat().st_size > 1000

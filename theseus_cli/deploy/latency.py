@@ -102,6 +102,16 @@ def _rss_mb() -> float:
 
 
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process's program, MB: Linux's VmHWM, which starts
+    afresh at exec (``ru_maxrss`` does not: a child forked from a large parent reports
+    the parent's size), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6  # kB
+    except OSError:
+        pass
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux, bytes on macOS
     return kb / 1e3 if platform.system() != "Darwin" else kb / 1e6
 
@@ -225,14 +235,32 @@ def measure(job: Job) -> dict[str, Any]:
 
 
 def measure_isolated(job: Job) -> dict[str, Any]:
-    """:func:`measure` in a fresh Python process (spawned), so that the peak memory is
-    this model's and no earlier model warms caches for it.
+    """:func:`measure` in a fresh Python process that imports only this module (not the
+    CLI that called it, as a ``multiprocessing`` spawn would), so that the peak memory is
+    this model's and its runtime's, and no earlier model warms caches for it.
 
     Raises:
         RuntimeError: the measuring process failed (its error is named).
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(measure, job).result()
+    with tempfile.TemporaryDirectory() as tmp:
+        job_file, result_file = Path(tmp, "job.pickle"), Path(tmp, "result.pickle")
+        job_file.write_bytes(pickle.dumps(job))
+        proc = subprocess.run([sys.executable, "-m", __name__, str(job_file), str(result_file)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not result_file.exists():
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"measuring {job.path} failed in its process (exit "
+                               f"{proc.returncode}): {last}")
+        return pickle.loads(result_file.read_bytes())
+
+
+if __name__ == "__main__":  # the process of measure_isolated: job pickle in, result out
+    import pickle
+    import sys
+
+    Path(sys.argv[2]).write_bytes(pickle.dumps(measure(pickle.loads(Path(sys.argv[1]).read_bytes()))))
