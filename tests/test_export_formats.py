@@ -162,14 +162,14 @@ def test_every_family_exports_to_onnx_with_parity(model_type, tmp_path):
 
 
 def test_fusion_is_skipped_when_off_or_when_it_breaks_parity(exported, tmp_path, monkeypatch):
-    """--no-onnx-optimize keeps standard ONNX operators; a fused graph that fails parity
+    """--no-onnx-fuse keeps standard ONNX operators; a fused graph that fails parity
     is dropped for the plain one, with the reason in the manifest."""
     import onnx
 
     from theseus_cli.deploy import onnx as deploy
 
     ws = copy_workspace(exported[0], tmp_path / "ws")
-    cli("export", "-w", ws, "--format", "onnx", "--no-onnx-optimize")
+    cli("export", "-w", ws, "--format", "onnx", "--no-onnx-fuse")
     v = versions(ws, "export")[-1]
     assert manifest(ws, "export", v)["info"]["formats"]["onnx"]["optimization"] is None
     graph = onnx.load(str(ws / "artifacts/MRPC/export" / v / "onnx/model.onnx"))

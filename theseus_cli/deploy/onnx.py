@@ -211,7 +211,7 @@ def optimize_graph(src: Path, dest: Path, num_heads: int, hidden_size: int) -> d
     ``Attention``, residual + LayerNorm into ``SkipLayerNormalization``, bias + GELU into
     ``BiasGelu``, embeddings + LayerNorm into ``EmbedLayerNormalization``, where the graph
     has those patterns. The result holds ``com.microsoft`` operators: ONNX Runtime runs
-    it, other runtimes may not (export with ``--no-onnx-optimize`` for those).
+    it, other runtimes may not (export with ``--no-onnx-fuse`` for those).
 
     Args:
         num_heads: attention heads per layer; hidden_size: heads × head size (features

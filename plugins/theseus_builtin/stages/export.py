@@ -7,7 +7,7 @@ Formats (``--format``, any combination, each in a directory of its name):
   successor types: the theseus loader); reloaded and compared, max |Δ logit| ≤ 1e-5.
 - ``onnx`` (``onnx/model.onnx``): fp32 graph by ``torch.onnx`` (see
   :mod:`theseus_cli.deploy.onnx` for why not Optimum), fused for ONNX Runtime
-  (``onnx_optimize``); max |Δ logit| against PyTorch over the whole dev set ≤
+  (``onnx_fuse``); max |Δ logit| against PyTorch over the whole dev set ≤
   ``onnx_tolerance``, for the plain graph and again for the fused one (which is kept
   only when it passes).
 - ``onnx-int8`` (``onnx-int8/model.onnx``): ONNX Runtime dynamic quantisation of
@@ -75,14 +75,14 @@ class Export(Stage):
         int8_max_drop: float = param(1.0, "largest drop of the dev score (points) accepted "
                                           "from fp32 ONNX to int8", min=0)
         onnx_exporter: str = param("auto", "torch.onnx exporter: torchscript (eager "
-                                           "attention, fused by --onnx-optimize), dynamo "
+                                           "attention, fused by --onnx-fuse), dynamo "
                                            "(torch.export), auto (torchscript, else dynamo: "
                                            "the first whose graph passes parity)",
                                    choices=EXPORTERS)
-        onnx_optimize: bool = param(True, "fuse the fp32 graph for ONNX Runtime (attention, "
-                                          "LayerNorm, GELU; onnxruntime.transformers) when the "
-                                          "fused graph passes parity; --no-onnx-optimize keeps "
-                                          "standard ONNX operators only, for other runtimes")
+        onnx_fuse: bool = param(True, "fuse the fp32 graph for ONNX Runtime (attention, "
+                                      "LayerNorm, GELU; onnxruntime.transformers) when the "
+                                      "fused graph passes parity; --no-onnx-fuse keeps "
+                                      "standard ONNX operators only, for other runtimes")
         card_speed: bool = param(True, "time the PyTorch teacher and each exported format "
                                        "(batch 1 and 32 of 128 tokens, CPU) for the model "
                                        "card's speed table")

@@ -70,7 +70,7 @@ def _export_fp32(ctx: StageContext, model, names, example, path: Path, loader,
                  reference) -> tuple[dict, object]:
     """Write the fp32 graph at ``path`` with the first exporter (``onnx_exporter``; ``auto``
     tries torchscript, then dynamo) whose graph passes parity over the dev set, then, with
-    ``onnx_optimize``, fuse it for ONNX Runtime when the fused graph passes parity too.
+    ``onnx_fuse``, fuse it for ONNX Runtime when the fused graph passes parity too.
 
     Returns:
         (what was applied, for the manifest; the graph's dev logits).
@@ -101,7 +101,7 @@ def _export_fp32(ctx: StageContext, model, names, example, path: Path, loader,
     if reasons:
         ctx.log.info(f"[yellow]{how['fallback_reason']}; used the {how['exporter']} exporter[/]")
     how["optimization"] = None
-    if p.onnx_optimize:
+    if p.onnx_fuse:
         how["optimization"], logits = _optimize(ctx, model, path, loader, reference, logits)
     return how, logits
 

@@ -96,7 +96,7 @@ def _fused_note(info: dict[str, Any] | None) -> str:
         return ""
     return ("\n\nThe graph is fused for ONNX Runtime (" + ", ".join(sorted(fused)) +
             ": `com.microsoft` operators); for another ONNX runtime, export again with "
-            "`--no-onnx-optimize`.")
+            "`--no-onnx-fuse`.")
 
 
 def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
