@@ -35,7 +35,7 @@ from theseus_cli.workspace.config import (
 from theseus_cli.workspace.manage import init_workspace, status_rows
 
 app = typer.Typer(
-    name="theseus", no_args_is_help=True, add_completion=False,
+    name="theseus", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
     help="Compress Transformer models by progressive module replacing (BERT-of-Theseus).",
 )
 
