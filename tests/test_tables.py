@@ -48,3 +48,22 @@ def test_too_narrow_for_any_table_prints_one_block_per_row():
     console.print(fitted_table("t", columns, [["a-very-long-name", "1.0"]], console.width))
     text = console.export_text()
     assert "name: a-very-long-name" in text and "value: 1.0" in text and "…" not in text
+
+
+def test_every_commands_help_reads_cleanly_at_80_columns():
+    """No option name or word cut (``--max-train-sampl…``) and no line past 80 columns,
+    in the help of every command (one process: the CLI in-process, COLUMNS=80)."""
+    from click.testing import CliRunner
+    from typer.main import get_command
+
+    from theseus_cli.cli.app import app
+
+    command = get_command(app)
+    runner = CliRunner()
+    names = [None, *command.list_commands(None)]
+    assert {"replace", "export", "evaluate", "sweep"} <= set(names)
+    for name in names:
+        result = runner.invoke(command, [*([name] if name else []), "--help"],
+                               env={"COLUMNS": "80"}, terminal_width=80)
+        assert result.exit_code == 0, (name, result.output)
+        _fits(result.output)
