@@ -300,3 +300,26 @@ def test_mpnet_bias_rows_follow_heads_pruned_twice():
     b = batch(seed=3)
     torch.testing.assert_close(logits(twice, b), logits(once, b))
     assert not torch.allclose(logits(once, b), logits(model, b))
+
+
+@pytest.mark.parametrize("kind", ["head-pruned", "narrow-hidden"])
+def test_shrunk_attention_is_fused_for_onnx_runtime_with_parity(kind, tmp_path):
+    """Export fuses the attention of successors with fewer heads or a narrower hidden
+    size (the head count is read off the layers, not the config) and parity holds."""
+    import numpy as np
+    from theseus_builtin.stages.export_onnx import attention_shape
+
+    from theseus_cli.deploy import onnx as deploy
+
+    hybrid, _, _ = hybrid_of("bert", kind)
+    successor = assemble_successor(hybrid).eval()
+    heads, width = attention_shape(successor)
+    assert heads < successor.config.num_attention_heads or width < successor.config.hidden_size
+    names = ["input_ids", "attention_mask"]
+    deploy.export_onnx(successor, batch(seed=0), names, tmp_path / "m.onnx")
+    fused = deploy.optimize_graph(tmp_path / "m.onnx", tmp_path / "f.onnx", heads, width)
+    assert fused.get("Attention") == models.num_layers(successor), fused
+    other = batch(seed=5)
+    got = deploy.run_session(deploy.session(tmp_path / "f.onnx"), other)
+    np.testing.assert_allclose(got, logits(successor, {k: other[k] for k in names}).numpy(),
+                               atol=1e-4, rtol=0)
