@@ -5,9 +5,10 @@
 # Every script is resumable and idempotent, so the next session starts this again first
 # thing (in a snapshot of the code, so that edits made meanwhile do not reach the runs):
 #
-#   git worktree add ../snap HEAD && ln -s "$PWD/.venv" ../snap/.venv   # beside main:
-#   PYTHONPATH=../snap:../snap/plugins nohup bash ../snap/runs/campaign.sh \
-#       "$PWD/ws" > /tmp/campaign.log 2>&1 &       # ../shared resolves the same there
+#   S=$(cd .. && pwd)/snap     # beside this checkout, so ../shared resolves the same
+#   git worktree add "$S" HEAD && ln -s "$PWD/.venv" "$S/.venv"
+#   PYTHONPATH="$S:$S/plugins" nohup bash "$S/runs/campaign.sh" "$PWD/ws" \
+#       > /tmp/campaign.log 2>&1 &
 #
 # $1: the directory that holds the workspaces (default ws/ beside this checkout).
 set -euo pipefail
