@@ -1,34 +1,70 @@
 """Print a task's method table (the newest glue-table artifact of a workspace) as the
-Markdown the README shows: per method the median over seeds of the dev and test primary
-metric, the dev mean ± std (n seeds), retention and speed-up.
+Markdown the README shows.
 
-Usage: python runs/readme-table.py WORKSPACE TASK METRIC   (e.g. ws/wnut17 wnut17 entity_f1)
+    python runs/readme-table.py WORKSPACE TASK METRIC            (ws/wnut17 wnut17 entity_f1)
+    python runs/readme-table.py WORKSPACE TASK METRIC... --test  (ws/banking77 banking77
+                                                                  accuracy macro_f1 --test)
+
+Default: per method the median over seeds of the dev and test METRIC, the dev mean ± std
+(n seeds), retention (dev, as evaluate computes it) and speed-up. With --test: per method
+and per METRIC the test median and the test mean ± std (n), the retention of the first
+METRIC's test median against the teacher's, and the speed-up.
 """
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
-ws, task, metric = sys.argv[1:4]
-versions = sorted(Path(ws, "artifacts", "GLUE", "glue-table").glob("v*"),
+parser = argparse.ArgumentParser()
+parser.add_argument("workspace")
+parser.add_argument("task")
+parser.add_argument("metrics", nargs="+")
+parser.add_argument("--test", action="store_true", help="test-split columns only")
+args = parser.parse_args()
+versions = sorted(Path(args.workspace, "artifacts", "GLUE", "glue-table").glob("v*"),
                   key=lambda p: int(p.name[1:]))
-rows = json.loads((versions[-1] / "tables.json").read_text())[task]
+rows = json.loads((versions[-1] / "tables.json").read_text())[args.task]
 
 
 def pct(v):
     return "—" if v is None else f"{100 * v:.2f}"
 
 
-print(f"| method | layers | dev {metric} | test {metric} | dev mean ± std (n) | "
-      "retention (dev) | speed-up |")
-print("|---|---|---|---|---|---|---|")
-for r in rows:
-    dev, test = r["metrics"][metric], r["metrics"].get(f"test_{metric}", {})
-    spread = (f"{100 * dev['mean']:.2f} ± {100 * dev['std']:.2f} ({dev['n']})"
-              if dev.get("mean") is not None else "—")
-    ret, speed = r["retention"].get("median"), r["speedup"].get("median")
-    print(f"| {r['method']} | {r['layers'] or '—'} | {pct(dev.get('median'))} | "
-          f"{pct(test.get('median'))} | {spread} | "
-          f"{'—' if ret is None else f'{ret:.1f}%'} | "
-          f"{'—' if speed is None else f'{speed:.2f}×'} |")
+def spread(stats):
+    return (f"{100 * stats['mean']:.2f} ± {100 * stats['std']:.2f} ({stats['n']})"
+            if stats.get("mean") is not None else "—")
+
+
+def speed(r):
+    s = r["speedup"].get("median")
+    return "—" if s is None else f"{s:.2f}×"
+
+
+if args.test:
+    first = f"test_{args.metrics[0]}"
+    teacher = next(r for r in rows if r["method"].startswith("teacher"))["metrics"][first]["median"]
+    head = [c for m in args.metrics for c in (f"test {m}, median", f"test {m}, mean ± std (n)")]
+    print(f"| method | layers | {' | '.join(head)} | retention (test {args.metrics[0]}) | speed-up |")
+    print("|---|---|" + "---|" * len(head) + "---|---|")
+    for r in rows:
+        cells = []
+        for m in args.metrics:
+            stats = r["metrics"].get(f"test_{m}", {})
+            cells += [pct(stats.get("median")), spread(stats)]
+        value = r["metrics"].get(first, {}).get("median")
+        ret = "—" if value is None or r["retention"].get("median") is None \
+            else f"{100 * value / teacher:.1f}%"
+        print(f"| {r['method']} | {r['layers'] or '—'} | {' | '.join(cells)} | {ret} | "
+              f"{speed(r)} |")
+else:
+    metric = args.metrics[0]
+    print(f"| method | layers | dev {metric} | test {metric} | dev mean ± std (n) | "
+          "retention (dev) | speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        dev, test = r["metrics"][metric], r["metrics"].get(f"test_{metric}", {})
+        ret = r["retention"].get("median")
+        print(f"| {r['method']} | {r['layers'] or '—'} | {pct(dev.get('median'))} | "
+              f"{pct(test.get('median'))} | {spread(dev)} | "
+              f"{'—' if ret is None else f'{ret:.1f}%'} | {speed(r)} |")
 print(f"\n(from {versions[-1]}/tables.json)")
