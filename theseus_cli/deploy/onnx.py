@@ -5,14 +5,14 @@ TorchScript-based one with eager attention, whose graph ONNX Runtime's transform
 optimizer (``onnxruntime.transformers.optimizer``) recognises and fuses (Attention,
 SkipLayerNormalization, BiasGelu, EmbedLayerNormalization), the ``torch.export``-based one
 (dynamo) as a fallback. Measured on the embedded model's 3-layer successor, 2 CPU threads
-(``runs/onnx-graph-variants.py``): the fused graph is 1.1-1.2× faster than the dynamo
+(``runs/onnx-graph-variants.py``): the fused graph is 1.2× faster than the dynamo
 graph, whose attention the optimizer does not recognise.
 Optimum's ONNX exporter, the Hugging Face one, cannot be used: its newest release
 (optimum-onnx 0.1.0) requires transformers < 4.58 and theseus needs transformers 5;
 it would not know the restructured successor types either. Tracing the model
 itself exports every successor type, stock or not. int8 is ONNX Runtime's dynamic
 quantisation (weights int8 per channel, activations quantised at run time) of that graph
-after ``quant_pre_process``; static QDQ int8 was measured 3-7× slower on this CPU
+after ``quant_pre_process``; static QDQ int8 was measured 2.5-7× slower on this CPU
 and is not offered.
 """
 
