@@ -1,0 +1,129 @@
+"""The README's tables from what runs/device_campaign.py returned (results.tar.gz,
+unpacked into DIR): per task the median over seeds of the dev score of the teacher,
+Theseus + KD, Theseus (task loss), truncate and distill, with mean ± std (n) and
+retention, the paper's numbers beside them; on MRPC the replacing-rate schedulers
+(section 5.3, Table 6) and one module at a time (section 5.1, Table 5); the sweeps.
+
+    python runs/pool-device-tables.py DIR > runs/results/mpnet-12to6.md
+
+Each copy of a workspace (DIR/TASK/TASK-<chain><seed>) ran one chain with one seed; its
+`evaluate` manifests hold the dev metrics of the teacher and of that chain's successor.
+"""
+
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+root = Path(sys.argv[1])
+# the paper's Table 2 (median of 5 runs, GLUE dev; MRPC: mean of F1 and accuracy) and
+# Table 6 (constant rate / anti-curriculum / curriculum)
+PAPER = {"MRPC": {"teacher": 89.5, "kd": 89.0, "tr": 86.0, "di": 86.2,
+                  "c": 87.1, "anti": 85.6, "tl": 89.0},
+         "RTE": {"teacher": 71.1, "kd": 68.2, "tr": 62.1, "di": 64.9,
+                 "c": 66.4, "anti": 62.4, "tl": 68.2}}
+NAMES = {"kd": "Theseus + KD (default recipe)", "tl": "Theseus, task loss (paper's)",
+         "tr": "truncate (fine-tuning)", "di": "distill (vanilla KD)",
+         "c5": "constant p = 0.5", "c7": "constant p = 0.7", "c9": "constant p = 0.9",
+         "anti": "anti-curriculum"}
+
+
+def evaluations(task):
+    """{(chain, modules): {seed: metrics}} over every copy of ``task``."""
+    out = {}
+    for copy in sorted((root / task).glob(f"{task}-*")):
+        m = re.fullmatch(rf"{task}-([a-z]+\d?)(\d\d)", copy.name)
+        if not m:
+            continue
+        chain, seed = m.group(1), int(m.group(2))
+        for man in (copy / "artifacts" / task / "evaluate").glob("v*/manifest.json"):
+            doc = json.loads(man.read_text())
+            if doc.get("status", "complete") != "complete":
+                continue
+            out.setdefault((chain, doc["params"].get("modules")), {})[seed] = doc["metrics"]
+    return out
+
+
+def stats(values):
+    values = [100 * v for v in values]
+    if not values:
+        return "—", "—"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return (f"{statistics.median(values):.2f}",
+            f"{statistics.mean(values):.2f} ± {sd:.2f} ({len(values)})")
+
+
+def table(task, evals):
+    teacher = [m["teacher_score"] for per in evals.values() for m in per.values()]
+    t = statistics.median(teacher)
+    spread = max(teacher) - min(teacher) if teacher else 0
+    print(f"\n### {task}: 12 → 6 layers, GLUE dev\n")
+    print("| method | dev score, median | mean ± std (n) | retention | paper |")
+    print("|---|---|---|---|---|")
+    print(f"| teacher (12 layers) | {100 * t:.2f} | (one teacher) | 100% | "
+          f"{PAPER[task]['teacher']} |")
+    for chain in ("kd", "tl", "tr", "di"):
+        per = evals.get((chain, None), {})
+        med, ms = stats([m["successor_score"] for m in per.values()])
+        ret = "—" if not per else \
+            f"{statistics.median(m['successor_score'] for m in per.values()) / t:.1%}"
+        print(f"| {NAMES[chain]} | {med} | {ms} | {ret} | {PAPER[task][chain]} |")
+    maj = [m["majority_score"] for per in evals.values() for m in per.values()]
+    if maj:
+        print(f"| majority class | {100 * maj[0]:.2f} | | | |")
+    print(f"\n(teacher's dev score as re-evaluated in each copy: spread {100 * spread:.2f} "
+          "points; MRPC's score is the mean of F1 and accuracy, RTE's accuracy)")
+
+
+def schedulers(evals):
+    print("\n### MRPC: replacing rate (paper section 5.3, Table 6), task loss, 12 → 6\n")
+    print("| scheduler | dev score, median | mean ± std (n) | paper |")
+    print("|---|---|---|---|")
+    for chain in ("c5", "c7", "c9", "anti", "tl"):
+        per = evals.get((chain, None), {})
+        med, ms = stats([m["successor_score"] for m in per.values()])
+        name = "linear (curriculum)" if chain == "tl" else NAMES[chain]
+        paper = PAPER["MRPC"]["c" if chain.startswith("c") else chain]
+        paper = f"{paper} (best constant)" if chain.startswith("c") else paper
+        print(f"| {name} | {med} | {ms} | {paper} |")
+
+
+def modules(evals):
+    print("\n### MRPC: one successor module at a time (paper section 5.1, Table 5)\n")
+    print("After `replace --scheduler constant --scheduler-arg p=0.5` (task loss, no "
+          "successor fine-tuning), the teacher with only module i replaced:\n")
+    print("| module replaced | dev score, median | mean ± std (n) | Δ to the teacher (median) |")
+    print("|---|---|---|---|")
+    for i in range(1, 7):
+        per = evals.get(("c5", str(i)), {})
+        if not per:
+            continue
+        med, ms = stats([m["successor_score"] for m in per.values()])
+        delta = statistics.median(100 * (m["successor_score"] - m["teacher_score"])
+                                  for m in per.values())
+        print(f"| {i} | {med} | {ms} | {delta:+.2f} |")
+
+
+def sweeps():
+    for copy in sorted((root / "MRPC").glob("MRPC-sweep*")):
+        for man in sorted((copy / "artifacts" / "MRPC" / "sweep").glob("v*/manifest.json")):
+            doc = json.loads(man.read_text())
+            print(f"\n### {copy.name}: sweep of replace (1 seed, dev score after replace)\n")
+            for row in doc.get("info", {}).get("trials", []):
+                print(f"- {row}")
+            print(f"- best: {doc.get('info', {}).get('best_params')}")
+
+
+for task in ("MRPC", "RTE"):
+    if (root / task).is_dir():
+        evals = evaluations(task)
+        table(task, evals)
+        if task == "MRPC":
+            schedulers(evals)
+            modules(evals)
+sweeps()
+jobs = json.loads((root / "jobs.json").read_text())
+print("\n### Jobs\n")
+for j in jobs:
+    print(f"- {j['job']}: {j['status']}, steps {j['step_seconds']} s")
