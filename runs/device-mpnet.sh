@@ -7,7 +7,8 @@
 # then, on the device, in 7 calls:
 #   bash runs/device-mpnet.sh setup            # carry .whl .xfer1: wheels, versions, dry run
 #   bash runs/device-mpnet.sh part N           # carry .xferN, N = 2..6
-#   bash runs/device-mpnet.sh main SECONDS     # carry .xfer7: sha256 check, the campaign
+#   bash runs/device-mpnet.sh main SECONDS [ARGS]   # carry .xfer7: sha256 check, the
+#                                              # campaign (ARGS: device_campaign.py's)
 # The weights are the original fp32 file, byte for byte (its sha256 is checked there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +36,7 @@ setup)
   nvidia-smi -L; nproc; free -g | head -2; df -h /tmp | tail -1
   python3 -c "import torch, transformers, datasets, accelerate, theseus_cli; print('torch', torch.__version__, 'transformers', transformers.__version__, 'datasets', datasets.__version__, 'accelerate', accelerate.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.is_bf16_supported())"
   stash 1
-  python3 runs/device_campaign.py --tiny --tasks MRPC --seeds 42 --root /tmp/dry \
+  [ "${2:-}" = --no-dry-run ] || python3 runs/device_campaign.py --tiny --tasks MRPC --seeds 42 --root /tmp/dry \
       --out "$OUT/dry" --start-cutoff 60 --deadline 75 ;;
 part)
   stash "$2" ;;
@@ -48,6 +49,6 @@ main)
       > $X/model/model.safetensors
   (cd $X/model && sha256sum -c SHA256SUMS)
   python3 runs/device_campaign.py --model $X/model --glue $X/glue --root /tmp/camp \
-      --out "$OUT" --deadline "$2" --start-cutoff $(($2 - 120)) 2>&1 | tee "$OUT/campaign.log" ;;
+      --out "$OUT" --deadline "$2" --start-cutoff $(($2 - 120)) "${@:3}" 2>&1 | tee "$OUT/campaign.log" ;;
 *) echo "usage: $0 prepare | setup | part N | main SECONDS" >&2; exit 2 ;;
 esac

@@ -49,6 +49,7 @@ import yaml
 
 EVAL = ["evaluate", "--speed-repeats", "1", "--speed-batches", "1"]
 TL = ["--distill-weight", "0"]
+KD = ["--distill-weight", "0.5"]  # the embedded 6 -> 3 recipe's (a new model's default is 0)
 T0 = time.monotonic()
 
 
@@ -72,14 +73,16 @@ class Job:
     times: list[float] = field(default_factory=list)
 
 
-def jobs_for(tasks: list[str], seeds: list[int], modules: int) -> list[Job]:
+def jobs_for(tasks: list[str], seeds: list[int], modules: int,
+             chains: list[str] | None = None) -> list[Job]:
     """The jobs in priority order; ``modules``: the successor's module count."""
     jobs = [Job(f"{t}-teacher", t, [["finetune-teacher"]]) for t in tasks]
     for t in tasks:
         for s in seeds:
             seed = ["--seed", str(s)]
             jobs += [
-                Job(f"{t}-kd{s}", t, [["replace", *seed], ["finetune-successor", *seed], EVAL]),
+                Job(f"{t}-kd{s}", t, [["replace", *seed, *KD],
+                                      ["finetune-successor", *seed, *KD], EVAL]),
                 Job(f"{t}-tl{s}", t, [["replace", *seed, *TL],
                                       ["finetune-successor", *seed, *TL], EVAL]),
                 Job(f"{t}-tr{s}", t, [["truncate", *seed, "--epochs", "7"], EVAL]),
@@ -102,6 +105,9 @@ def jobs_for(tasks: list[str], seeds: list[int], modules: int) -> list[Job]:
             jobs.append(Job(f"MRPC-sweep{steps}", "MRPC", [
                 ["sweep", "replace", "--param", "learning_rate=2e-5,5e-5,1e-4",
                  "--param", f"scheduler.steps_to_one={steps}"]]))
+    if chains:  # only these chains (and the teachers)
+        jobs = [j for j in jobs if j.name.endswith("-teacher")
+                or j.name.split("-", 1)[1].rstrip("0123456789") in chains]
     for j in jobs:
         if not j.name.endswith("-teacher"):
             j.copy, j.after = j.name, f"{j.task}-teacher"
@@ -238,6 +244,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--tasks", default="MRPC,RTE")
     p.add_argument("--seeds", default="42,43,44")
+    p.add_argument("--chains", help="only these chains, e.g. kd,tr (default: all)")
     p.add_argument("--workers", type=int, default=16)
     p.add_argument("--start-cutoff", type=float, default=400, help="seconds")
     p.add_argument("--deadline", type=float, default=480, help="seconds")
@@ -256,7 +263,8 @@ def main() -> None:
     tasks = args.tasks.split(",")
     for t in tasks:
         init_base(args.root, t, args, env)
-    jobs = jobs_for(tasks, [int(s) for s in args.seeds.split(",")], 2 if args.tiny else 6)
+    jobs = jobs_for(tasks, [int(s) for s in args.seeds.split(",")], 2 if args.tiny else 6,
+                    args.chains.split(",") if args.chains else None)
     try:
         run(jobs, args.root, env, args.workers, args.start_cutoff, args.deadline)
     finally:
