@@ -4,7 +4,10 @@ Theseus + KD, Theseus (task loss), truncate and distill, with mean ± std (n) an
 retention, the paper's numbers beside them; on MRPC the replacing-rate schedulers
 (section 5.3, Table 6) and one module at a time (section 5.1, Table 5); the sweeps.
 
-    python runs/pool-device-tables.py DIR > runs/results/mpnet-12to6.md
+    python runs/pool-device-tables.py DIR[=CHAIN,...] ... > runs/results/mpnet-12to6.md
+
+With several DIRs (calls), each DIR=CHAINS takes only those chains from that call (e.g.
+DIR1=tl,tr,di DIR2=kd); every row's retention is against the teacher of its own call.
 
 Each copy of a workspace (DIR/TASK/TASK-<chain><seed>) ran one chain with one seed; its
 `evaluate` manifests hold the dev metrics of the teacher and of that chain's successor.
@@ -16,14 +19,16 @@ import statistics
 import sys
 from pathlib import Path
 
-root = Path(sys.argv[1])
+calls = [(Path(a.split("=")[0]), a.split("=")[1].split(",") if "=" in a else None)
+         for a in sys.argv[1:]]
 # the paper's Table 2 (median of 5 runs, GLUE dev; MRPC: mean of F1 and accuracy) and
 # Table 6 (constant rate / anti-curriculum / curriculum)
 PAPER = {"MRPC": {"teacher": 89.5, "kd": 89.0, "tr": 86.0, "di": 86.2,
                   "c": 87.1, "anti": 85.6, "tl": 89.0},
          "RTE": {"teacher": 71.1, "kd": 68.2, "tr": 62.1, "di": 64.9,
                  "c": 66.4, "anti": 62.4, "tl": 68.2}}
-NAMES = {"kd": "Theseus + KD (default recipe)", "tl": "Theseus, task loss (paper's)",
+NAMES = {"kd": "Theseus + KD (α = 0.5, as the 6 → 3 recipe)",
+         "tl": "Theseus, task loss (the default here; the paper)",
          "tr": "truncate (fine-tuning)", "di": "distill (vanilla KD)",
          "c5": "constant p = 0.5", "c7": "constant p = 0.7", "c9": "constant p = 0.9",
          "anti": "anti-curriculum"}
@@ -32,9 +37,10 @@ NAMES = {"kd": "Theseus + KD (default recipe)", "tl": "Theseus, task loss (paper
 def evaluations(task):
     """{(chain, modules): {seed: metrics}} over every copy of ``task``."""
     out = {}
-    for copy in sorted((root / task).glob(f"{task}-*")):
+    copies = [(c, only) for root, only in calls for c in sorted((root / task).glob(f"{task}-*"))]
+    for copy, only in copies:
         m = re.fullmatch(rf"{task}-([a-z]+\d?)(\d\d)", copy.name)
-        if not m:
+        if not m or (only and m.group(1) not in only):
             continue
         chain, seed = m.group(1), int(m.group(2))
         for man in (copy / "artifacts" / task / "evaluate").glob("v*/manifest.json"):
@@ -55,25 +61,22 @@ def stats(values):
 
 
 def table(task, evals):
-    teacher = [m["teacher_score"] for per in evals.values() for m in per.values()]
-    t = statistics.median(teacher)
-    spread = max(teacher) - min(teacher) if teacher else 0
     print(f"\n### {task}: 12 → 6 layers, GLUE dev\n")
-    print("| method | dev score, median | mean ± std (n) | retention | paper |")
-    print("|---|---|---|---|---|")
-    print(f"| teacher (12 layers) | {100 * t:.2f} | (one teacher) | 100% | "
-          f"{PAPER[task]['teacher']} |")
+    print("| method | dev score, median | mean ± std (n) | its teacher | retention | paper |")
+    print("|---|---|---|---|---|---|")
     for chain in ("kd", "tl", "tr", "di"):
         per = evals.get((chain, None), {})
         med, ms = stats([m["successor_score"] for m in per.values()])
-        ret = "—" if not per else \
-            f"{statistics.median(m['successor_score'] for m in per.values()) / t:.1%}"
-        print(f"| {NAMES[chain]} | {med} | {ms} | {ret} | {PAPER[task][chain]} |")
+        teachers = {round(m["teacher_score"], 6) for m in per.values()}
+        teacher = "—" if not per else " / ".join(f"{100 * t:.2f}" for t in sorted(teachers))
+        ret = "—" if not per else f"{statistics.median(m['successor_score'] / m['teacher_score'] for m in per.values()):.1%}"
+        print(f"| {NAMES[chain]} | {med} | {ms} | {teacher} | {ret} | {PAPER[task][chain]} |")
+    print(f"| paper's teacher (BERT-base) | | | | | {PAPER[task]['teacher']} |")
     maj = [m["majority_score"] for per in evals.values() for m in per.values()]
     if maj:
-        print(f"| majority class | {100 * maj[0]:.2f} | | | |")
-    print(f"\n(teacher's dev score as re-evaluated in each copy: spread {100 * spread:.2f} "
-          "points; MRPC's score is the mean of F1 and accuracy, RTE's accuracy)")
+        print(f"| majority class | {100 * maj[0]:.2f} | | | | |")
+    print("\n(MRPC's score is the mean of F1 and accuracy, RTE's accuracy; retention: the "
+          "median over seeds of successor / teacher)")
 
 
 def schedulers(evals):
@@ -106,24 +109,27 @@ def modules(evals):
 
 
 def sweeps():
-    for copy in sorted((root / "MRPC").glob("MRPC-sweep*")):
-        for man in sorted((copy / "artifacts" / "MRPC" / "sweep").glob("v*/manifest.json")):
-            doc = json.loads(man.read_text())
-            print(f"\n### {copy.name}: sweep of replace (1 seed, dev score after replace)\n")
-            for row in doc.get("info", {}).get("trials", []):
-                print(f"- {row}")
-            print(f"- best: {doc.get('info', {}).get('best_params')}")
+    print("\n### MRPC: sweeps of replace (1 seed, dev score after replace)\n")
+    print("| learning_rate | steps_to_one | dev score | F1 | accuracy |")
+    print("|---|---|---|---|---|")
+    for root, _ in calls:
+        for trials in sorted((root / "MRPC").glob("MRPC-sweep*/artifacts/MRPC/sweep/v*/trials.json")):
+            for t in json.loads(trials.read_text())["trials"]:
+                m = t["runs"][0]["metrics"]
+                print(f"| {t['params']['learning_rate']} | {t['params']['scheduler.steps_to_one']} "
+                      f"| {100 * m['score']:.2f} | {100 * m['f1']:.2f} "
+                      f"| {100 * m['accuracy']:.2f} |")
 
 
 for task in ("MRPC", "RTE"):
-    if (root / task).is_dir():
+    if any((root / task).is_dir() for root, _ in calls):
         evals = evaluations(task)
         table(task, evals)
         if task == "MRPC":
             schedulers(evals)
             modules(evals)
 sweeps()
-jobs = json.loads((root / "jobs.json").read_text())
-print("\n### Jobs\n")
-for j in jobs:
-    print(f"- {j['job']}: {j['status']}, steps {j['step_seconds']} s")
+for root, _ in calls:
+    print(f"\n### Jobs of {root.name}\n")
+    for j in json.loads((root / "jobs.json").read_text()):
+        print(f"- {j['job']}: {j['status']}, steps {j['step_seconds']} s")
