@@ -4,7 +4,7 @@ Theseus + KD, Theseus (task loss), truncate and distill, with mean ± std (n) an
 retention, the paper's numbers beside them; on MRPC the replacing-rate schedulers
 (section 5.3, Table 6) and one module at a time (section 5.1, Table 5); the sweeps.
 
-    python runs/pool-device-tables.py DIR[=CHAIN,...] ... > runs/results/mpnet-12to6.md
+    python runs/pool-device-tables.py DIR[=CHAIN,...] ... [--json=FILE] > runs/results/mpnet-12to6.md
 
 With several DIRs (calls), each DIR=CHAINS takes only those chains from that call (e.g.
 DIR1=tl,tr,di DIR2=kd); every row's retention is against the teacher of its own call.
@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 calls = [(Path(a.split("=")[0]), a.split("=")[1].split(",") if "=" in a else None)
-         for a in sys.argv[1:]]
+         for a in sys.argv[1:] if not a.startswith("--json=")]
+dump = next((a[len("--json="):] for a in sys.argv[1:] if a.startswith("--json=")), None)
 # the paper's Table 2 (median of 5 runs, GLUE dev; MRPC: mean of F1 and accuracy) and
 # Table 6 (constant rate / anti-curriculum / curriculum)
 PAPER = {"MRPC": {"teacher": 89.5, "kd": 89.0, "tr": 86.0, "di": 86.2,
@@ -121,14 +122,19 @@ def sweeps():
                       f"| {100 * m['accuracy']:.2f} |")
 
 
+everything = {}
 for task in ("MRPC", "RTE"):
     if any((root / task).is_dir() for root, _ in calls):
         evals = evaluations(task)
+        everything[task] = {f"{chain}{'' if mods is None else f'-module{mods}'}": per
+                            for (chain, mods), per in sorted(evals.items(), key=str)}
         table(task, evals)
         if task == "MRPC":
             schedulers(evals)
             modules(evals)
 sweeps()
+if dump:  # every evaluation's dev metrics, per task, chain and seed
+    Path(dump).write_text(json.dumps(everything, indent=1, sort_keys=True))
 for root, _ in calls:
     print(f"\n### Jobs of {root.name}\n")
     for j in json.loads((root / "jobs.json").read_text()):
