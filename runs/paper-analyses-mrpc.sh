@@ -7,8 +7,10 @@
 #   B. which module matters (section 5.1, Table 5): after replace at a constant p = 0.5
 #      (no successor fine-tuning), the teacher with one successor module at a time;
 #   C. depth (section 5.4): 2 and 3 successor layers of 6, Theseus against truncation.
-# Seed-major, resumable and idempotent: rerun it after an interruption. Not run yet
-# (written in session 6 while the CPU served issue 18's real-data runs).
+# B first (it needs only one replace per seed, so its 3-seed table comes first), then A
+# and C seed by seed. On 2 CPU cores a replace takes about 10 minutes, the whole script
+# about 5 hours. Resumable and idempotent: rerun it after an interruption (finished
+# stages are up to date, an interrupted one resumes from its checkpoint).
 set -euo pipefail
 cd "$(dirname "$0")/.." && . .venv/bin/activate
 WS=${1:-ws/paper-analyses}
@@ -31,6 +33,15 @@ for d in sorted(Path("artifacts/MRPC/replace").glob("v*"), key=lambda p: -int(p.
 PY
 }
 T="--distill-weight 0"
+C05='{"scheduler": "constant", "schedulers": {"constant": {"p": 0.5}}}'
+for seed in 42 43 44; do  # B. one module at a time, over the constant p = 0.5 replace
+  run replace --seed $seed $T --scheduler constant --scheduler-arg p=0.5
+  v=$(latest $seed "$C05")
+  for m in 1 2 3; do  # speed is not the point here: time one batch once
+    run evaluate --successor replace --from "replace=$v" --modules $m \
+        --speed-repeats 1 --speed-batches 1
+  done
+done
 for seed in 42 43 44; do
   # A. schedulers
   for rate in 0.5 0.7 0.9; do
@@ -49,10 +60,3 @@ for seed in 42 43 44; do
   run truncate --seed $seed --successor-layers 3
 done
 run evaluate --speed-repeats 3
-# B. one module at a time, over the constant p = 0.5 replace of each seed (no fine-tuning)
-for seed in 42 43 44; do
-  v=$(latest $seed '{"scheduler": "constant", "schedulers": {"constant": {"p": 0.5}}}')
-  for m in 1 2 3; do
-    run evaluate --successor replace --from "replace=$v" --modules $m
-  done
-done
