@@ -23,6 +23,7 @@ import inspect
 import io
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -107,24 +108,28 @@ def logits_module(model: Any, names: list[str]) -> Any:
 
 
 def export_onnx(model: Any, example: dict[str, Any], names: list[str], path: Path,
-                exporter: str = "auto") -> dict[str, Any]:
+                exporter: str = "torchscript") -> dict[str, Any]:
     """Write ``model`` (a ``*ForSequenceClassification`` or ``*ForTokenClassification``,
-    any successor type) as an ONNX graph at ``path``: inputs ``names``, each int64
-    (batch, seq_len) with both axes dynamic; output ``logits`` (batch, num_labels) or
-    (batch, seq_len, num_labels), fp32.
+    any successor type) as an ONNX graph at ``path`` with one exporter: inputs ``names``,
+    each int64 (batch, seq_len) with both axes dynamic; output ``logits`` (batch,
+    num_labels) or (batch, seq_len, num_labels), fp32. ``export``'s stage tries the
+    exporters of ``auto`` in turn, keeping the first whose graph passes parity.
 
     Args:
         example: a batch of those inputs to trace with (tensors on the CPU).
         exporter: ``torchscript`` (traced with eager attention, the graph ONNX Runtime's
-            optimizer fuses), ``dynamo`` (``torch.export``), or ``auto`` (those two in
-            that order, the next when one fails; the reason is returned).
+            optimizer fuses) or ``dynamo`` (``torch.export``).
 
     Returns:
-        ``{"exporter": used, "opset": n, "fallback_reason": str | None}``.
+        ``{"exporter": exporter, "opset": n}``.
 
     Raises:
-        ExportError: no exporter could write the graph.
+        ExportError: the exporter failed (its error named), or ``exporter`` is not one of
+            ``AUTO_ORDER``.
     """
+    if exporter not in AUTO_ORDER:
+        raise ExportError(f"unknown ONNX exporter {exporter!r}; accepted: "
+                          f"{', '.join(AUTO_ORDER)}")
     model = model.float().cpu().eval()
     module = logits_module(model, names)
     with _quiet():
@@ -153,35 +158,31 @@ def _quiet():
                 lg.setLevel(level)
 
 
-def _export(module: Any, args: tuple, names: list[str], path: Path, exporter: str) -> dict:
+def _export(module: Any, args: tuple, names: list[str], path: Path, how: str) -> dict:
     import torch
 
-    order = AUTO_ORDER if exporter == "auto" else (exporter,)
-    reason = None
-    for how in order:
-        try:
-            with torch.inference_mode(False), torch.no_grad():
-                if how == "dynamo":
-                    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq_len")
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            if how == "dynamo":
+                batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq_len")
+                torch.onnx.export(module, args, str(path), input_names=names,
+                                  output_names=["logits"], dynamo=True, opset_version=OPSET,
+                                  dynamic_shapes=(tuple({0: batch, 1: seq} for _ in names),),
+                                  external_data=False, verbose=False)
+            else:
+                axes = {n: {0: "batch", 1: "seq_len"} for n in names}
+                with _eager_attention(module.model):
+                    out_dims = module(*args).dim()  # (B, C) or (B, L, C)
+                    logits_axes = {0: "batch", 1: "seq_len"} if out_dims == 3 else {0: "batch"}
                     torch.onnx.export(module, args, str(path), input_names=names,
-                                      output_names=["logits"], dynamo=True, opset_version=OPSET,
-                                      dynamic_shapes=(tuple({0: batch, 1: seq} for _ in names),),
-                                      external_data=False, verbose=False)
-                else:
-                    axes = {n: {0: "batch", 1: "seq_len"} for n in names}
-                    with _eager_attention(module.model):
-                        out_dims = module(*args).dim()  # (B, C) or (B, L, C)
-                        logits_axes = {0: "batch", 1: "seq_len"} if out_dims == 3 else {0: "batch"}
-                        torch.onnx.export(module, args, str(path), input_names=names,
-                                          output_names=["logits"], dynamo=False,
-                                          opset_version=TORCHSCRIPT_OPSET,
-                                          dynamic_axes={**axes, "logits": logits_axes})
-            return {"exporter": how, "opset": OPSET if how == "dynamo" else TORCHSCRIPT_OPSET,
-                    "fallback_reason": reason}
-        except Exception as e:  # noqa: BLE001 - an exporter's failure is reported, then the next
-            reason = f"{how} exporter failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
-            path.unlink(missing_ok=True)
-    raise ExportError(f"ONNX export failed ({reason})")
+                                      output_names=["logits"], dynamo=False,
+                                      opset_version=TORCHSCRIPT_OPSET,
+                                      dynamic_axes={**axes, "logits": logits_axes})
+    except Exception as e:  # any exporter failure becomes a typed error
+        path.unlink(missing_ok=True)
+        raise ExportError(f"{how} exporter failed: {type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:300]}") from e
+    return {"exporter": how, "opset": OPSET if how == "dynamo" else TORCHSCRIPT_OPSET}
 
 
 @contextlib.contextmanager
@@ -251,10 +252,11 @@ def quantize_int8(src: Path, dest: Path) -> dict[str, str]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    staged = dest.resolve().with_name("pre_processed.onnx")
     # symbolic shape inference saves its partial model into the working directory when it
-    # fails: run it in a scratch one, so nothing lands where the user ran theseus
+    # fails, and the quantiser writes helper files beside its output: do all of it in a
+    # scratch directory, so only ``dest`` lands where the user's files are
     with _quiet(), tempfile.TemporaryDirectory() as scratch, _working_directory(scratch):
+        staged, quantized = Path(scratch) / "pre_processed.onnx", Path(scratch) / "int8.onnx"
         try:
             quant_pre_process(str(src.resolve()), str(staged))
             pre = "quant_pre_process (symbolic shape inference)"
@@ -266,8 +268,9 @@ def quantize_int8(src: Path, dest: Path) -> dict[str, str]:
         # the intermediate shapes the exporter recorded can disagree with ONNX's own shape
         # inference, which the quantiser runs strictly: let it infer them afresh
         del graph.graph.value_info[:]
-        quantize_dynamic(graph, str(dest), weight_type=QuantType.QInt8, per_channel=True,
+        quantize_dynamic(graph, str(quantized), weight_type=QuantType.QInt8, per_channel=True,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        shutil.move(quantized, dest)
     return {"quantization": "onnxruntime dynamic, int8 weights per channel", "pre_process": pre}
 
 

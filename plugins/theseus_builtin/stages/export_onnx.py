@@ -5,8 +5,6 @@ run by ONNX Runtime over the dev set and checked against PyTorch."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from theseus_cli.deploy import onnx as deploy
@@ -40,16 +38,16 @@ def export_onnx(ctx: StageContext, model, tokenizer, loader, reference, formats)
         model.config.save_pretrained(folder)
         path = folder / deploy.ONNX_FILE
         if fmt == "onnx":
-            how, logits = _export_fp32(ctx, model, names, example, path, loader, reference)
-        else:
-            how = {**_quantize(ctx.out_dir / "onnx" / deploy.ONNX_FILE, path),  # of the fused
-                   "optimization": info["onnx"]["optimization"]}  # graph, when it was fused
+            how, logits, diff = _export_fp32(ctx, model, names, example, path, loader,
+                                             reference)
+        else:  # of the fused graph, when it was fused
+            how = {**deploy.quantize_int8(ctx.out_dir / "onnx" / deploy.ONNX_FILE, path),
+                   "optimization": info["onnx"]["optimization"]}
             logits, _ = deploy.predict_onnx(deploy.session(path), loader)
         scores = score_logits(task, logits, reference[1])
         entry = {"path": f"{fmt}/{deploy.ONNX_FILE}", "mb": deploy.size_mb(path),
                  "score": scores["score"], "scores": scores, "inputs": names, **how}
         if fmt == "onnx":  # parity checked by _export_fp32
-            diff = logits_difference(logits, reference[0])
             entry.update(max_abs_diff=diff, parity=f"max abs Δ logit {diff:.1e} vs PyTorch")
         else:
             drop = 100 * (info["onnx"]["score"] - scores["score"])
@@ -67,13 +65,15 @@ def export_onnx(ctx: StageContext, model, tokenizer, loader, reference, formats)
 
 
 def _export_fp32(ctx: StageContext, model, names, example, path: Path, loader,
-                 reference) -> tuple[dict, object]:
+                 reference) -> tuple[dict, object, float]:
     """Write the fp32 graph at ``path`` with the first exporter (``onnx_exporter``; ``auto``
     tries torchscript, then dynamo) whose graph passes parity over the dev set, then, with
     ``onnx_fuse``, fuse it for ONNX Runtime when the fused graph passes parity too.
 
     Returns:
-        (what was applied, for the manifest; the graph's dev logits).
+        (what was applied, for the manifest; the kept graph's dev logits, (examples,
+        num_labels) or (examples, seq_len, num_labels); their max abs difference from
+        PyTorch's).
 
     Raises:
         ExportError: no exporter wrote a graph that passes parity (each one's reason named).
@@ -89,7 +89,7 @@ def _export_fp32(ctx: StageContext, model, names, example, path: Path, loader,
             continue
         logits, _ = deploy.predict_onnx(deploy.session(path), loader)
         diff = logits_difference(logits, reference[0])
-        if diff <= p.onnx_tolerance:
+        if diff <= p.onnx_tolerance:  # (NaN: never)
             break
         reasons.append(f"the {exporter} graph's logits differ from PyTorch by {diff:g} on the "
                        f"dev set (> onnx_tolerance {p.onnx_tolerance:g}), or are not finite")
@@ -102,15 +102,17 @@ def _export_fp32(ctx: StageContext, model, names, example, path: Path, loader,
         ctx.log.info(f"[yellow]{how['fallback_reason']}; used the {how['exporter']} exporter[/]")
     how["optimization"] = None
     if p.onnx_fuse:
-        how["optimization"], logits = _optimize(ctx, model, path, loader, reference, logits)
-    return how, logits
+        how["optimization"], logits, diff = _optimize(ctx, model, path, loader, reference,
+                                                      logits, diff)
+    return how, logits, diff
 
 
-def _optimize(ctx: StageContext, model, path: Path, loader, reference, logits):
+def _optimize(ctx: StageContext, model, path: Path, loader, reference, logits, diff):
     """Replace the graph at ``path`` by ONNX Runtime's fused one when that passes parity.
 
     Returns:
-        (``{"fused": {op: n}}`` or ``{"skipped": reason}``; the kept graph's dev logits).
+        (``{"fused": {op: n}}`` or ``{"skipped": reason}``; the kept graph's dev logits and
+        their max abs difference from PyTorch's).
     """
     fused_path = path.with_name("fused.onnx")
     heads, width = attention_shape(model)
@@ -118,17 +120,18 @@ def _optimize(ctx: StageContext, model, path: Path, loader, reference, logits):
         fused = deploy.optimize_graph(path, fused_path, heads, width)
     except ExportError as e:
         ctx.log.info(f"[yellow]{e}; the ONNX graph stays unfused[/]")
-        return {"skipped": str(e)}, logits
+        return {"skipped": str(e)}, logits, diff
     fused_logits, _ = deploy.predict_onnx(deploy.session(fused_path), loader)
-    diff = logits_difference(fused_logits, reference[0])
-    if not diff <= ctx.params.onnx_tolerance:
+    fused_diff = logits_difference(fused_logits, reference[0])
+    if not fused_diff <= ctx.params.onnx_tolerance:
         fused_path.unlink()
-        reason = (f"the fused graph's logits differ from PyTorch by {diff:g} (> onnx_tolerance "
-                  f"{ctx.params.onnx_tolerance:g}), or are not finite")
+        reason = (f"the fused graph's logits differ from PyTorch by {fused_diff:g} (> "
+                  f"onnx_tolerance {ctx.params.onnx_tolerance:g}), or are not finite")
         ctx.log.info(f"[yellow]{reason}; the ONNX graph stays unfused[/]")
-        return {"skipped": reason}, logits
+        return {"skipped": reason}, logits, diff
     os.replace(fused_path, path)
-    return {"optimizer": "onnxruntime.transformers (bert, level 1)", "fused": fused}, fused_logits
+    return ({"optimizer": "onnxruntime.transformers (bert, level 1)", "fused": fused},
+            fused_logits, fused_diff)
 
 
 def attention_shape(model) -> tuple[int, int]:
@@ -146,14 +149,6 @@ def attention_shape(model) -> tuple[int, int]:
         return 0, 0
     heads, d = shapes.pop()
     return heads, heads * d
-
-
-def _quantize(src: Path, dest: Path) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:  # the quantiser writes helper files beside
-        staged = Path(tmp) / deploy.ONNX_FILE
-        how = deploy.quantize_int8(src, staged)
-        shutil.move(staged, dest)
-    return how
 
 
 def logits_difference(a, b) -> float:
