@@ -4,6 +4,7 @@ leave out columns rather than cut words (theseus_cli.tables)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -21,7 +22,9 @@ def _run(*args: str, columns: int = 80) -> str:
 
 
 def _fits(text: str, width: int = 80) -> None:
-    assert "…" not in text, text
+    assert "…" not in text, text  # rich's cut
+    cut = [line for line in text.splitlines() if re.search(r"[a-z]\.\.\.$", line)]
+    assert not cut, cut  # click's cut of a command's summary ("Create a workspace...")
     too_long = [line for line in text.splitlines() if len(line) > width]
     assert not too_long, too_long
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
 from theseus_cli import sweep as sweeping
 from theseus_cli.cli.common import (
@@ -34,8 +36,26 @@ from theseus_cli.workspace.config import (
 )
 from theseus_cli.workspace.manage import init_workspace, status_rows
 
+
+class _Commands(TyperGroup):
+    """``theseus --help`` lists every command with its whole summary, wrapped, where
+    click would cut it to the terminal's width with ``...``."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                text = cmd.short_help or (cmd.help or "").split("\n\n")[0]
+                rows.append((name, " ".join(text.split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
-    name="theseus", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    name="theseus", cls=_Commands, no_args_is_help=True, add_completion=False,
+    rich_markup_mode=None,
     help="Compress Transformer models by progressive module replacing (BERT-of-Theseus).",
 )
 
