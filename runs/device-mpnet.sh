@@ -18,7 +18,7 @@ X=/tmp/xfer  # what the calls brought, kept while the machine stays warm
 stash() { mkdir -p $X && cp -r .xfer"$1"/. $X/ && ls -la $X; }
 case $1 in
 prepare)
-  rm -rf .xfer[1-7] && mkdir -p .xfer1 .xfer2/glue .xfer3/model
+  rm -rf .xfer[1-7] && mkdir -p .xfer1/glue .xfer2/glue .xfer3/model
   [ -s /tmp/mpnet.safetensors.gz ] || gzip -1 -c "$MODEL/model.safetensors" > /tmp/mpnet.safetensors.gz
   # part 1 is smaller: the wheels travel with it
   head -c $((50 << 20)) /tmp/mpnet.safetensors.gz > .xfer1/part1
@@ -26,6 +26,7 @@ prepare)
   split -n 6 -d -a 1 /tmp/mpnet-rest.gz /tmp/mpnet-part
   for i in 0 1 2 3 4 5; do mkdir -p .xfer$((i + 2)); mv /tmp/mpnet-part$i .xfer$((i + 2))/part$((i + 2)); done
   cp -r ../shared/glue/MRPC ../shared/glue/RTE .xfer2/glue/ && chmod -R u+w .xfer2/glue
+  cp -r ../shared/glue/STS-B ../shared/glue/CoLA .xfer1/glue/ && chmod -R u+w .xfer1/glue
   (cd "$MODEL" && cp config.json tokenizer.json tokenizer_config.json vocab.txt \
       special_tokens_map.json "$OLDPWD/.xfer3/model/")
   (cd "$MODEL" && sha256sum model.safetensors) > .xfer3/model/SHA256SUMS

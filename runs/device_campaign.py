@@ -17,6 +17,10 @@ time; the copies share the teacher by hard links):
         --modules m` for m = 1..6 (section 5.1, Table 5)
   MRPC: `sweep replace --param learning_rate=2e-5,5e-5,1e-4 --param
         scheduler.steps_to_one=S` for S = 1000 (the default) and 300 (1 seed each).
+  MRPC, depth (section 5.4): per seed and n = 3, 4: dN  replace --successor-layers n ->
+        finetune-successor (task loss); tN  truncate --successor-layers n, 7 epochs.
+--chains picks chains by name (kd,tl,tr,di,c5,c7,c9,anti,sweep,d3,t3,d4,t4), --set changes
+a setting of every workspace (a stronger teacher: --set finetune-teacher.epochs=6).
 
 Jobs start by priority (the list above) as slots free up; none starts after
 --start-cutoff seconds, and at --deadline every run still going is stopped (SIGTERM,
@@ -36,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -74,8 +79,9 @@ class Job:
 
 
 def jobs_for(tasks: list[str], seeds: list[int], modules: int,
-             chains: list[str] | None = None) -> list[Job]:
-    """The jobs in priority order; ``modules``: the successor's module count."""
+             chains: list[str] | None = None, depths: tuple[int, ...] = (3, 4)) -> list[Job]:
+    """The jobs in priority order; ``modules``: the successor's module count; ``depths``:
+    the other successor depths of the depth analysis."""
     jobs = [Job(f"{t}-teacher", t, [["finetune-teacher"]]) for t in tasks]
     for t in tasks:
         for s in seeds:
@@ -105,13 +111,28 @@ def jobs_for(tasks: list[str], seeds: list[int], modules: int,
             jobs.append(Job(f"MRPC-sweep{steps}", "MRPC", [
                 ["sweep", "replace", "--param", "learning_rate=2e-5,5e-5,1e-4",
                  "--param", f"scheduler.steps_to_one={steps}"]]))
+        for s in seeds:  # depth (section 5.4, Table 7): Theseus and truncation at n layers
+            seed = ["--seed", str(s)]
+            for n in depths:
+                layers = ["--successor-layers", str(n)]
+                jobs += [Job(f"MRPC-d{n}{s}", "MRPC", [["replace", *seed, *TL, *layers],
+                                                      ["finetune-successor", *seed, *TL],
+                                                      EVAL]),
+                         Job(f"MRPC-t{n}{s}", "MRPC", [["truncate", *seed, *layers,
+                                                       "--epochs", "7"], EVAL])]
     if chains:  # only these chains (and the teachers)
-        jobs = [j for j in jobs if j.name.endswith("-teacher")
-                or j.name.split("-", 1)[1].rstrip("0123456789") in chains]
+        jobs = [j for j in jobs if chain_of(j) in ("teacher", *chains)]
     for j in jobs:
         if not j.name.endswith("-teacher"):
             j.copy, j.after = j.name, f"{j.task}-teacher"
     return jobs
+
+
+def chain_of(job: Job) -> str:
+    """``kd`` of ``STS-B-kd42``, ``c5`` of ``MRPC-c543``, ``sweep`` of ``MRPC-sweep300``."""
+    rest = job.name[len(job.task) + 1:]
+    m = re.fullmatch(r"([a-z]+\d?)\d\d", rest)
+    return "sweep" if rest.startswith("sweep") else m.group(1) if m else rest
 
 
 def merge(doc: dict, updates: dict) -> dict:
@@ -137,6 +158,13 @@ def init_base(root: Path, task: str, args, env: dict) -> Path:
             updates[stage].update(epochs=1, batch_size=8)
         updates["truncate"].update(batch_size=8)
         updates["distill"].update(batch_size=8)
+    for setting in args.set:
+        key, _, value = setting.partition("=")
+        *sections, last = key.split(".")
+        node = updates
+        for name in sections:
+            node = node.setdefault(name, {})
+        node[last] = yaml.safe_load(value)
     path = ws / "theseus.yaml"
     path.write_text(yaml.safe_dump(merge(yaml.safe_load(path.read_text()), updates),
                                    sort_keys=False))
@@ -245,6 +273,10 @@ def main() -> None:
     p.add_argument("--tasks", default="MRPC,RTE")
     p.add_argument("--seeds", default="42,43,44")
     p.add_argument("--chains", help="only these chains, e.g. kd,tr (default: all)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="a theseus.yaml setting for every workspace, e.g. "
+                        "finetune-teacher.epochs=6 or replace.schedulers.linear.steps_to_one=300 "
+                        "(VALUE read as YAML); repeatable")
     p.add_argument("--workers", type=int, default=16)
     p.add_argument("--start-cutoff", type=float, default=400, help="seconds")
     p.add_argument("--deadline", type=float, default=480, help="seconds")
@@ -264,7 +296,8 @@ def main() -> None:
     for t in tasks:
         init_base(args.root, t, args, env)
     jobs = jobs_for(tasks, [int(s) for s in args.seeds.split(",")], 2 if args.tiny else 6,
-                    args.chains.split(",") if args.chains else None)
+                    args.chains.split(",") if args.chains else None,
+                    (1, 2) if args.tiny else (3, 4))
     try:
         run(jobs, args.root, env, args.workers, args.start_cutoff, args.deadline)
     finally:

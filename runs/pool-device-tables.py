@@ -27,7 +27,13 @@ dump = next((a[len("--json="):] for a in sys.argv[1:] if a.startswith("--json=")
 PAPER = {"MRPC": {"teacher": 89.5, "kd": 89.0, "tr": 86.0, "di": 86.2,
                   "c": 87.1, "anti": 85.6, "tl": 89.0},
          "RTE": {"teacher": 71.1, "kd": 68.2, "tr": 62.1, "di": 64.9,
-                 "c": 66.4, "anti": 62.4, "tl": 68.2}}
+                 "c": 66.4, "anti": 62.4, "tl": 68.2},
+         "STS-B": {"teacher": 88.9, "kd": 88.7, "tr": 81.9, "di": 84.9,
+                   "c": 88.4, "anti": 85.4, "tl": 88.7},
+         "CoLA": {"teacher": 54.3, "kd": 51.1, "tr": 43.4, "di": 45.1,
+                  "c": 44.4, "anti": 42.8, "tl": 51.1}}
+# Table 7, MRPC: (fine-tuning of the truncated model, Theseus) at 6, 4 and 3 layers
+PAPER_DEPTH = {6: (86.0, 89.0), 4: (86.0, 87.5), 3: (81.9, 84.3)}
 NAMES = {"kd": "Theseus + KD (α = 0.5, as the 6 → 3 recipe)",
          "tl": "Theseus, task loss (the default here; the paper)",
          "tr": "truncate (fine-tuning)", "di": "distill (vanilla KD)",
@@ -73,11 +79,13 @@ def table(task, evals):
         ret = "—" if not per else f"{statistics.median(m['successor_score'] / m['teacher_score'] for m in per.values()):.1%}"
         print(f"| {NAMES[chain]} | {med} | {ms} | {teacher} | {ret} | {PAPER[task][chain]} |")
     print(f"| paper's teacher (BERT-base) | | | | | {PAPER[task]['teacher']} |")
-    maj = [m["majority_score"] for per in evals.values() for m in per.values()]
+    maj = [m["majority_score"] for per in evals.values() for m in per.values()
+           if m.get("majority_score") is not None]
     if maj:
         print(f"| majority class | {100 * maj[0]:.2f} | | | | |")
-    print("\n(MRPC's score is the mean of F1 and accuracy, RTE's accuracy; retention: the "
-          "median over seeds of successor / teacher)")
+    print("\n(the paper's per-task score: MRPC's the mean of F1 and accuracy, RTE's "
+          "accuracy, STS-B's the mean of Pearson and Spearman, CoLA's Matthews correlation; "
+          "retention: the median over seeds of successor / teacher)")
 
 
 def schedulers(evals):
@@ -109,6 +117,24 @@ def modules(evals):
         print(f"| {i} | {med} | {ms} | {delta:+.2f} |")
 
 
+def depth(evals):
+    depths = sorted({int(c[1:]) for c, _ in evals if re.fullmatch(r"[dt]\d", c)})
+    if not depths:
+        return
+    rows = [(n, evals.get((f"d{n}", None), {}), evals.get((f"t{n}", None), {})) for n in depths]
+    rows.append((6, evals.get(("tl", None), {}), evals.get(("tr", None), {})))
+    print("\n### MRPC: depth (paper section 5.4, Table 7), Theseus (task loss) against "
+          "truncation\n")
+    print("| layers | Theseus, median | mean ± std (n) | truncate, median | mean ± std (n) "
+          "| paper: truncate / Theseus |")
+    print("|---|---|---|---|---|---|")
+    for n, th, tr in sorted(rows, key=lambda r: -r[0]):
+        a, b = stats([m["successor_score"] for m in th.values()])
+        c, d = stats([m["successor_score"] for m in tr.values()])
+        paper = " / ".join(map(str, PAPER_DEPTH[n])) if n in PAPER_DEPTH else "—"
+        print(f"| {n} | {a} | {b} | {c} | {d} | {paper} |")
+
+
 def sweeps():
     print("\n### MRPC: sweeps of replace (1 seed, dev score after replace)\n")
     print("| learning_rate | steps_to_one | dev score | F1 | accuracy |")
@@ -123,7 +149,7 @@ def sweeps():
 
 
 everything = {}
-for task in ("MRPC", "RTE"):
+for task in ("MRPC", "RTE", "STS-B", "CoLA"):
     if any((root / task).is_dir() for root, _ in calls):
         evals = evaluations(task)
         everything[task] = {f"{chain}{'' if mods is None else f'-module{mods}'}": per
@@ -132,6 +158,7 @@ for task in ("MRPC", "RTE"):
         if task == "MRPC":
             schedulers(evals)
             modules(evals)
+            depth(evals)
 sweeps()
 if dump:  # every evaluation's dev metrics, per task, chain and seed
     Path(dump).write_text(json.dumps(everything, indent=1, sort_keys=True))
