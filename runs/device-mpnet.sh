@@ -3,7 +3,8 @@
 # takes at most 64 MiB per call. The 438 MB all-mpnet-base-v2 travels gzipped in 7 parts
 # over 7 calls made back to back (a machine stays warm, with its files, 30 s after a
 # call), then one call trains everything (runs/device_campaign.py). Prepare here with
-#   bash runs/device-mpnet.sh prepare          # .whl/ and .xfer1 ... .xfer7 (ignored)
+#   bash runs/device-mpnet.sh prepare          # .whl/ and .xfer1 ... .xfer7; once:
+#                                              # printf '/.whl/\n/.xfer*/\n' >> .git/info/exclude
 # then, on the device, in 7 calls:
 #   bash runs/device-mpnet.sh setup            # carry .whl .xfer1: wheels, versions, dry run
 #   bash runs/device-mpnet.sh part N           # carry .xferN, N = 2..6
@@ -18,6 +19,16 @@ X=/tmp/xfer  # what the calls brought, kept while the machine stays warm
 stash() { mkdir -p $X && cp -r .xfer"$1"/. $X/ && ls -la $X; }
 case $1 in
 prepare)
+  # what the device's image lacks (it has torch, transformers, accelerate, onnx...), as
+  # wheels for its Python 3.12, and theseus itself from this checkout
+  . .venv/bin/activate && rm -rf .whl && mkdir .whl
+  python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+      --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux2014_x86_64 -d .whl datasets==5.2.0 dill==0.4.1 \
+      multiprocess==0.70.19 platformdirs==4.14.8 optuna==5.0.0 alembic==1.20.1 \
+      sqlalchemy==2.1.9 colorlog==6.12.0 mako==1.4.3
+  python -m pip wheel -q --no-deps seqeval==1.2.2 -w .whl
+  python -m pip wheel -q --no-deps --no-build-isolation . -w .whl
   rm -rf .xfer[1-7] && mkdir -p .xfer1/glue .xfer2/glue .xfer3/model
   [ -s /tmp/mpnet.safetensors.gz ] || gzip -1 -c "$MODEL/model.safetensors" > /tmp/mpnet.safetensors.gz
   # part 1 is smaller: the wheels travel with it
