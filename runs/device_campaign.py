@@ -5,15 +5,17 @@ tool's own commands, many runs at once on the one GPU (each run is its own proce
 its own copy of the task's workspace, since a workspace runs one version of a stage at a
 time; the copies share the teacher by hard links):
 
-  per task (MRPC, then RTE):  finetune-teacher (the default recipe), then per seed
+  per task (--tasks, in order):  finetune-teacher (the default recipe), then per seed
       (42, 43, 44) four chains, each ending with `evaluate`:
-        kd  replace -> finetune-successor              (Theseus + KD, the default recipe)
-        tl  replace -> finetune-successor, --distill-weight 0   (the paper's task loss)
+        kd  replace -> finetune-successor, --distill-weight 0.5  (Theseus + KD, the
+            embedded model's recipe)
+        tl  replace -> finetune-successor, --distill-weight 0   (the paper's task loss,
+            a new model's default)
         tr  truncate, 7 epochs      di  distill, 7 epochs   (replace 4 + finetune 3)
   MRPC only, the paper's analyses at 12 -> 6 (task loss, as in the paper):
-        c05/c07/c09  replace --scheduler constant p -> finetune-successor (section 5.3)
+        c5/c7/c9  replace --scheduler constant p -> finetune-successor (section 5.3)
         anti         replace --scheduler anti-curriculum -> finetune-successor
-        (linear is the tl chain); after c05's replace, `evaluate --successor replace
+        (linear is the tl chain); after c5's replace, `evaluate --successor replace
         --modules m` for m = 1..6 (section 5.1, Table 5)
   MRPC: `sweep replace --param learning_rate=2e-5,5e-5,1e-4 --param
         scheduler.steps_to_one=S` for S = 1000 (the default) and 300 (1 seed each).
