@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from theseus_builtin.stages.export_onnx import export_onnx, logits_difference
 from theseus_cli.data import load_tokenized, make_dataloader
 from theseus_cli.data.glue import GlueTask
 from theseus_cli.deploy import latency
-from theseus_cli.deploy import onnx as deploy
 from theseus_cli.deploy.latency import cpu_threads
 from theseus_cli.deploy.onnx import (
     EXPORTERS,
