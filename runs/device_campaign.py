@@ -189,11 +189,11 @@ def start(job: Job, root: Path, env: dict) -> None:
     if job.copy and job.step == 0:
         copy_workspace(root / job.task / "base", ws)
     cmd = [sys.executable, "-m", "theseus_cli", *job.commands[job.step]]  # in ws (cwd)
-    log = (root / "logs" / f"{job.name}.log").open("a")
-    log.write(f"\n=== {now():.0f}s + theseus {' '.join(job.commands[job.step])}\n")
-    log.flush()
-    job.proc = subprocess.Popen(cmd, cwd=ws, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    with (root / "logs" / f"{job.name}.log").open("a") as log:  # the child keeps its copy
+        log.write(f"\n=== {now():.0f}s + theseus {' '.join(job.commands[job.step])}\n")
+        log.flush()
+        job.proc = subprocess.Popen(cmd, cwd=ws, env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
     job.status, job.started = "running", now()
 
 
