@@ -13,25 +13,12 @@
 # stages are up to date, an interrupted one resumes from its checkpoint).
 set -euo pipefail
 cd "$(dirname "$0")/.." && . .venv/bin/activate
+LATEST=$PWD/runs/latest_replace.py
 WS=${1:-ws/paper-analyses}
 [ -e "$WS/theseus.yaml" ] || theseus init "$WS" --glue-dir ../shared/glue
 cd "$WS"
 run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
-latest() {  # the newest replace version with seed $1 whose params match the JSON in $2
-  python - "$1" "$2" <<'PY'
-import json, sys
-from pathlib import Path
-def holds(have, want):  # every key of want has its value in have (dicts: recursively)
-    if isinstance(want, dict):
-        return isinstance(have, dict) and all(holds(have.get(k), v) for k, v in want.items())
-    return have == want
-for d in sorted(Path("artifacts/MRPC/replace").glob("v*"), key=lambda p: -int(p.name[1:])):
-    m = json.loads((d / "manifest.json").read_text())
-    if m["config"]["runtime"]["seed"] == int(sys.argv[1]) and holds(m["params"],
-                                                                    json.loads(sys.argv[2])):
-        print(d.name); break
-PY
-}
+latest() { python "$LATEST" MRPC "$@"; }  # the newest replace version: seed $1, params $2
 T="--distill-weight 0"
 C05='{"scheduler": "constant", "schedulers": {"constant": {"p": 0.5}}}'
 for seed in 42 43 44; do  # B. one module at a time, over the constant p = 0.5 replace
@@ -59,4 +46,4 @@ for seed in 42 43 44; do
   run truncate --seed $seed --successor-layers 2
   run truncate --seed $seed --successor-layers 3
 done
-run evaluate --speed-repeats 3
+run evaluate --speed-repeats 1 --speed-batches 1  # the scores; speed is not the point
