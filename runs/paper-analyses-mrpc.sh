@@ -36,10 +36,12 @@ for seed in 42 43 44; do
     v=$(latest $seed "{\"scheduler\": \"constant\", \"schedulers\": {\"constant\": {\"p\": $rate}}}")
     run finetune-successor --seed $seed $T --from "replace=$v"
   done
-  for s in linear anti-curriculum; do
-    run replace --seed $seed $T --scheduler $s
-    run finetune-successor --seed $seed $T --from "replace=$(latest $seed "{\"scheduler\": \"$s\", \"distill_weight\": 0.0, \"successor_layers\": null}")"
-  done
+  run replace --seed $seed $T --scheduler linear
+  run finetune-successor --seed $seed $T --from "replace=$(latest $seed '{"scheduler": "linear", "distill_weight": 0.0, "successor_layers": null}')"
+  # anti-curriculum: 1 - p_d with the curriculum's own b and k (section 5.3), which the
+  # workspaces made before 2026-11-29 do not give it (they end its ramp at step 1000)
+  run replace --seed $seed $T --scheduler anti-curriculum --scheduler-arg steps_to_one=300
+  run finetune-successor --seed $seed $T --from "replace=$(latest $seed '{"scheduler": "anti-curriculum", "schedulers": {"anti-curriculum": {"b": 0.3, "steps_to_one": 300}}, "distill_weight": 0.0, "successor_layers": null}')"
   # C. depth: 2 of 6 (3 of 6 is the linear row of A), against truncation at each depth
   run replace --seed $seed $T --scheduler linear --successor-layers 2
   run finetune-successor --seed $seed $T --from "replace=$(latest $seed '{"successor_layers": 2}')"

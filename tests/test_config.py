@@ -258,6 +258,23 @@ def test_init_writes_embedded_preset(tmp_path):
     assert cfg.stage_params("replace").schedulers["linear"]["steps_to_one"] == 300
 
 
+def _ramp(cfg, scheduler: str) -> dict:
+    """The scheduler's ramp settings (b, k, fraction_to_one, steps_to_one), defaults filled."""
+    import dataclasses
+    defaults = {f.name: f.default for f in dataclasses.fields(registry.scheduler(scheduler).Params)}
+    given = cfg.stage_params("replace").schedulers.get(scheduler) or {}
+    return {k: given.get(k, defaults[k]) for k in ("b", "k", "fraction_to_one", "steps_to_one")}
+
+
+def test_init_gives_anti_curriculum_the_curriculums_ramp(tmp_path):
+    """Section 5.3: the anti-curriculum baseline is 1 - p_d with the curriculum's b and k.
+    The embedded preset shortens linear's ramp, so it must shorten anti-curriculum's too."""
+    cli("init", tmp_path / "ws")
+    cfg = load_config(tmp_path / "ws")
+    assert _ramp(cfg, "anti-curriculum") == _ramp(cfg, "linear")
+    assert _ramp(cfg, "linear")["steps_to_one"] == 300
+
+
 def test_init_from_recipe(tmp_path, workspace):
     set_yaml(workspace, {"finetune-teacher": {"epochs": 5}})
     cli("init", tmp_path / "new", "--recipe", workspace, "--task", "STS-B")
@@ -276,3 +293,5 @@ def test_recipes_validate(recipe):
     assert cfg.task in TASKS
     for stage in STAGES:
         cfg.stage_params(stage)
+    assert _ramp(cfg, "anti-curriculum") == _ramp(cfg, "linear"), \
+        "anti-curriculum must mirror the curriculum's ramp (section 5.3)"

@@ -32,9 +32,12 @@ from theseus_cli.workspace.template import render
 # 78.33 with the task loss only, the paper's), the truncate and distill baselines at
 # 1e-4; with ~115 optimizer steps per epoch the linear scheduler reaches p = 1 at step
 # 300 of the 460 replace steps (the paper's grid, {1000, ..., 30000} steps, is for
-# BERT-base on a GPU). finetune-successor keeps its default 2e-5.
+# BERT-base on a GPU). The anti-curriculum scheduler gets the same ramp (the paper's
+# section 5.3 uses the curriculum's b and k for both), so that `--scheduler
+# anti-curriculum` is the curriculum's mirror. finetune-successor keeps its default 2e-5.
 EMBEDDED_PRESET = {"replace": {"learning_rate": 3e-4, "distill_weight": 0.5,
-                               "schedulers": {"linear": {"steps_to_one": 300}}},
+                               "schedulers": {"linear": {"steps_to_one": 300},
+                                              "anti-curriculum": {"steps_to_one": 300}}},
                    "finetune-successor": {"distill_weight": 0.5},
                    "truncate": {"learning_rate": 1e-4}, "distill": {"learning_rate": 1e-4}}
 
