@@ -35,9 +35,10 @@ from theseus_cli.workspace.template import render
 # BERT-base on a GPU). The anti-curriculum scheduler gets the same ramp (the paper's
 # section 5.3 uses the curriculum's b and k for both), so that `--scheduler
 # anti-curriculum` is the curriculum's mirror. finetune-successor keeps its default 2e-5.
+_EMBEDDED_RAMP = {"steps_to_one": 300}  # the curriculum's, shared by its mirror
 EMBEDDED_PRESET = {"replace": {"learning_rate": 3e-4, "distill_weight": 0.5,
-                               "schedulers": {"linear": {"steps_to_one": 300},
-                                              "anti-curriculum": {"steps_to_one": 300}}},
+                               "schedulers": {"linear": dict(_EMBEDDED_RAMP),
+                                              "anti-curriculum": dict(_EMBEDDED_RAMP)}},
                    "finetune-successor": {"distill_weight": 0.5},
                    "truncate": {"learning_rate": 1e-4}, "distill": {"learning_rate": 1e-4}}
 
