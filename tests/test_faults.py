@@ -287,8 +287,9 @@ def test_a_signal_ends_a_run_resumably(tmp_path, tiny_model_dir, glue_dir, case,
     stage = ws / "artifacts" / "MRPC" / "finetune-teacher"
     procs.wait_for(lambda: list(stage.glob(".checkpoints-*/*/LATEST")), proc, what="a checkpoint")
     os.kill(proc.pid, sig)
-    assert proc.wait(timeout=procs.TIMEOUT) == code
+    status = proc.wait(timeout=procs.TIMEOUT)
     out = flat((tmp_path / "run.log").read_text())
+    assert status == code, out  # the log names the cause if the interrupt path was missed
     assert f"interrupted by {name}: nothing was published; rerun the same command to resume" in out
     assert "Traceback" not in out
     assert versions(ws, "finetune-teacher") == [] and not list(stage.glob(".staging-*"))
