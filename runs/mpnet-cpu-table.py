@@ -1,0 +1,48 @@
+"""README claim 2's CPU table from the published manifests of runs/mpnet-mrpc-cpu.sh's
+workspace: per method (and successor depth) the MRPC dev score of every seed, the median,
+mean ± std (n, sample std) and retention of the median against the teacher.
+
+    python runs/mpnet-cpu-table.py ws/mpnet-mrpc-cpu [TASK]
+
+Each published version's manifest holds its dev score (`metrics.score`, the best
+evaluation), its seed (`config.runtime.seed`) and its depth (`info.layers`).
+`finetune-successor` is Theseus + KD when its distill weight is > 0, else Theseus with the
+task loss; `replace` is the first phase of either and is not a row.
+"""
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ws = Path(sys.argv[1])
+task = sys.argv[2] if len(sys.argv) > 2 else "MRPC"
+root = ws / "artifacts" / task
+
+
+def manifests(stage):
+    for p in sorted(root.glob(f"{stage}/v*/manifest.json"), key=lambda p: int(p.parent.name[1:])):
+        yield json.loads(p.read_text())
+
+
+teacher = max(m["metrics"]["score"] for m in manifests("finetune-teacher")) * 100
+rows = defaultdict(dict)  # (method, layers) -> {seed: score}
+for stage in ("finetune-successor", "truncate", "distill"):
+    for m in manifests(stage):
+        name = {"truncate": "truncate", "distill": "distill (vanilla KD)"}.get(stage) or (
+            "Theseus + KD" if m["params"].get("distill_weight") else "Theseus, task loss")
+        rows[(name, m["info"]["layers"])][m["config"]["runtime"]["seed"]] = \
+            100 * m["metrics"]["score"]
+
+seeds = sorted({s for r in rows.values() for s in r})
+print(f"| {task} dev, teacher {teacher:.2f} | layers | "
+      + " | ".join(f"seed {s}" for s in seeds) + " | median | mean ± std (n) | of the teacher |")
+print("|---|---|" + "---|" * len(seeds) + "---|---|---|")
+for (name, layers), by_seed in sorted(rows.items(), key=lambda kv: (-kv[0][1], kv[0][0])):
+    scores = list(by_seed.values())
+    med = statistics.median(scores)
+    std = f"{statistics.stdev(scores):.2f}" if len(scores) > 1 else "—"
+    cells = " | ".join(f"{by_seed[s]:.2f}" if s in by_seed else "—" for s in seeds)
+    print(f"| {name} | {layers} | {cells} | {med:.2f} | {statistics.mean(scores):.2f} ± {std} "
+          f"({len(scores)}) | {100 * med / teacher:.1f}% |")
