@@ -8,6 +8,8 @@ Each published version's manifest holds its dev score (`metrics.score`, the best
 evaluation), its seed (`config.runtime.seed`) and its depth (`info.layers`).
 `finetune-successor` is Theseus + KD when its distill weight is > 0, else Theseus with the
 task loss; `replace` is the first phase of either and is not a row.
+The teacher is the best published `finetune-teacher` version (this workspace has one);
+a seed run twice counts once, with its newest version.
 """
 
 import json
