@@ -1,6 +1,7 @@
 """README claim 2's CPU table from the published manifests of runs/mpnet-mrpc-cpu.sh's
 workspace: per method (and successor depth) the MRPC dev score of every seed, the median,
-mean ± std (n, sample std) and retention of the median against the teacher.
+mean ± std (n; `theseus_cli.workspace.seeds.stats`, as glue-table computes them) and
+retention of the median against the teacher.
 
     python runs/mpnet-cpu-table.py ws/mpnet-mrpc-cpu [TASK]
 
@@ -13,10 +14,11 @@ a seed run twice counts once, with its newest version.
 """
 
 import json
-import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+from theseus_cli.workspace.seeds import stats  # the median, mean and std glue-table uses
 
 ws = Path(sys.argv[1])
 task = sys.argv[2] if len(sys.argv) > 2 else "MRPC"
@@ -42,9 +44,8 @@ print(f"| {task} dev, teacher {teacher:.2f} | layers | "
       + " | ".join(f"seed {s}" for s in seeds) + " | median | mean ± std (n) | of the teacher |")
 print("|---|---|" + "---|" * len(seeds) + "---|---|---|")
 for (name, layers), by_seed in sorted(rows.items(), key=lambda kv: (-kv[0][1], kv[0][0])):
-    scores = list(by_seed.values())
-    med = statistics.median(scores)
-    std = f"{statistics.stdev(scores):.2f}" if len(scores) > 1 else "—"
+    st = stats(list(by_seed.values()))
+    std = f"{st['std']:.2f}" if st["n"] > 1 else "—"
     cells = " | ".join(f"{by_seed[s]:.2f}" if s in by_seed else "—" for s in seeds)
-    print(f"| {name} | {layers} | {cells} | {med:.2f} | {statistics.mean(scores):.2f} ± {std} "
-          f"({len(scores)}) | {100 * med / teacher:.1f}% |")
+    print(f"| {name} | {layers} | {cells} | {st['median']:.2f} | {st['mean']:.2f} ± {std} "
+          f"({st['n']}) | {100 * st['median'] / teacher:.1f}% |")
