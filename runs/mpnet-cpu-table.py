@@ -8,7 +8,9 @@ retention of the median against the teacher.
 Each published version's manifest holds its dev score (`metrics.score`, the best
 evaluation), its seed (`config.runtime.seed`) and its depth (`info.layers`).
 `finetune-successor` is Theseus + KD when its distill weight is > 0, else Theseus with the
-task loss; `replace` is the first phase of either and is not a row.
+task loss; a row per replacing-rate schedule of the `replace` it started from (the recipe's
+linear curriculum unnamed; runs/mpnet-schedulers-cpu.sh adds the others); `replace` is
+the first phase of either and is not a row.
 The teacher is the best published `finetune-teacher` version (this workspace has one);
 a seed run twice counts once, with its newest version.
 """
@@ -30,12 +32,28 @@ def manifests(stage):
         yield json.loads(p.read_text())
 
 
+def scheduler_label(successor_manifest) -> str:
+    """The replacing-rate schedule of the `replace` version a `finetune-successor` version
+    started from: "" for the recipe's linear curriculum (b 0.3, p = 1 at step 300), else
+    e.g. ", constant p = 0.5" or ", anti-curriculum (b 0.3, p = 0 from step 300)"."""
+    version = successor_manifest["inputs"]["replace"]["version"]
+    sched = json.loads((root / "replace" / version / "manifest.json").read_text())["info"]["scheduler"]
+    name, params = sched["name"], sched["params"]
+    if name == "constant":
+        return f", constant p = {params['p']}"
+    if name == "linear" and params.get("steps_to_one") == 300 and params.get("b") == 0.3:
+        return ""
+    end = "p = 0" if name == "anti-curriculum" else "p = 1"
+    return f", {name} (b {params.get('b')}, {end} from step {params.get('steps_to_one')})"
+
+
 teacher = max(m["metrics"]["score"] for m in manifests("finetune-teacher")) * 100
 rows = defaultdict(dict)  # (method, layers) -> {seed: score}
 for stage in ("finetune-successor", "truncate", "distill"):
     for m in manifests(stage):
         name = {"truncate": "truncate", "distill": "distill (vanilla KD)"}.get(stage) or (
-            "Theseus + KD" if m["params"].get("distill_weight") else "Theseus, task loss")
+            ("Theseus + KD" if m["params"].get("distill_weight") else "Theseus, task loss")
+            + scheduler_label(m))
         rows[(name, m["info"]["layers"])][m["config"]["runtime"]["seed"]] = \
             100 * m["metrics"]["score"]
 

@@ -42,19 +42,19 @@ KD="--distill-weight 0.5"
 run finetune-teacher
 for seed in 42 43 44; do
   run replace --seed $seed $KD
-  run finetune-successor --seed $seed $KD --from "replace=$(latest $seed '{"distill_weight": 0.5, "successor_layers": 6}')"
+  run finetune-successor --seed $seed $KD --from "replace=$(latest $seed '{"scheduler": "linear", "distill_weight": 0.5, "successor_layers": 6}')"
   run distill --seed $seed
   run truncate --seed $seed
 done
 for seed in 42 43 44; do  # the task loss only (the paper's, and the recipe's)
   run replace --seed $seed
-  run finetune-successor --seed $seed --from "replace=$(latest $seed '{"distill_weight": 0.0, "successor_layers": 6}')"
+  run finetune-successor --seed $seed --from "replace=$(latest $seed '{"scheduler": "linear", "distill_weight": 0.0, "successor_layers": 6}')"
 done
 run evaluate --speed-repeats 1 --speed-batches 1
 for seed in 42 43 44; do  # depth (section 5.4): 3 and 4 of 12, Theseus against truncation
   for n in 4 3; do
     run replace --seed $seed --successor-layers $n
-    run finetune-successor --seed $seed --from "replace=$(latest $seed "{\"distill_weight\": 0.0, \"successor_layers\": $n}")"
+    run finetune-successor --seed $seed --from "replace=$(latest $seed "{\"scheduler\": \"linear\", \"distill_weight\": 0.0, \"successor_layers\": $n}")"
     run truncate --seed $seed --successor-layers $n
   done
 done
