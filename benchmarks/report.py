@@ -36,6 +36,6 @@ def table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
     if markdown:
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-    widths = [max(len(x) for x in col) for col in zip(headers, *rows)]
-    fmt = lambda r: "  ".join(x.ljust(w) for x, w in zip(r, widths))  # noqa: E731
+    widths = [max(len(x) for x in col) for col in zip(headers, *rows, strict=False)]
+    fmt = lambda r: "  ".join(x.ljust(w) for x, w in zip(r, widths, strict=False))  # noqa: E731
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *map(fmt, rows)])

@@ -47,7 +47,6 @@ TYPES = [  # (row label, builder name, modules n, builder arguments)
 def build(teacher, tokenizer, train, name: str, n: int, args: dict):
     """The successor the ``replace`` stage would assemble with builder ``name``."""
     from theseus_builtin.stages.replace import calibration
-
     from theseus_cli.plugin import registry
     from theseus_cli.plugin.registry import family_of
 
@@ -100,10 +99,16 @@ def main() -> None:
     from theseus_cli.data import load_split, make_dataloader, tokenize_split
 
     teacher.eval()
-    split = lambda s: tokenize_split(load_split(task, s, args.glue_dir), tokenizer, task,
-                                     task.max_seq_length)
+
+    def split(s):
+        return tokenize_split(load_split(task, s, args.glue_dir), tokenizer, task,
+                              task.max_seq_length)
+
     train, dev = split("train"), split("dev")
-    strip = lambda b: {k: v for k, v in b.items() if k != "labels"}
+
+    def strip(b):
+        return {k: v for k, v in b.items() if k != "labels"}
+
     big = [strip(b) for b in make_dataloader(dev, tokenizer, 64, False)][:args.dev_batches]
     one = [strip(b) for b in make_dataloader(dev.select(range(args.single)), tokenizer, 1, False)]
     models = {"teacher (6 layers)": teacher}

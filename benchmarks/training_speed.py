@@ -156,7 +156,6 @@ def padding(loader: Any) -> tuple[float, float, list[dict[str, Any]]]:
 def hybrid(teacher: Any, p: float) -> Any:
     """A copy of ``teacher`` turned into the replace stage's hybrid: 3 modules of 2 layers."""
     from theseus_builtin.successors.copy_layers import FirstNBuilder
-
     from theseus_cli.method.replacing import make_hybrid
     from theseus_cli.plugin.registry import family_of
 
@@ -217,10 +216,15 @@ def main() -> None:
             v.step(t, meter)
 
     mean = {v.name: statistics.mean(v.seconds) for v in variants}
-    times = lambda v: [f"{x:.3f}" for x in (statistics.median(v.seconds), min(v.seconds),
-                                            mean[v.name])]
+
+    def times(v):
+        return [f"{x:.3f}" for x in (statistics.median(v.seconds), min(v.seconds), mean[v.name])]
+
     ft = variants[1]
-    timed_len = lambda v: statistics.mean(b["input_ids"].shape[1] for b in v.batches[args.warmup:])
+
+    def timed_len(v):
+        return statistics.mean(b["input_ids"].shape[1] for b in v.batches[args.warmup:])
+
     rows_a = [[("on" if g else "off"), f"{100 * padded[g]:.1f}%", f"{lengths[g]:.1f}",
                f"{timed_len(v):.1f}", *times(v), f"{mean[variants[0].name] / mean[v.name]:.2f}×"]
               for g, v in ((False, variants[0]), (True, variants[1]))]

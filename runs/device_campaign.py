@@ -34,7 +34,7 @@ small files (manifests, metrics, tables, logs; no weights) go into OUT/results.t
     python runs/device_campaign.py --tiny ...   # the same jobs on a tiny random MPNet and
                                                 # generated data, 1 epoch (a dry run)
 
-runs/pool-device-tables.py turns the returned tarball into the README's tables.
+runs/pool-device-tables.py turns the returned tarball into the docs' tables.
 """
 
 from __future__ import annotations

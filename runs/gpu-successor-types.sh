@@ -29,7 +29,7 @@ pin() { if command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "$
 QUICK_ARGS=(); [ -n "${QUICK:-}" ] && QUICK_ARGS=(--max-train-samples 64 --max-eval-samples 64 --epochs 1)
 
 mkdir -p "$WS"
-[ -f "$WS/base/theseus.yaml" ] || theseus init "$WS/base" --glue-dir .dev/glue
+[ -f "$WS/base/theseus.yaml" ] || theseus init "$WS/base" --recipe workspaces/embedded-2026-11 --glue-dir .dev/glue
 (cd "$WS/base" && theseus finetune-teacher "${QUICK_ARGS[@]}") > "$LOGS/teacher.log" 2>&1
 
 declare -A ARGS=(

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 WS=ws/rte-methods
-[ -f "$WS/theseus.yaml" ] || theseus init "$WS" --task RTE --glue-dir ../shared/glue
+[ -f "$WS/theseus.yaml" ] || theseus init "$WS" --recipe workspaces/embedded-2026-11 --task RTE --glue-dir ../shared/glue
 cd "$WS"
 run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 version() {  # the replace version made with seed $1 and distill_weight $2

@@ -1,4 +1,4 @@
-"""README claim 2's CPU table from the published manifests of runs/mpnet-mrpc-cpu.sh's
+"""Claim 2's CPU table (docs/results/paper-claims.md) from the published manifests of runs/mpnet-mrpc-cpu.sh's
 workspace: per method (and successor depth) the MRPC dev score of every seed, the median,
 mean ± std (n; `theseus_cli.workspace.seeds.stats`, as glue-table computes them) and
 retention of the median against the teacher.

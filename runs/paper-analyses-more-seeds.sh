@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WS=${1:-ws/paper-analyses}
 . .venv/bin/activate
-[ -e "$WS/theseus.yaml" ] || theseus init "$WS" --glue-dir ../shared/glue
+[ -e "$WS/theseus.yaml" ] || theseus init "$WS" --recipe workspaces/embedded-2026-11 --glue-dir ../shared/glue
 (cd "$WS" && echo "+ theseus finetune-teacher" &&
  /usr/bin/time -f "wall %e s" theseus finetune-teacher)
 SEEDS=42 PARTS=B EVALUATE=0 bash runs/paper-analyses-mrpc.sh "$WS"

@@ -20,7 +20,7 @@ has() { [[ " $PARTS " == *" $1 "* ]]; }
 cd "$(dirname "$0")/.." && . .venv/bin/activate
 LATEST=$PWD/runs/latest_replace.py
 WS=${1:-ws/paper-analyses}
-[ -e "$WS/theseus.yaml" ] || theseus init "$WS" --glue-dir ../shared/glue
+[ -e "$WS/theseus.yaml" ] || theseus init "$WS" --recipe workspaces/embedded-2026-11 --glue-dir ../shared/glue
 cd "$WS"
 run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 latest() { python "$LATEST" MRPC "$@"; }  # the newest replace version: seed $1, params $2

@@ -1,4 +1,4 @@
-"""The 6 -> 3 analyses (README claims 3, 4 and 5) pooled over the logs of several
+"""The 6 -> 3 analyses (docs/results/paper-claims.md, claims 3, 4 and 5) pooled over the logs of several
 workspaces: every score is the one a stage printed when it published (or found itself up
 to date), read from the logs of `runs/paper-analyses-mrpc.sh` and
 `runs/paper-analyses-more-seeds.sh`.
@@ -32,7 +32,7 @@ def replace_label(args: list[str]) -> str:
     label = option(args, "--scheduler", "linear")
     extra = [args[i + 1] for i, a in enumerate(args) if a == "--scheduler-arg"]
     if label == "anti-curriculum" and not extra:
-        extra = ["steps_to_one=1000"]  # the unmatched first run (README, claim 3)
+        extra = ["steps_to_one=1000"]  # the unmatched first run (docs/results/paper-claims.md, claim 3)
     layers = option(args, "--successor-layers", "3")
     return f"{label}{' ' + ','.join(extra) if extra else ''}, {layers}L"
 

@@ -1,4 +1,4 @@
-"""The README's tables from what runs/device_campaign.py returned (results.tar.gz,
+"""The docs' tables (docs/results/) from what runs/device_campaign.py returned (results.tar.gz,
 unpacked into DIR): per task the median over seeds of the dev score of the teacher,
 Theseus + KD, Theseus (task loss), truncate and distill, with mean ± std (n) and
 retention, the paper's numbers beside them; on MRPC the replacing-rate schedulers
@@ -76,7 +76,8 @@ def table(task, evals):
         med, ms = stats([m["successor_score"] for m in per.values()])
         teachers = {round(m["teacher_score"], 6) for m in per.values()}
         teacher = "—" if not per else " / ".join(f"{100 * t:.2f}" for t in sorted(teachers))
-        ret = "—" if not per else f"{statistics.median(m['successor_score'] / m['teacher_score'] for m in per.values()):.1%}"
+        ret = "—" if not per else \
+            f"{statistics.median(m['successor_score'] / m['teacher_score'] for m in per.values()):.1%}"
         print(f"| {NAMES[chain]} | {med} | {ms} | {teacher} | {ret} | {PAPER[task][chain]} |")
     print(f"| paper's teacher (BERT-base) | | | | | {PAPER[task]['teacher']} |")
     maj = [m["majority_score"] for per in evals.values() for m in per.values()

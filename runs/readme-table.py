@@ -1,5 +1,5 @@
 """Print a task's method table (the newest glue-table artifact of a workspace) as the
-Markdown the README shows.
+Markdown the docs' results pages show.
 
     python runs/readme-table.py WORKSPACE TASK METRIC            (ws/wnut17 wnut17 entity_f1)
     python runs/readme-table.py WORKSPACE TASK METRIC... --test  (ws/banking77 banking77
@@ -21,8 +21,10 @@ parser.add_argument("task")
 parser.add_argument("metrics", nargs="+")
 parser.add_argument("--test", action="store_true", help="test-split columns only")
 args = parser.parse_args()
-versions = sorted(Path(args.workspace, "artifacts", "GLUE", "glue-table").glob("v*"),
-                  key=lambda p: int(p.name[1:]))
+# a workspace of the user's own task files its tables under the task's name (GLUE/ before)
+versions = sorted([*Path(args.workspace, "artifacts", args.task, "glue-table").glob("v*"),
+                   *Path(args.workspace, "artifacts", "GLUE", "glue-table").glob("v*")],
+                  key=lambda p: (p.stat().st_mtime, int(p.name[1:])))
 rows = json.loads((versions[-1] / "tables.json").read_text())[args.task]
 
 
@@ -67,4 +69,7 @@ else:
         print(f"| {r['method']} | {r['layers'] or '—'} | {pct(dev.get('median'))} | "
               f"{pct(test.get('median'))} | {spread(dev)} | "
               f"{'—' if ret is None else f'{ret:.1f}%'} | {speed(r)} |")
+recipes = [(r["method"], r["recipe"]) for r in rows if r.get("recipe", r["method"]) != r["method"]]
+if recipes:
+    print("\nRecipes:\n" + "\n".join(f"- {m}: {rec}" for m, rec in recipes))
 print(f"\n(from {versions[-1]}/tables.json)")

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . .venv/bin/activate
 WS=ws/mrpc-methods
 GLUE=${THESEUS_GLUE_DIR:-$(cd ../shared/glue && pwd)}
-[ -f "$WS/theseus.yaml" ] || theseus init "$WS" --glue-dir "$GLUE"
+[ -f "$WS/theseus.yaml" ] || theseus init "$WS" --recipe workspaces/embedded-2026-11 --glue-dir "$GLUE"
 cd "$WS"
 run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 run finetune-teacher

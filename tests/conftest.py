@@ -172,6 +172,8 @@ FAST = {
                 "schedulers": {"linear": {"steps_to_one": 4}}},
     "finetune-successor": {"epochs": 1, "batch_size": 8, "eval_batch_size": 16,
                            "learning_rate": 1e-3},
+    "truncate": {"epochs": 1, "batch_size": 8, "eval_batch_size": 16},
+    "distill": {"epochs": 1, "batch_size": 8, "eval_batch_size": 16},
     "evaluate": {"eval_batch_size": 16, "speed_repeats": 1, "speed_batches": 1},
     "export": {"check_examples": 8},
 }

@@ -50,9 +50,12 @@ def test_E1_nan_tolerance_is_refused_before_any_stage(workspace):
 
 
 def test_E2_output_naming_an_existing_directory(workspace, tmp_path):
-    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken").mkdir()  # an empty one is taken (test_newcomer_surfaces); not this
+    (tmp_path / "taken" / "mine.txt").write_text("keep me")
     fails(workspace, ["export", "--output", tmp_path / "taken"], 2,
-          f"--output {tmp_path / 'taken'}", "already exists", "choose another path")
+          f"--output {tmp_path / 'taken'}", "already exists and is not empty",
+          "choose another path")
+    assert (tmp_path / "taken" / "mine.txt").read_text() == "keep me"
     assert versions(workspace, "finetune-teacher") == []
 
 

@@ -19,7 +19,7 @@ STAGES = ("finetune-teacher", "replace", "finetune-successor", "evaluate", "expo
 TOP = ("benchmark, data, distill, evaluate, export, finetune-successor, finetune-teacher, model, replace, "
        "runtime, task, tasks, truncate")
 TRAINING_KEYS = ("batch_size, epochs, eval_batch_size, eval_every, group_by_length, learning_rate, "
-                 "max_grad_norm, max_nonfinite_steps, max_steps, save_every, save_every_minutes, "
+                 "max_grad_norm, max_nonfinite_steps, max_steps, patience, save_every, save_every_minutes, "
                  "warmup_ratio, weight_decay")
 
 
@@ -36,7 +36,8 @@ def err(doc) -> str:
      "theseus.yaml: replace: unknown key 'epoch'; accepted: batch_size, distill_weight, epochs, "
      "eval_batch_size"),
     ({"finetune-teacher": {"lr": 1}},
-     f"theseus.yaml: finetune-teacher: unknown key 'lr'; accepted: adopt, {TRAINING_KEYS}"),
+     f"theseus.yaml: finetune-teacher: unknown key 'lr'; accepted: adopt, {TRAINING_KEYS}"
+),
     ({"data": {"glue": "x"}}, "theseus.yaml: data: unknown key 'glue'; accepted: glue_dir, "
                               "holdout_fraction, max_eval_samples, max_seq_length, "
                               "max_train_samples, selection"),
@@ -85,11 +86,13 @@ def test_absent_plugins_warn_on_load_and_fail_only_when_selected():
     assert "replace.successors.last-n: successor builder 'last-n' is not installed" in text
     with pytest.raises(ConfigError) as e:
         cfg.stage_params("replace")
-    assert "replace.scheduler: unknown scheduler 'nope'; available: anti-curriculum, constant, linear" in str(e.value)
+    assert ("replace.scheduler: unknown scheduler 'nope'; "
+            "available: anti-curriculum, constant, linear") in str(e.value)
     # not selected: running with an installed scheduler ignores the absent one's arguments
     ok = parse_config(Path("/ws"), {"replace": {"schedulers": {"cosine": {"x": 1}}}})
     assert ok.stage_params("replace").scheduler == "linear"
-    with pytest.raises(ConfigError, match="unknown successor builder 'last-n'; available: every-other, first-n"):
+    with pytest.raises(ConfigError,
+                       match="unknown successor builder 'last-n'; available: every-other, first-n"):
         parse_config(Path("/ws"), {"replace": {"successor": "last-n"}}).stage_params("replace")
 
 
@@ -255,7 +258,9 @@ def test_init_writes_embedded_preset(tmp_path):
     cli("init", tmp_path / "ws")
     cfg = load_config(tmp_path / "ws")
     assert cfg.model == "embedded" and cfg.task == "MRPC"
-    assert cfg.stage_params("replace").schedulers["linear"]["steps_to_one"] == 300
+    assert cfg.stage_params("replace").learning_rate == 3e-4
+    assert cfg.stage_params("finetune-teacher").learning_rate is None  # by size: 1e-4
+    assert cfg.stage_params("finetune-teacher").patience == 3
 
 
 def _ramp(cfg, scheduler: str) -> dict:
@@ -268,11 +273,11 @@ def _ramp(cfg, scheduler: str) -> dict:
 
 def test_init_gives_anti_curriculum_the_curriculums_ramp(tmp_path):
     """Section 5.3: the anti-curriculum baseline is 1 - p_d with the curriculum's b and k.
-    The embedded preset shortens linear's ramp, so it must shorten anti-curriculum's too."""
+    Both default to p_d = 1 at 65% of the stage's steps."""
     cli("init", tmp_path / "ws")
     cfg = load_config(tmp_path / "ws")
     assert _ramp(cfg, "anti-curriculum") == _ramp(cfg, "linear")
-    assert _ramp(cfg, "linear")["steps_to_one"] == 300
+    assert registry.scheduler("linear").Params(**_ramp(cfg, "linear")).fraction_to_one == 0.65
 
 
 def test_init_from_recipe(tmp_path, workspace):

@@ -34,7 +34,10 @@ def varied(tokenizer, tmp_path_factory):
 
     rng = random.Random(0)
     words = [w for w in WORDS if w.isalpha()]
-    text = lambda: " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
+
+    def text():
+        return " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
+
     rows = {"idx": list(range(N)), "sentence1": [text() for _ in range(N)],
             "sentence2": [text() for _ in range(N)], "label": [i % 2 for i in range(N)]}
     return tokenize_split(datasets.Dataset.from_dict(rows), tokenizer, "MRPC", 64,
@@ -45,7 +48,7 @@ def _examples(loader) -> list[tuple]:
     """Each example of each batch as (unpadded input_ids, label), in batch order."""
     out = []
     for b in loader:
-        for ids, mask, y in zip(b["input_ids"], b["attention_mask"], b["labels"]):
+        for ids, mask, y in zip(b["input_ids"], b["attention_mask"], b["labels"], strict=False):
             out.append((tuple(ids[mask.bool()].tolist()), int(y)))
     return out
 

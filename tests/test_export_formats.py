@@ -11,8 +11,9 @@ import torch
 import yaml
 from badinputs import expect
 from conftest import cli, copy_workspace, flat, manifest, versions
-from theseus_builtin.stages.export_onnx import attention_shape
 from tiny_models import MODEL_TYPES, batch, tiny_model
+
+from theseus_builtin.stages.export_onnx import attention_shape
 
 ALL = ["--format", "hf,onnx,onnx-int8", "--int8-max-drop", "100"]  # tiny random models: any drop
 
@@ -94,14 +95,14 @@ def test_failed_parity_publishes_nothing(exported, tmp_path, monkeypatch):
     ws = copy_workspace(exported[0], tmp_path / "ws")
     before = versions(ws, "export")
     real = deploy.predict_onnx
-    monkeypatch.setattr(deploy, "predict_onnx", lambda s, l: (real(s, l)[0] + 1e-3, None))
+    monkeypatch.setattr(deploy, "predict_onnx", lambda s, loader: (real(s, loader)[0] + 1e-3, None))
     bad = cli("export", "-w", ws, "--format", "onnx", ok=False)
     expect(bad, 1, "fp32 ONNX: the torchscript graph's logits differ from PyTorch by 0.001",
            "the dynamo graph's logits differ", "nothing was published")
     tag_sessions(monkeypatch)
 
-    def nan_for_int8(s, l):
-        logits, labels = real(s, l)
+    def nan_for_int8(s, loader):
+        logits, labels = real(s, loader)
         return (logits * np.nan if "onnx-int8" in s.theseus_path else logits), labels
 
     monkeypatch.setattr(deploy, "predict_onnx", nan_for_int8)
@@ -176,8 +177,8 @@ def test_fusion_is_skipped_when_off_or_when_it_breaks_parity(exported, tmp_path,
     assert {n.domain for n in graph.graph.node} <= {"", "ai.onnx"}
     real = deploy.predict_onnx
     tag_sessions(monkeypatch)
-    monkeypatch.setattr(deploy, "predict_onnx", lambda s, l: (
-        real(s, l)[0] + (1e-3 if s.theseus_path.endswith("fused.onnx") else 0), None))
+    monkeypatch.setattr(deploy, "predict_onnx", lambda s, loader: (
+        real(s, loader)[0] + (1e-3 if s.theseus_path.endswith("fused.onnx") else 0), None))
     out = cli("export", "-w", ws, "--format", "onnx", "--force").output
     assert "the fused graph's logits differ from PyTorch by 0.001" in flat(out)
     onnx_info = manifest(ws, "export", versions(ws, "export")[-1])["info"]["formats"]["onnx"]

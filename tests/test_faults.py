@@ -259,10 +259,12 @@ def test_a_scheduler_breaking_its_contract_is_named(corrupt_ws, tmp_path, case, 
 def test_P6_P7_uninstalled_plugins_named_in_theseus_yaml(workspace):
     set_yaml(workspace, {"replace": {"schedulers": {"cosine": {"t0": 5}}}})
     expect(cli("status", "-w", workspace), 0, "warning: ", "replace.schedulers.cosine: scheduler "
-           "'cosine' is not installed (available: anti-curriculum, constant, linear); its arguments are ignored")
+           "'cosine' is not installed (available: anti-curriculum, constant, linear); "
+           "its arguments are ignored")
     set_yaml(workspace, {"replace": {"scheduler": "cosine"}})
     expect(cli("status", "-w", workspace), 0, "replace.scheduler: scheduler 'cosine' is not installed")
-    fails(workspace, ["replace"], 2, "unknown scheduler 'cosine'; available: anti-curriculum, constant, linear")
+    fails(workspace, ["replace"], 2,
+          "unknown scheduler 'cosine'; available: anti-curriculum, constant, linear")
 
 
 # ----------------------------------------------------------- F: published files
@@ -313,6 +315,7 @@ def test_S3_sigterm_during_publish_publishes_nothing(tmp_path, workspace):
 
 def test_V10_export_compares_logits_nan_aware():
     import torch
+
     from theseus_builtin.stages.export import TOLERANCE, logits_difference
 
     a = torch.tensor([[0.5, -0.5]])
@@ -326,7 +329,6 @@ def test_S4_a_signal_ends_an_evaluation_of_several_successors(trained, tmp_path,
     """``evaluate`` over several successors stops at the first signal (exit 143): the
     signal is not one failed item among others."""
     from theseus_builtin.stages.evaluate import Evaluate
-
     from theseus_cli.errors import StageInterrupted
 
     ws = copy_workspace(trained[0], tmp_path / "ws")
@@ -345,7 +347,6 @@ def test_S4_a_signal_ends_an_evaluation_of_several_successors(trained, tmp_path,
 
 def test_one_failed_evaluation_is_reported_once(trained, tmp_path, monkeypatch):
     from theseus_builtin.stages.evaluate import Evaluate
-
     from theseus_cli.errors import DataError
 
     ws = copy_workspace(trained[0], tmp_path / "ws")

@@ -175,8 +175,11 @@ def test_dynamic_padding(tmp_path, tokenizer):
     # truncation to max_seq_length, pairs included
     short = tokenize_split(_mrpc(tmp_path), tokenizer, "MRPC", 8, cache_dir=tmp_path / "cache")
     assert max(len(x) for x in short["input_ids"]) == 8
+
     # seeded shuffling is reproducible
-    order = lambda s: [b["labels"].tolist() for b in make_dataloader(ds, tokenizer, 1, True, s)]
+    def order(s):
+        return [b["labels"].tolist() for b in make_dataloader(ds, tokenizer, 1, True, s)]
+
     assert order(3) == order(3)
 
 

@@ -29,11 +29,11 @@ def test_kd_loss_matches_hand_computed_values():
         e = [math.exp(x) for x in v]
         return [x / sum(e) for x in e]
 
-    ce = statistics.fmean(-math.log(softmax(row)[k]) for row, k in zip(s.tolist(), y.tolist()))
+    ce = statistics.fmean(-math.log(softmax(row)[k]) for row, k in zip(s.tolist(), y.tolist(), strict=False))
     kl = statistics.fmean(
         sum(pt * (math.log(pt) - math.log(ps)) for pt, ps in
-            zip(softmax([x / T for x in tr]), softmax([x / T for x in sr])))
-        for sr, tr in zip(s.tolist(), t.tolist()))
+            zip(softmax([x / T for x in tr]), softmax([x / T for x in sr]), strict=False))
+        for sr, tr in zip(s.tolist(), t.tolist(), strict=False))
     want = (1 - a) * ce + a * T * T * kl
     assert kd_loss(s, t, y, a, T, regression=False).item() == pytest.approx(want, rel=1e-6)
     assert kd_loss(s, t, y, 0.0, T, regression=False).item() == pytest.approx(ce, rel=1e-6)
@@ -84,8 +84,10 @@ def test_baselines_publish_n_layer_stock_models(methods):
         model = AutoModelForSequenceClassification.from_pretrained(
             ws / "artifacts" / "MRPC" / stage / "v1" / "model")
         assert model.config.num_hidden_layers == 2 and len(model.bert.encoder.layer) == 2
-    assert manifest(ws, "truncate")["info"]["method"] == "truncate 2L"
-    assert manifest(ws, "distill")["info"]["method"] == "distill 2L, α=0.7 T=3"
+    assert manifest(ws, "truncate")["info"]["method"] == "truncate 2L, task loss"
+    assert manifest(ws, "distill")["info"]["method"] == "distill 2L + KD α=0.7"
+    assert manifest(ws, "distill")["info"]["recipe"] == ("distill 2L, at most 1 epoch at lr 5e-05 "
+                                                         "+ KD α=0.7 T=3")
     assert manifest(ws, "distill")["info"]["distillation"]["temperature"] == 3.0
 
 
@@ -107,8 +109,9 @@ def test_teacher_logits_are_computed_once_per_teacher(methods):
 def test_evaluate_shows_one_row_per_method(methods):
     ws, out = methods
     text = flat(out["evaluate"])
-    for label in ("teacher (fine-tuned predecessor)", "theseus 2L, linear b=0.3 steps_to_one=4",
-                  "truncate 2L", "distill 2L, α=0.7 T=3",
+    for label in ("teacher (fine-tuned predecessor)", "theseus 2L, task loss",
+                  "theseus 2L + KD α=0.5", "truncate 2L, task loss", "distill 2L + KD α=0.7",
+                  "Recipes:", "theseus 2L + KD α=0.5: theseus 2L, linear b=0.3 steps_to_one=4 "
                   "+ KD (replace) α=0.5 T=2 + KD (finetune) α=0.5 T=2", "majority class"):
         assert label in text, label
     latest = versions(ws, "glue-table", "GLUE")[-1]
@@ -131,7 +134,7 @@ def test_export_any_successor(methods):
     ev = m["inputs"]["evaluate"]["version"]
     assert manifest(ws, "evaluate", ev)["params"]["successor"] == "truncate"
     card = (ws / "artifacts/MRPC/export" / versions(ws, "export")[-1] / "model/README.md").read_text()
-    assert "the `truncate 2L` baseline" in card
+    assert "the `truncate 2L, task loss` baseline" in card
     bad = cli("evaluate", "--successor", "replace", "-w", ws, ok=False)
     assert bad.exit_code == 2 and "not a stage that produces a successor; accepted:" in flat(bad.output)
 
@@ -201,8 +204,8 @@ def test_variants_of_one_method_are_named_by_what_differs(methods):
     ws, _ = methods
     cli("truncate", "--learning-rate", "5e-4", "-w", ws)
     text = flat(cli("evaluate", "-w", ws).output)
-    assert "truncate 2L (truncate.learning_rate=5e-05)" in text  # the default rate
-    assert "truncate 2L (truncate.learning_rate=0.0005)" in text
+    assert "truncate 2L, task loss (truncate.learning_rate=5e-05)" in text  # the default
+    assert "truncate 2L, task loss (truncate.learning_rate=0.0005)" in text
 
 
 # ------------------------------------- one module at a time (paper section 5.1)

@@ -86,7 +86,7 @@ def test_task_score():
 
 
 def test_macro_score():
-    scores = dict(zip(PAPER_TASKS, [0.5, 0.8, 0.9, 0.9, 0.9, 0.7, 0.9, 0.9]))
+    scores = dict(zip(PAPER_TASKS, [0.5, 0.8, 0.9, 0.9, 0.9, 0.7, 0.9, 0.9], strict=False))
     # (0.5 + 0.8 + 0.9 + 0.9 + 0.9 + 0.7 + 0.9 + 0.9) / 8 = 6.5 / 8
     assert macro_score({**scores, "WNLI": 0.0}) == pytest.approx(6.5 / 8)  # WNLI ignored
     assert macro_score({k.lower(): v for k, v in scores.items()}) == pytest.approx(6.5 / 8)

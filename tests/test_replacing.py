@@ -6,9 +6,9 @@ import copy
 
 import pytest
 import torch
-from theseus_builtin.successors.copy_layers import FirstNBuilder
 from transformers import BertConfig, BertForSequenceClassification
 
+from theseus_builtin.successors.copy_layers import FirstNBuilder
 from theseus_cli.errors import ConfigError, ExportError, ModelSourceError
 from theseus_cli.method.grouping import group_layers
 from theseus_cli.method.parameters import count_parameters, trainable_parameters

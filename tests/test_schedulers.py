@@ -8,12 +8,12 @@ import sys
 
 import pytest
 from conftest import cli, manifest
+
 from theseus_builtin.schedulers.ramps import (
     AntiCurriculumScheduler,
     ConstantScheduler,
     LinearScheduler,
 )
-
 from theseus_cli.errors import ConfigError
 from theseus_cli.plugin import params as P
 
@@ -47,14 +47,26 @@ def test_constant_validation(kw, bad):
         const(**kw)
 
 
-def test_linear_default_steps_to_one():
-    s = linear()  # b=0.3, steps_to_one=1000 -> k = 0.0007
+def test_linear_steps_to_one():
+    s = linear(steps_to_one=1000)  # b=0.3 -> k = 0.0007
     assert s.k == pytest.approx(0.0007)
     assert s.rate(0) == pytest.approx(0.3)
     assert s.rate(500) == pytest.approx(0.65)
     assert s.rate(999) == pytest.approx(0.9993)
     assert s.rate(1000) == 1.0 and s.rate(10**6) == 1.0
     assert s.describe() == "p_d = min(1, 0.0007·t + 0.3), p=1 from step 1000"
+
+
+@pytest.mark.parametrize("total", [460, 11_280])
+def test_linear_default_reaches_one_at_65_percent_of_any_run(total):
+    """No slope set: p = 1 at 65% of the stage's steps, on a small and a large dataset."""
+    s = linear()
+    assert s.params.fraction_to_one == 0.65 and s.params.steps_to_one is None
+    s.bind(total)
+    assert s.step_at_one == round(0.65 * total)
+    assert s.rate(s.step_at_one - 1) < 1.0 and s.rate(s.step_at_one) == 1.0
+    assert s.warnings(total) == []
+    assert s.describe().endswith(f"(65% of {total} steps)")
 
 
 def test_linear_explicit_k_overrides_steps_to_one():
@@ -67,8 +79,9 @@ def test_linear_explicit_k_overrides_steps_to_one():
     assert s.step_at_one == 1500
     assert "p=1 from step 1500" in s.describe()
     assert linear(b=0.5, k=0.3).rate(2) == 1.0  # 0.6 + 0.5 clipped to 1
-    assert linear(b=1.0).rate(0) == 1.0
-    assert linear(b=0.1, steps_to_one=30000).describe() == "p_d = min(1, 0.00003·t + 0.1), p=1 from step 30000"
+    assert linear(b=1.0, steps_to_one=1000).rate(0) == 1.0
+    assert linear(b=0.1, steps_to_one=30000).describe() == \
+        "p_d = min(1, 0.00003·t + 0.1), p=1 from step 30000"
 
 
 def test_linear_monotone_in_unit_interval():
@@ -80,7 +93,7 @@ def test_linear_monotone_in_unit_interval():
 
 @pytest.mark.parametrize("kw, bad", [
     ({"k": 0.0}, "k=0.0"), ({"k": -0.001}, "-0.001"), ({"b": 1.5}, "1.5"),
-    ({"steps_to_one": None}, "all null"), ({"steps_to_one": 0}, "steps_to_one=0"),
+    ({"fraction_to_one": 1.5}, "fraction_to_one=1.5"), ({"steps_to_one": 0}, "steps_to_one=0"),
 ])
 def test_linear_validation(kw, bad):
     with pytest.raises(ConfigError, match=bad):
@@ -122,10 +135,11 @@ def test_precedence_k_over_fraction_over_steps_to_one():
     assert s.step_at_one == 50 and s.k == pytest.approx(0.9 / 50)
 
 
-def test_default_keeps_steps_to_one_1000():
-    p = LinearScheduler.Params()
+def test_written_steps_to_one_keeps_its_ramp():
+    """A workspace written before the fraction default names steps_to_one: it keeps it."""
+    p = LinearScheduler.Params(steps_to_one=1000)
     assert (p.b, p.k, p.fraction_to_one, p.steps_to_one) == (0.3, None, None, 1000)
-    s = linear()
+    s = linear(steps_to_one=1000)
     s.bind(50)  # ignored without fraction_to_one
     assert s.step_at_one == 1000
 
@@ -171,7 +185,7 @@ def test_anti_curriculum_is_one_minus_linear(kw):
     rates = [ant.rate(t) for t in steps]
     assert rates == [1.0 - lin.rate(t) for t in steps]
     assert all(0.0 <= r <= 1.0 for r in rates)
-    assert all(a >= b for a, b in zip(rates, rates[1:]))  # non-increasing
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))  # non-increasing
     assert ant.rate(0) == pytest.approx(1.0 - kw.get("b", 0.3))
     assert ant.rate(lin.step_at_one) == 0.0 and ant.step_at_one == lin.step_at_one
 
@@ -180,7 +194,7 @@ def test_anti_curriculum_describe_and_validation():
     s = anti(b=0.3, fraction_to_one=0.6)
     s.bind(500)
     assert s.describe() == "p = 1 − min(1, 0.002333·t + 0.3), p=0 from step 300 (60% of 500 steps)"
-    assert anti().describe() == "p = 1 − min(1, 0.0007·t + 0.3), p=0 from step 1000"
+    assert anti(steps_to_one=1000).describe() == "p = 1 − min(1, 0.0007·t + 0.3), p=0 from step 1000"
     with pytest.raises(ConfigError, match="anti-curriculum scheduler: b=1.5"):
         anti(b=1.5)
     with pytest.raises(ConfigError, match="k=-0.1"):

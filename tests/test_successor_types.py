@@ -9,15 +9,15 @@ import copy
 import pytest
 import torch
 from conftest import cli, make_workspace, manifest, set_yaml
+from tiny_models import MODEL_TYPES, batch, tiny_model
+from transformers import AutoModelForSequenceClassification
+
 from theseus_builtin.successors.narrow_hidden import NarrowHiddenBuilder
 from theseus_builtin.successors.shrinking import (
     HeadPrunedBuilder,
     LowRankBuilder,
     NarrowFfnBuilder,
 )
-from tiny_models import MODEL_TYPES, batch, tiny_model
-from transformers import AutoModelForSequenceClassification
-
 from theseus_cli.errors import ConfigError, PluginError
 from theseus_cli.method.parameters import count_parameters, trainable_parameters
 from theseus_cli.method.replacing import (
@@ -307,8 +307,8 @@ def test_shrunk_attention_is_fused_for_onnx_runtime_with_parity(kind, tmp_path):
     """Export fuses the attention of successors with fewer heads or a narrower hidden
     size (the head count is read off the layers, not the config) and parity holds."""
     import numpy as np
-    from theseus_builtin.stages.export_onnx import attention_shape
 
+    from theseus_builtin.stages.export_onnx import attention_shape
     from theseus_cli.deploy import onnx as deploy
 
     hybrid, _, _ = hybrid_of("bert", kind)

@@ -44,7 +44,7 @@ def sentences(n: int, seed: int) -> list[tuple[list[str], list[str]]]:
 def write_conll(path: Path, rows, sep: str = "\t", blank: str = "", docstart: bool = False) -> Path:
     lines = ["-DOCSTART- -X- O O", ""] if docstart else []
     for words, tags in rows:
-        lines += [f"{w}{sep}{t}" for w, t in zip(words, tags)] + [blank]
+        lines += [f"{w}{sep}{t}" for w, t in zip(words, tags, strict=False)] + [blank]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -139,7 +139,7 @@ def test_first_subword_of_each_word_carries_its_tag():
     pieces = tokenizer.convert_ids_to_tokens(enc["input_ids"][0])
     labels = enc["labels"][0]
     assert len(pieces) > len(words) + 2  # some words were split
-    tagged = [p for p, t in zip(pieces, labels) if t != -100]
+    tagged = [p for p, t in zip(pieces, labels, strict=False) if t != -100]
     assert len(tagged) == len(words) and not any(p.startswith("##") for p in tagged)
     assert [t for t in labels if t != -100] == [3, 0, 0, 0]
     assert labels[0] == labels[-1] == -100  # [CLS], [SEP]

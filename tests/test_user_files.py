@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from theseus_cli.data import labels as label_checks
 from theseus_cli.data import user_files as uf
 from theseus_cli.errors import DataError
 
@@ -118,10 +119,10 @@ def test_conll_token_without_tag(tmp_path):
 
 def test_mixed_label_types_and_missing_labels(tmp_path):
     with pytest.raises(DataError) as e:
-        uf.label_type(["a", 3, "b"], tmp_path / "t.jsonl", "jsonl", "label")
+        label_checks.label_type(["a", 3, "b"], tmp_path / "t.jsonl", "jsonl", "label")
     assert "mixes types: str (line 1), int (line 2)" in str(e.value)
     with pytest.raises(DataError) as e:
-        uf.label_type(["a", None], tmp_path / "t.csv", "csv", "label")
+        label_checks.label_type(["a", None], tmp_path / "t.csv", "csv", "label")
     assert "line 3: the label column 'label' is empty" in str(e.value)
 
 
@@ -134,7 +135,7 @@ def test_labels_unseen_in_train_are_named_with_counts(tmp_path):
     assert kind.label_names([10, 2, 1], None) == ["1", "2", "10"]
     assert kind.label_names([10, 2, 1], ["b", "a"]) == ["b", "a"]
     with pytest.raises(DataError) as e:
-        uf.check_known_labels(["top_up", "refund", "refund"], names, tmp_path / "test.csv", "test")
+        label_checks.check_known_labels(["top_up", "refund", "refund"], names, tmp_path / "test.csv", "test")
     assert "labels that train never has: 'refund' (2 rows)" in str(e.value)
 
 

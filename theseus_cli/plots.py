@@ -90,7 +90,7 @@ def training_curves(records: list[dict[str, Any]], title: str, path: Path) -> Pa
     plt = _pyplot()
     fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(7.0, 2.2 * len(panels) + 0.6),
                              squeeze=False)
-    for ax, panel in zip(axes[:, 0], panels):
+    for ax, panel in zip(axes[:, 0], panels, strict=False):
         if panel == "p":
             ax.plot([r["step"] for r in with_p], [r["p"] for r in with_p], color="tab:purple")
             ax.set_ylabel("replacing rate p")
@@ -149,7 +149,7 @@ def method_chart(task: str, rows: list[dict[str, Any]], path: Path,
     legend_in = 0.16 * (lines + 1) / 2  # two columns
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.0 + legend_in), sharey=True)
-    for i, (r, label) in enumerate(zip(points, labels)):
+    for i, (r, label) in enumerate(zip(points, labels, strict=False)):
         score = 100 * r["score"]["median"]
         marker = "*" if r["method"].startswith("teacher") else "o"
         left.scatter(r["speedup"]["median"], score, marker=marker, s=90, label=label,

@@ -54,7 +54,7 @@ def _widths(columns: Sequence[Column], rows: Sequence[Sequence[str]], keep: list
     sizes = [longest(i, _longest_word) for i in keep]
     spare = width - (1 + sum(n + 3 for n in sizes))
     while spare > 0:
-        gaps = [n - s for n, s in zip(natural, sizes)]
+        gaps = [n - s for n, s in zip(natural, sizes, strict=False)]
         j = max(range(len(keep)), key=lambda k: gaps[k])
         if gaps[j] <= 0:
             break
@@ -94,7 +94,7 @@ def fitted_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[
             blocks.append(Text(f"(too narrow for a table{where})", style="dim"))
         return Group(*blocks)
     table = Table(title=title)
-    for i, cells in zip(keep, _widths(columns, rows, keep, width)):
+    for i, cells in zip(keep, _widths(columns, rows, keep, width), strict=False):
         column = columns[i]
         table.add_column(column.header, justify=column.justify, overflow="fold", width=cells)
     for r in rows:

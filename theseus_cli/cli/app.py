@@ -46,8 +46,9 @@ class _Commands(TyperGroup):
         for name in self.list_commands(ctx):
             cmd = self.get_command(ctx, name)
             if cmd is not None and not cmd.hidden:
-                text = cmd.short_help or (cmd.help or "").split("\n\n")[0]
-                rows.append((name, " ".join(text.split())))
+                text = " ".join((cmd.short_help or (cmd.help or "").split("\n\n")[0]).split())
+                text = text[:1].upper() + text[1:]  # plugins' summaries read like ours
+                rows.append((name, text if text.endswith(".") else text + "."))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -58,6 +59,24 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Compress Transformer models by progressive module replacing (BERT-of-Theseus).",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("theseus-cli")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            text = "unknown (not installed)"
+        typer.echo(f"theseus {text}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Compress Transformer models by progressive module replacing (BERT-of-Theseus)."""
 
 # --------------------------------------------------------------------- init
 @app.command()

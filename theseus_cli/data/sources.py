@@ -99,7 +99,7 @@ def read_tsv_split(task: GlueTask | str, split: str, glue_dir: str | Path) -> di
             if ncols is not None and len(row) != ncols:
                 raise DataError(f"{where}: expected {ncols} tab-separated columns, "
                                 f"found {len(row)}")
-            for field, col in zip(task.text_fields, texts):
+            for field, col in zip(task.text_fields, texts, strict=False):
                 if not row[col].strip():
                     raise DataError(f"{where}: empty text in column {col} ({field})")
                 out[field].append(row[col])

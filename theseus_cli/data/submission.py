@@ -56,7 +56,7 @@ def write_predictions(path: Path, indices: list[int], predictions: list[str]) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("index\tprediction\n")
-        for i, p in zip(indices, predictions):
+        for i, p in zip(indices, predictions, strict=False):
             f.write(f"{i}\t{p}\n")
 
 

@@ -89,8 +89,8 @@ def tokenize_split(ds: datasets.Dataset, tokenizer: Any, task: GlueTask | str,
                    max_seq_length: int, cache_dir: Path | None = None) -> datasets.Dataset:
     """Tokenise a split for the model, without padding, with an on-disk cache.
 
-    The task's kind encodes (``TaskKind.encode``): text pairs are truncated (longest first) to ``max_seq_length`` tokens
-    including special tokens; padding is left to the collator of
+    The task's kind encodes (``TaskKind.encode``): text pairs are truncated
+    (longest first) to ``max_seq_length`` tokens including special tokens; padding is left to the collator of
     :func:`make_dataloader`.
 
     Args:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import codecs
 import math
 import random
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -145,6 +144,9 @@ def read_table(path: Path, fmt: str) -> Any:
         text = decode_utf8(path)  # names a bad byte by line and offset, before the parser
         if fmt in ("csv", "tsv") and len([ln for ln in text.splitlines() if ln.strip()]) < 2:
             raise DataError(f"{path}: the file has no rows (only a header line)")
+        check_delimited(text, path, fmt)
+        if fmt == "jsonl":
+            check_json_lines(text, path)
     elif not path.is_file():
         raise DataError(f"{path}: no such file; check the path given to theseus init")
     builder, options = _BUILDERS[fmt]
@@ -158,6 +160,48 @@ def read_table(path: Path, fmt: str) -> Any:
     if len(ds) == 0:
         raise DataError(f"{path}: the file has no rows (only a header line)")
     return ds
+
+
+def check_delimited(text: str, path: Path, fmt: str) -> None:
+    """A file read as TSV has a tab in its header line, as CSV a comma, unless it has one
+    column and no sign of the other delimiter.
+
+    Raises:
+        DataError: naming ``--format`` and the format the header suggests.
+    """
+    if fmt not in ("csv", "tsv"):
+        return
+    header = next((ln for ln in text.splitlines() if ln.strip()), "")
+    own, other, other_fmt = ("\t", ",", "csv") if fmt == "tsv" else (",", "\t", "tsv")
+    if own not in header and other in header:
+        raise DataError(f"{path}: read as {fmt.upper()} (--format {fmt} or the file's "
+                        f"extension), but its header line has no "
+                        f"{'tab' if own == chr(9) else 'comma'} and a "
+                        f"{'comma' if other == ',' else 'tab'}: {header[:60]!r}; is it "
+                        f"{other_fmt.upper()}? Set --format {other_fmt} (format: in "
+                        "theseus.yaml)")
+
+
+def check_json_lines(text: str, path: Path) -> None:
+    """Every non-blank line of a JSON Lines file is one JSON object.
+
+    Raises:
+        DataError: naming the first bad line and the parser's complaint.
+    """
+    import json
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as e:
+            raise DataError(f"{path}: line {number} is not valid JSON ({e.msg} at column "
+                            f"{e.colno}): {line[:60]!r}; JSON Lines needs one object per "
+                            "line") from None
+        if not isinstance(value, dict):
+            raise DataError(f"{path}: line {number} is a JSON {type(value).__name__}, not an "
+                            "object; JSON Lines needs one object per line")
 
 
 def read_saved(path: Path, split: str) -> Any:
@@ -195,7 +239,7 @@ def check_columns(ds: Any, path: Path, needed: Sequence[str]) -> None:
                             "--label-column / --tokens-column)")
 
 
-def _row(path: Path, fmt: str, index: int) -> str:
+def row_name(path: Path, fmt: str, index: int) -> str:
     """Where data row ``index`` (0-based) is, as a user finds it in the file."""
     if fmt in ("csv", "tsv"):
         return f"line {index + 2}"  # the header is line 1
@@ -215,44 +259,8 @@ def check_texts(ds: Any, path: Path, fmt: str, columns: Sequence[str]) -> None:
                if v is None or (isinstance(v, str) and not v.strip())
                or (isinstance(v, float) and math.isnan(v))]
         if bad:
-            raise DataError(f"{path}: {_row(path, fmt, bad[0])}: the text column {column!r} is "
+            raise DataError(f"{path}: {row_name(path, fmt, bad[0])}: the text column {column!r} is "
                             f"empty ({len(bad)} such row(s)); fill or drop those rows")
-
-
-def label_type(values: Sequence[Any], path: Path, fmt: str, column: str) -> str:
-    """``"int"``, ``"float"`` or ``"str"``: the one type of a label column.
-
-    Raises:
-        DataError: a missing label, or labels of mixed types (both named with their row).
-    """
-    kinds: dict[str, int] = {}
-    for i, v in enumerate(values):
-        if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
-            raise DataError(f"{path}: {_row(path, fmt, i)}: the label column {column!r} is "
-                            "empty; every training and validation row needs a label")
-        kind = ("int" if isinstance(v, int) and not isinstance(v, bool) else
-                "float" if isinstance(v, float) else "str")
-        kinds.setdefault(kind, i)
-    if len(kinds) > 1:
-        shown = ", ".join(f"{k} ({_row(path, fmt, i)})" for k, i in kinds.items())
-        raise DataError(f"{path}: the label column {column!r} mixes types: {shown}; use one "
-                        "type (class names, class ids, or numbers for regression)")
-    return next(iter(kinds), "str")
-
-
-def check_known_labels(labels: Sequence[Any], names: Sequence[str], path: Path,
-                       split: str) -> None:
-    """Every label of ``split`` is a class of train (or of ``--labels``).
-
-    Raises:
-        DataError: naming each unknown label with its count and the file.
-    """
-    known = set(names)
-    unknown = Counter(str(v) for v in labels if str(v) not in known)
-    if unknown:
-        shown = ", ".join(f"{k!r} ({n} rows)" for k, n in unknown.most_common(5))
-        raise DataError(f"{path}: the {split} split has labels that train never has: {shown}; "
-                        "a class needs training examples (or name every class with --labels)")
 
 
 def holdout_rows(labels: Sequence[Any], fraction: float, seed: int,
@@ -296,7 +304,7 @@ def check_tagged(ds: Any, path: Path, fmt: str, tokens: str, tags: str | None) -
     lines = ds["line"] if fmt == "conll" and "line" in ds.column_names else None
 
     def where(i: int) -> str:
-        return f"line {lines[i]}" if lines else _row(path, fmt, i)
+        return f"line {lines[i]}" if lines else row_name(path, fmt, i)
 
     for i, words in enumerate(ds[tokens]):
         if not isinstance(words, (list, tuple)) or not words or any(
@@ -313,26 +321,3 @@ def check_tagged(ds: Any, path: Path, fmt: str, tokens: str, tags: str | None) -
         if any(t is None or str(t).strip() == "" for t in row):
             raise DataError(f"{path}: {where(i)}: an empty tag in {tags!r}; every word needs "
                             "a tag")
-
-
-def bio_tags(names: Sequence[str]) -> bool:
-    """Whether a tag set is BIO/IOB2: every tag ``O`` or ``B-``/``I-`` plus a type, and
-    some not ``O``."""
-    return any(t[:2] in ("B-", "I-") for t in names) and all(
-        t == "O" or t[:2] in ("B-", "I-") for t in names)
-
-
-def repair_bio(rows: Sequence[Sequence[str]]) -> tuple[list[list[str]], int]:
-    """BIO tag rows with each ``I-X`` that does not continue an ``X`` entity (after ``O``,
-    at the start, or after another type) made ``B-X``: the reading of seqeval's default
-    mode and conlleval, so the scores do not change. Returns ``(rows, tags repaired)``."""
-    out, repaired = [], 0
-    for row in rows:
-        fixed, previous = [], "O"
-        for tag in map(str, row):
-            if tag.startswith("I-") and previous[2:] != tag[2:]:
-                tag, repaired = "B-" + tag[2:], repaired + 1
-            fixed.append(tag)
-            previous = tag
-        out.append(fixed)
-    return out, repaired

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from theseus_cli.data import hub_files
+from theseus_cli.data import labels as label_checks
 from theseus_cli.data import user_files as uf
 from theseus_cli.errors import ConfigError, DataError
 from theseus_cli.plugin import param, registry
@@ -117,7 +118,16 @@ class UserTask:
         if kind.regression:
             return ()
         train = self._train()[self.settings.label_column]
-        return tuple(kind.label_names(train, self.settings.labels))
+        if kind.token_level and label_checks.bio_tags({str(t) for row in train for t in row}):
+            train, _ = label_checks.repair_bio(train)  # IOB1's I-X opening an entity is read as B-X
+        names = tuple(kind.label_names(train, self.settings.labels))
+        if not kind.token_level and len(names) < 2:
+            only = f" {names[0]!r}" if names else ""
+            raise DataError(f"{self.path('train')}: the label column "
+                            f"{self.settings.label_column!r} has one class{only} in all "
+                            f"{len(train)} rows; classification needs at least two classes "
+                            "(for a score per row, use numbers and --kind regression)")
+        return names
 
     @property
     def num_labels(self) -> int:
@@ -198,7 +208,7 @@ class UserTask:
         return "hub" if self.hub(split) else uf.detect_format(self.path(split),
                                                               self.settings.format)
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - one task object per workspace load
+    @functools.cache  # noqa: B019 - one task object per workspace load
     def _read(self, split: str) -> Any:
         """The checked file of ``split``, read once per task object (preflight and the
         stage that follows share it)."""
@@ -244,7 +254,7 @@ class UserTask:
 
     def _label_type(self) -> str:
         column = self.settings.label_column
-        return uf.label_type(self._train()[column], self.path("train"),
+        return label_checks.label_type(self._train()[column], self.path("train"),
                              self.format_of("train"), column)
 
     def holdout(self) -> tuple[list[int], list[int]]:
@@ -280,27 +290,23 @@ class UserTask:
         if column in ds.column_names and kind.token_level:
             ids = {n: i for i, n in enumerate(self.label_names)}
             tags = ds[column]
-            if uf.bio_tags(self.label_names):
-                tags, repaired = uf.repair_bio(tags)
+            if label_checks.bio_tags(self.label_names):
+                tags, repaired = label_checks.repair_bio(tags)
                 if repaired:
                     self.notes.append(
                         f"{path}: {repaired} tag(s) of the {split} split start an entity with "
                         "I- (not valid BIO); read as B-, the way seqeval and conlleval read "
                         "them")
-            uf.check_known_labels([t for row in tags for t in row], self.label_names, path,
+            label_checks.check_known_labels([t for row in tags for t in row], self.label_names, path,
                                   split)
             labels = [[ids[str(t)] for t in row] for row in tags]
         elif column in ds.column_names:
             values = ds[column]
-            uf.label_type(values, path, self.format_of(split), column)
+            label_checks.label_type(values, path, self.format_of(split), column)
             if self.is_regression:
-                try:
-                    labels = [float(v) for v in values]
-                except (TypeError, ValueError):
-                    raise DataError(f"{path}: the label column {column!r} of a regression "
-                                    "task holds a value that is not a number") from None
+                labels = label_checks.float_labels(values, path, self.format_of(split), column)
             else:
-                uf.check_known_labels(values, self.label_names, path, split)
+                label_checks.check_known_labels(values, self.label_names, path, split)
                 ids = {n: i for i, n in enumerate(self.label_names)}
                 labels = [ids[str(v)] for v in values]
         elif split == "test":

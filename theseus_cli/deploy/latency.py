@@ -3,10 +3,10 @@
 :func:`timed_calls` is the loop every measurement uses: warm-up calls first (not timed),
 then timed calls until both ``min_iters`` calls and ``min_seconds`` have passed (at most
 ``max_iters``), each call's wall-clock seconds (CUDA synchronised by the caller's run).
-:func:`measure` (``theseus benchmark``, export's model card) times a model (PyTorch, or an ONNX graph in ONNX Runtime) on a list of
-input shapes: warm-up calls first (not timed), then timed calls until both
-``min_iters`` calls and ``min_seconds`` have passed (at most ``max_iters``). Each call
-is one batch; latency is its wall-clock time (CUDA synchronised), throughput the
+:func:`measure` (``theseus benchmark``, export's model card) times a model (PyTorch, or an
+ONNX graph in ONNX Runtime) on a list of input shapes: warm-up calls first (not timed),
+then timed calls until both ``min_iters`` calls and ``min_seconds`` have passed (at most
+``max_iters``). Each call is one batch; latency is its wall-clock time (CUDA synchronised), throughput the
 examples per second over the timed calls. Run in a fresh process (:func:`measure_isolated`)
 its peak resident memory is the model's alone.
 """

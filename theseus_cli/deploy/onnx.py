@@ -102,7 +102,7 @@ def logits_module(model: Any, names: list[str]) -> Any:
 
         def forward(self, *tensors):  # each (batch, seq_len) int64
             # (batch, num_labels); token classification (batch, seq_len, num_labels)
-            return self.model(**dict(zip(names, tensors))).logits
+            return self.model(**dict(zip(names, tensors, strict=False))).logits
 
     return Logits().eval()
 
@@ -154,7 +154,7 @@ def _quiet():
         try:
             yield
         finally:
-            for lg, level in zip(noisy, levels):
+            for lg, level in zip(noisy, levels, strict=False):
                 lg.setLevel(level)
 
 

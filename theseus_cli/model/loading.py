@@ -132,8 +132,11 @@ def from_pretrained_checked(loader: Any, source: str, **kwargs: Any) -> Any:
         hint = _WHAT
         if ("safetensor" in f"{type(e).__module__} {type(e).__name__} {first}".lower()
                 or "header" in first.lower() or "deserializ" in first.lower()):
-            hint = ("its weights file is corrupted or truncated; restore it, or save the model "
-                    "again with save_pretrained")
+            weights = sorted(p.name for p in Path(source).glob("*.safetensors")) or sorted(
+                p.name for p in Path(source).glob("*.bin")) if Path(source).is_dir() else []
+            named = f" ({', '.join(str(Path(source) / w) for w in weights)})" if weights else ""
+            hint = (f"its weights file{named} is corrupted or truncated; restore it, or save "
+                    "the model again with save_pretrained")
         raise ModelSourceError(f"could not load model {source!r}: {type(e).__name__}: {first} "
                                f"({hint})") from None
 
@@ -184,6 +187,28 @@ def saved_auto_class(config: Any) -> Any:
     return auto_class("AutoModelForSequenceClassification")
 
 
+#: files of which a saved tokenizer has at least one (its vocabulary)
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model", "spm.model")
+
+
+def check_tokenizer_files(source: str) -> None:
+    """A local model directory holds its tokenizer's vocabulary (hub ids are left to the
+    hub). Without one, transformers builds a tokenizer of the special tokens alone, and
+    every word becomes ``[UNK]``.
+
+    Raises:
+        ModelSourceError: naming the directory and the files looked for.
+    """
+    path = Path(source)
+    if not path.is_dir() or any((path / f).is_file() for f in TOKENIZER_FILES):
+        return
+    raise ModelSourceError(
+        f"{source} has no tokenizer files (none of {', '.join(TOKENIZER_FILES)}): its words "
+        "would all read as unknown. Save the tokenizer it was fine-tuned with beside it "
+        "(tokenizer.save_pretrained(that directory)); nothing was run")
+
+
 def load_tokenizer(source: str, token_level: bool) -> Any:
     """The tokenizer of ``source``; decoders get their EOS as padding, and a token-level
     kind a tokenizer that takes pre-split words (BPE ones: ``add_prefix_space=True``).
@@ -193,6 +218,7 @@ def load_tokenizer(source: str, token_level: bool) -> Any:
     """
     from transformers import AutoTokenizer
 
+    check_tokenizer_files(source)
     tokenizer = from_pretrained_checked(AutoTokenizer, source)
     if token_level:
         try:

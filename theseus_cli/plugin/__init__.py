@@ -77,6 +77,6 @@ __all__ = [
     "LayerListFamily", "ModelFacts", "ModelFamily", "ModelSourceError", "NoParams",
     "Plugin", "PluginChoice", "SCHEDULER_GROUP", "STAGE_GROUP", "SUCCESSOR_GROUP",
     "Scheduler", "Stage", "StageContext", "StageResult", "StageServices",
-    "SuccessorBuilder", "TASK_KIND_GROUP", "TaskKind", "TheseusError", "TrainOutcome", "TrainingParams", "param",
-    "plugin_choices", "selector_of",
+    "SuccessorBuilder", "TASK_KIND_GROUP", "TaskKind", "TheseusError", "TrainOutcome", "TrainingParams",
+    "param", "plugin_choices", "selector_of",
 ]

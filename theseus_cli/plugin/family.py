@@ -5,7 +5,7 @@ keeps its layers, and the one generic implementation.
 contract for every family whose Transformer layers are one ``nn.ModuleList`` at an
 attribute path of the ``*ForSequenceClassification`` model (``base_model.encoder.layer``
 for BERT, ``base_model.layers`` for Llama, ``base_model.h`` for GPT-2). The built-in
-families (``plugins/theseus_builtin/families.py``) are small subclasses of it;
+families (``plugins/theseus_builtin/families/builtin.py``) are small subclasses of it;
 ``theseus_cli.plugin.registry.family_for`` picks the family of a model type.
 """
 
@@ -270,7 +270,7 @@ class LayerListFamily(ModelFamily):
         specs = [None] * len(modules)
         if builder is not None:
             specs = [builder.layer_spec(m) for m in modules]
-        for i, (module, spec) in enumerate(zip(modules, specs)):
+        for i, (module, spec) in enumerate(zip(modules, specs, strict=False)):
             if spec is None and not isinstance(module, layer_cls):  # a spec: restructured
                 raise ExportError(
                     f"successor module {i} is a {type(module).__name__}, not the predecessor's "

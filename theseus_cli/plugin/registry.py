@@ -53,7 +53,7 @@ def _distribution(ep: Any) -> str:
     return f"{dist.name} {dist.version}" if dist is not None else "?"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def discover(group: str) -> tuple[PluginInfo, ...]:
     """All plugins of ``group``, loaded; broken ones carry ``error``.
 
@@ -146,7 +146,7 @@ def successor_builder(name: str) -> type[SuccessorBuilder]:
     return get(SUCCESSOR_GROUP, name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def task_kind(name: str) -> TaskKind:
     """The task kind registered as ``name``, an instance (raises UnknownNameError)."""
     return get(TASK_KIND_GROUP, name)()
@@ -175,7 +175,7 @@ def family_for(model_type: str, source: str = "") -> ModelFamily:
         f"{f' ({source})' if source else ''}; supported families (model types): {listed}. "
         "Choose such a model in theseus.yaml (model:), or add a family: a plugin in the "
         f"{FAMILY_GROUP!r} entry-point group subclassing theseus_cli.plugin.family.LayerListFamily "
-        "(see the README's plugin section)")
+        "(see docs/plugins.md)")
 
 
 def family_of(model: Any) -> ModelFamily:

@@ -188,7 +188,11 @@ class StageContext:
             options: ``phase`` (a name for logs, default the stage's), and for stages that
                 go beyond the task loss: ``loss_fn(model, batch)``, ``before_step(t)``,
                 ``before_training(total_steps)``, ``extra_state`` (saved in checkpoints),
-                ``find_unused_parameters`` (a step may leave trainable parameters unused).
+                ``find_unused_parameters`` (a step may leave trainable parameters unused),
+                ``patience_from`` (the optimizer step from which early stopping's patience
+                counts), ``params`` (the stage's params with values it resolved itself).
+                With ``patience`` set, training stops early; the returned outcome's
+                ``stop_reason``, ``best_epoch`` and ``stop_line()`` say why and where.
 
         Raises:
             TrainingDivergedError: the loss or the weights stopped being finite.
@@ -307,12 +311,25 @@ class Stage(Plugin, ABC):
         --successor truncate`` accepts only evaluations of a truncate successor)."""
         return True
 
+    def on_up_to_date(self, artifact: Any, params: Any, say: Any) -> None:
+        """Called instead of :meth:`run` when ``artifact`` already has this run's
+        fingerprint (same params and inputs): a stage whose result also lives outside
+        the workspace restores it there (``export --output``); ``say(text)`` prints.
+        Default: nothing."""
+
+    def choose_input(self, name: str, accepted: list[Any], store: Any,
+                     params: Any) -> tuple[Any, str] | None:
+        """Which of the ``accepted`` versions of input ``name`` (oldest first) an unpinned
+        run reads, and why (one sentence, printed); None: the default, the newest made with
+        this run's seed (``export`` picks the successor the method table ranks first)."""
+        return None
+
     @abstractmethod
     def run(self, ctx: StageContext) -> StageResult:
         """Do the stage's work, writing files into ``ctx.out_dir``.
 
         Raises:
-            TheseusError subclasses for bad input; anything else is a bug.
+            TheseusError: (a subclass) for bad input; anything else is a bug.
         """
 
     def check(self, ctx: CheckContext) -> None:

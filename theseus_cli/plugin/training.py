@@ -14,7 +14,8 @@ from theseus_cli.plugin.base import param
 class TrainingParams:
     """Settings every training stage shares (units: epochs, optimizer steps)."""
 
-    epochs: int = param(3, "passes over the training set (epochs)", min=1)
+    epochs: int = param(3, "passes over the training set (epochs); with patience, the most it "
+                           "trains", min=1)
     max_steps: int | None = param(
         None, "stop after this many optimizer steps (overrides epochs); null: use epochs", min=1)
     batch_size: int = param(32, "training examples per micro-batch per process (paper: 32)", min=1)
@@ -27,6 +28,9 @@ class TrainingParams:
                                              "null: no clipping", min=0.0)
     eval_every: int | None = param(None, "evaluate on dev every N optimizer steps; null: once per "
                                          "epoch", min=1)
+    patience: int | None = param(
+        None, "early stopping: stop after this many dev evaluations in a row without a new best "
+              "score; null: train every epoch", min=1)
     save_every: int | None = param(
         200, "save a resumable checkpoint every N optimizer steps; null: not by steps", min=1,
         fingerprint=False)
@@ -52,6 +56,40 @@ class TrainOutcome:
     steps: int
     seconds: float
     evaluations: list[dict[str, Any]] = field(default_factory=list)
+    #: why training ended: ``"patience"`` (early stop), ``"max_epochs"`` or ``"max_steps"``
+    stop_reason: str = "max_epochs"
+    #: optimizer steps per epoch of this run (to turn ``best_step`` into epochs)
+    steps_per_epoch: int = 1
+
+    @property
+    def best_epoch(self) -> float:
+        """The epoch (1-based, fractional between epoch ends) of the best dev score."""
+        return round(self.best_step / max(1, self.steps_per_epoch), 2)
+
+    @property
+    def still_rising(self) -> bool:
+        """Training ran to its maximum, its last evaluation was the best, and it beat the one
+        before: more epochs would probably have helped."""
+        ev = [e.get("dev_score") for e in self.evaluations]
+        return (self.stop_reason != "patience" and len(ev) >= 2 and bool(self.evaluations)
+                and self.evaluations[-1].get("step") == self.best_step
+                and ev[-1] is not None and ev[-2] is not None and ev[-1] > ev[-2])
+
+    def stop_record(self) -> dict[str, Any]:
+        """What manifests record of the run's end: ``stop_reason``, ``stopped_at_step``,
+        ``stopped_at_epoch``, ``best_step``, ``best_epoch``, ``steps_per_epoch``."""
+        return {"stop_reason": self.stop_reason, "stopped_at_step": self.steps,
+                "stopped_at_epoch": round(self.steps / max(1, self.steps_per_epoch), 2),
+                "best_step": self.best_step, "best_epoch": self.best_epoch,
+                "steps_per_epoch": self.steps_per_epoch}
+
+    def stop_line(self) -> str:
+        """One line for a stage's output: why it stopped and where the best came."""
+        why = {"patience": "early stop: no new best dev score in the last evaluations",
+               "max_epochs": "the maximum number of epochs", "max_steps": "max_steps"}
+        return (f"stopped at step {self.steps} (epoch {self.steps / max(1, self.steps_per_epoch):.2f})"
+                f" by {why.get(self.stop_reason, self.stop_reason)}; best dev score at step "
+                f"{self.best_step} (epoch {self.best_epoch:g})")
 
 
 @dataclass

@@ -1,1 +1,2 @@
-"""The store: immutable, versioned artifacts with manifests and seals (Kedro/DVC style), their integrity checks, strict JSON, run locks and training checkpoints."""
+"""The store: immutable, versioned artifacts with manifests and seals (Kedro/DVC
+style), their integrity checks, strict JSON, run locks and training checkpoints."""

@@ -87,7 +87,7 @@ def _probe_combinations(space: tuple[ParamSpec, ...]) -> list[dict[str, Any]]:
     is a list; else each value / bound with the others at their first, and all
     lows and all highs."""
     if all(not p.is_range for p in space):
-        return [dict(zip([p.name for p in space], vals))
+        return [dict(zip([p.name for p in space], vals, strict=False))
                 for vals in itertools.product(*(p.values for p in space))]
     first = {p.name: p.probes()[0] for p in space}
     out = [first, {p.name: p.probes()[-1] for p in space}]

@@ -69,7 +69,8 @@ def teacher_logits(teacher_art: Any, train_ds: Any, tokenizer: Any, runtime: Any
 
     Returns:
         ``(logits, computed)``: a float32 tensor of shape (len(train_ds), num_labels)
-        ((N, L_max, num_labels) for a token-level kind, zeros past each row), and whether this call computed it (False: read from the cache).
+        ((N, L_max, num_labels) for a token-level kind, zeros past each row), and whether
+        this call computed it (False: read from the cache).
     """
     import torch
     from safetensors.torch import load_file, save_file

@@ -93,7 +93,8 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
           extra_state: Any = None, checkpoints: Checkpointer | None = None,
           find_unused_parameters: bool = False,
           before_training: Callable[[int], None] | None = None,
-          loss_fn: Callable[[Any, dict[str, Any]], Any] | None = None) -> TrainOutcome:
+          loss_fn: Callable[[Any, dict[str, Any]], Any] | None = None,
+          patience_from: int | Callable[[], int] = 0) -> TrainOutcome:
     """Train the parameters of ``model`` that have ``requires_grad`` and keep the best.
 
     Args:
@@ -121,6 +122,15 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
         before_training: called once with the planned number of optimizer steps
             (after resume state is known, before the first step), e.g. to bind a
             scheduler that reaches p = 1 at a fraction of training.
+        patience_from: with ``params.patience`` set, dev evaluations before this optimizer
+            step never count towards the patience (module replacing: the step at which
+            p reaches 1, before which the successor is still being assembled); an int,
+            or a callable read at each evaluation (after ``before_training``).
+
+    Early stopping: with ``params.patience = k``, training ends after k dev evaluations
+    in a row (from ``patience_from`` on) without a new best score; the learning-rate
+    schedule still spans ``epochs`` (the maximum), as transformers' EarlyStoppingCallback
+    does. ``TrainOutcome.stop_reason`` says why it ended.
 
     A step whose loss has no gradient path (e.g. every module drew its frozen
     predecessor) does no backward pass and no optimizer update; the step still
@@ -163,9 +173,11 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
     plain_model = runtime.unwrap(model)
     names = {id(p): n for n, p in plain_model.named_parameters()}
 
-    best = TrainOutcome(-math.inf, {}, 0, 0, 0.0)
+    best = TrainOutcome(-math.inf, {}, 0, 0, 0.0, steps_per_epoch=steps_per_epoch,
+                        stop_reason="max_steps" if params.max_steps else "max_epochs")
     best_state: dict[str, Any] | None = None
     step, epoch, skip, losses, extra, grad_path, elapsed = 0, 0, 0, [], {}, True, 0.0
+    stale = 0  # dev evaluations in a row without a new best (counted from patience_from)
 
     def snapshot() -> dict[str, Any]:
         scaler = runtime.scaler
@@ -174,7 +186,8 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
                 "optimizer": optimizer.state_dict(), "lr_scheduler": lr_schedule.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else None,
                 "best": plain({"score": best.best_score, "metrics": best.best_metrics,
-                               "step": best.best_step, "evaluations": best.evaluations}),
+                               "step": best.best_step, "evaluations": best.evaluations,
+                               "stale": stale}),
                 "best_state": best_state,
                 "extra": plain(extra_state.state_dict()) if extra_state is not None else None}
 
@@ -198,6 +211,7 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
         b = s["best"]
         best.best_score, best.best_metrics, best.best_step = b["score"], b["metrics"], b["step"]
         best.evaluations = list(b["evaluations"])
+        stale = int(b.get("stale", 0))
         best_state = s["best_state"]
         if extra_state is not None and s["extra"] is not None:
             extra_state.load_state_dict(s["extra"])
@@ -216,8 +230,9 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
                             checkpoint_hint=lambda: checkpoints.latest_path(phase)
                             if checkpoints is not None else None)
 
-    def run_eval() -> None:
-        nonlocal best_state
+    def run_eval() -> bool:
+        """Evaluate on dev, keep the best; True when the patience ran out."""
+        nonlocal best_state, stale
         metrics = evaluate(model, dev_loader, runtime, task)
         record = {"step": step, **{f"dev_{k}": v for k, v in metrics.items()}}
         best.evaluations.append(record)
@@ -229,11 +244,18 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
         bar.update(step, dev=metrics["score"])
         shown = ", ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items())
         log.info(f"{phase} step {step}/{total}: dev {shown}{' (best so far)' if improved else ''}")
+        start = patience_from() if callable(patience_from) else patience_from
+        if improved:
+            stale = 0
+        elif step >= start:
+            stale += 1
+        return params.patience is not None and stale >= params.patience and step < total
 
     model.train()
+    stopped = False
     with log.phase(phase, total) as bar, _compile_errors(runtime):
         bar.update(step)
-        while step < total:
+        while step < total and not stopped:
             order.manual_seed(runtime.seed + epoch)
             loader = runtime.skip_first_batches(train_loader, skip) if skip else train_loader
             new_step = True
@@ -263,8 +285,12 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
                 log.record("train", step=step, epoch=epoch, loss=mean_loss,
                            lr=lr_schedule.get_last_lr()[0], **extra)
                 bar.update(step, loss=mean_loss, **{k: v for k, v in extra.items() if k == "p"})
-                if step % eval_every == 0 or step == total:
-                    run_eval()
+                if (step % eval_every == 0 or step == total) and run_eval():
+                    stopped = True
+                    best.stop_reason = "patience"
+                    log.info(f"{phase}: early stop at step {step}: {params.patience} dev "
+                             f"evaluations without a new best (best at step {best.best_step})")
+                    break
                 if step >= total:
                     break
                 if checkpoints is not None and policy.enabled and guard.healthy and policy.due(step):

@@ -46,6 +46,7 @@ from theseus_cli.store.lock import LOCK_NAME, StageLock, describe_holder
 from theseus_cli.train.runlog import RunLog
 from theseus_cli.train.runtime import Runtime
 from theseus_cli.workspace.config import TRACKING_DIR, WorkspaceConfig
+from theseus_cli.workspace.data_files import data_file_hashes
 from theseus_cli.workspace.preflight import check_command
 from theseus_cli.workspace.run_facts import (
     comparable_data,
@@ -63,8 +64,10 @@ from theseus_cli.workspace.stage_services import CoreStageServices
 _FS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
               errno.ENOTDIR, errno.EEXIST, errno.EISDIR}
 
-#: data settings added after fingerprints existed: left out at these defaults, so the
-#: versions published before them stay up to date
+#: stage params added after fingerprints existed, left out at the value that behaves as before
+_ADDED_AT_DEFAULT = {"patience": None}
+
+
 @contextmanager
 def _private_tmp() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="theseus-rank-") as d:
@@ -153,11 +156,11 @@ class Pipeline:
 
     def latest_input(self, task: str, stage: str, reader: str | None = None,
                      params: Any = None) -> Artifact | None:
-        """The version of ``stage`` a run of ``reader`` reads: among those the reader
-        accepts (``Stage.accepts_input``), the latest made with this run's seed (so
-        each seed's chain stays its own: replace of seed 43 -> finetune-successor of
-        seed 43); for a stage ``shared_across_seeds`` (the teacher), else the latest
-        of any seed; None when there is none (the stage runs first, with this seed)."""
+        """The version of ``stage`` a run of ``reader`` reads: the reader's pick (``Stage.
+        choose_input``: export's), else among those it accepts (``accepts_input``) the latest
+        made with this run's seed (each seed's chain its own: replace of seed 43 -> its
+        finetune-successor); for a stage ``shared_across_seeds`` (the teacher), else the
+        latest of any seed; None when there is none (the stage runs first, with this seed)."""
         seed = self.config.runtime.seed
         accepted = []
         for art in self.store.versions(task, stage):
@@ -165,6 +168,10 @@ class Pipeline:
             if reader is None or params is None or registry.stage(reader)().accepts_input(
                     stage, m, params):
                 accepted.append((art, m.get("config", {}).get("runtime", {}).get("seed")))
+        if reader is not None and params is not None and accepted and (chosen := registry.stage(
+                reader)().choose_input(stage, [a for a, _ in accepted], self.store, params)):
+            self.say(f"{reader} reads {chosen[0].label}: {chosen[1]}")
+            return chosen[0]
         same = [a for a, s in accepted if s == seed]
         if same:
             return same[-1]
@@ -201,7 +208,9 @@ class Pipeline:
         Params declared with ``param(..., fingerprint=False)`` (checkpoint
         frequency) are left out; so are ``compile`` when off, the number of
         processes when 1 and ``data.selection`` when ``dev`` (with its
-        ``holdout_fraction``), so older fingerprints stay valid.
+        ``holdout_fraction``), so older fingerprints stay valid. A user's task adds the
+        sha256 of its data files (:func:`data_file_hashes`, as DVC does): an edited file makes
+        every stage of the task run again.
         """
         kept = {f.name for f in dataclasses.fields(params) if f.metadata.get("fingerprint", True)}
         runtime = P.to_dict(self.config.runtime)
@@ -212,13 +221,17 @@ class Pipeline:
             runtime["num_processes"] = world_size()
         doc = {
             "stage": stage, "task": task,
-            "params": {k: v for k, v in P.to_dict(params).items() if k in kept},
+            "params": {k: v for k, v in P.to_dict(params).items() if k in kept
+                       and not (k in _ADDED_AT_DEFAULT and v == _ADDED_AT_DEFAULT[k])},
             "model": self.config.model,
             "data": comparable_data(P.to_dict(self.config.data)),
             "glue_dir": str(self.config.glue_dir()),
             "runtime": runtime,
             "inputs": {k: a.manifest_sha256 for k, a in sorted(inputs.items())},
         }
+        files = data_file_hashes(self.config, task, self.store.root / CACHE_NAME)
+        if files:
+            doc["data_files"] = {split: f["sha256"] for split, f in files.items()}
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
     def run(self, stage: str, task: str | None = None, overrides: dict[str, Any] | None = None,
@@ -312,6 +325,8 @@ class Pipeline:
                 checkpoints.discard()  # left by a run killed right after it published
             self.say(f"{same.label} is up to date (same params and inputs); use --force to run "
                      "it again")
+            if main:
+                cls().on_up_to_date(same, params, self.say)
             return same
         runtime = self.runtime
         if restart and main and checkpoints.exists():
@@ -352,6 +367,7 @@ class Pipeline:
                            "runtime": runtime.describe()},
                 "inputs": {k: {"version": a.name, "manifest_sha256": a.manifest_sha256}
                            for k, a in inputs.items()},
+                "data_files": data_file_hashes(self.config, task, self.store.root / CACHE_NAME),
                 "metrics": result.metrics,
                 "info": result.info,
                 "timings": {"started_at": started, "finished_at": _now(),

@@ -56,10 +56,12 @@ class CoreStageServices(StageServices):
               dev_ds: Any, **options: Any) -> TrainOutcome:
         """:func:`theseus_cli.train.loop.train` with the context's params, runtime, log and
         checkpoints (``phase``, the progress label and checkpoint namespace, defaults to
-        the stage's name)."""
+        the stage's name; ``params``, the stage's params with values the stage resolved,
+        such as a learning rate chosen by the model's size, defaults to ``ctx.params``)."""
         options.setdefault("phase", ctx.stage or "train")
+        params = options.pop("params", ctx.params)
         return loop.train(model=model, tokenizer=tokenizer, task=ctx.config.task_definition(ctx.task),
-                          train_ds=train_ds, dev_ds=dev_ds, params=ctx.params,
+                          train_ds=train_ds, dev_ds=dev_ds, params=params,
                           runtime=ctx.runtime, log=ctx.log, checkpoints=ctx.checkpoints,
                           **options)
 

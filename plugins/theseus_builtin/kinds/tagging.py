@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from theseus_cli.data.user_files import bio_tags
+from theseus_cli.data.labels import bio_tags
 from theseus_cli.errors import ConfigError
 from theseus_cli.plugin import IGNORE_INDEX, TaskKind
 

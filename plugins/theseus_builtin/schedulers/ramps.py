@@ -76,6 +76,12 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: where eq. 6's p_d reaches 1 when no slope is set: 65% of the stage's optimizer steps
+#: (the embedded recipe's step 300 of MRPC's 460 replace steps, chosen on real MRPC:
+#: runs/recipe-sweep-mrpc.sh), whatever the dataset's size
+DEFAULT_FRACTION_TO_ONE = 0.65
+
+
 @dataclass
 class RampParams:
     """Settings of eq. 6, ``p_d = min(1, k·t + b)``, shared by the ``linear`` and
@@ -83,9 +89,10 @@ class RampParams:
 
     The slope comes from the first of these that is set: ``k`` (per optimizer
     step), then ``fraction_to_one`` (resolved in ``Scheduler.bind`` from the stage's
-    planned optimizer steps), then ``steps_to_one``. The defaults (steps_to_one
-    1000, the others null) are those of workspaces written before fraction_to_one
-    existed.
+    planned optimizer steps), then ``steps_to_one``. With all three null (the default),
+    ``fraction_to_one`` is :data:`DEFAULT_FRACTION_TO_ONE`, so the curriculum reaches
+    p = 1 on a large and a small dataset alike; workspaces written before this default
+    name ``steps_to_one`` (then 1000) explicitly and keep it.
     """
 
     scheduler_name: ClassVar[str] = "linear"
@@ -96,9 +103,9 @@ class RampParams:
         None, "slope of p_d per optimizer step; overrides fraction_to_one and steps_to_one")
     fraction_to_one: float | None = param(
         None, "fraction in (0, 1] of the stage's optimizer steps at which p_d reaches 1; "
-              "overrides steps_to_one")
+              "overrides steps_to_one; k, fraction_to_one and steps_to_one all null: 0.65")
     steps_to_one: int | None = param(
-        1000, "optimizer steps until p_d reaches 1 (k = (1 - b) / steps_to_one)", min=1)
+        None, "optimizer steps until p_d reaches 1 (k = (1 - b) / steps_to_one)", min=1)
 
     def __post_init__(self) -> None:
         who = f"{self.scheduler_name} scheduler"
@@ -117,9 +124,7 @@ class RampParams:
                 f"{who}: steps_to_one={self.steps_to_one!r} must be an integer >= 1 "
                 "(optimizer steps)")
         if self.k is None and f is None and self.steps_to_one is None:
-            raise ConfigError(
-                f"{who}: k, fraction_to_one and steps_to_one are all null; set one of them "
-                "(k > 0, fraction_to_one in (0, 1], steps_to_one >= 1)")
+            self.fraction_to_one = DEFAULT_FRACTION_TO_ONE
 
 
 class LinearRampScheduler(Scheduler):

@@ -63,15 +63,30 @@ class _TruncatedBaseline(Stage):
         outcome = ctx.train(model, tokenizer, train_ds, dev_ds, phase=self.name, loss_fn=loss_fn)
         model = ctx.runtime.unwrap(model)
         ctx.save_model(model, tokenizer)
-        label = f"{self.name} {n}L" + (f", α={distill['distill_weight']:g} "
-                                       f"T={distill['temperature']:g}" if distill else "")
+        label = f"{self.name} {n}L" + (f" + KD α={distill['distill_weight']:g}" if distill
+                                       else ", task loss")
+        epochs = f"{params.epochs} epoch{'s' if params.epochs != 1 else ''}"
+        recipe = f"{self.name} {n}L, at most {epochs} at lr {params.learning_rate:g}" + (
+            f" + KD α={distill['distill_weight']:g} T={distill['temperature']:g}" if distill
+            else ", task loss")
         return StageResult(
             metrics={**outcome.best_metrics, "best_step": outcome.best_step},
-            info={"method": label, "layers": n, "predecessor_layers": num_layers,
+            info={"method": label, "recipe": recipe, "layers": n, "predecessor_layers": num_layers,
                   "parameters": ctx.model_size(model)["parameters"], "distillation": distill,
                   "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2),
                   "evaluations": outcome.evaluations},
         )
+
+
+def _epochs_param() -> Any:
+    return param(7, "the most passes over the training set (epochs): 7, the passes of the "
+                    "default Theseus successor (replace 4 + finetune-successor 3), so that no "
+                    "method wins by training longer", min=1)
+
+
+def _patience_param() -> Any:
+    return param(2, "early stopping: stop after this many dev evaluations in a row without a "
+                    "new best score; null: train every epoch", min=1)
 
 
 def _layers_param() -> Any:
@@ -89,6 +104,8 @@ class Truncate(_TruncatedBaseline):
 
     @dataclass
     class Params(TrainingParams):
+        epochs: int = _epochs_param()
+        patience: int | None = _patience_param()
         successor_layers: int | None = _layers_param()
 
 
@@ -101,6 +118,8 @@ class Distill(_TruncatedBaseline):
 
     @dataclass
     class Params(TrainingParams, DistillParams):
+        epochs: int = _epochs_param()
+        patience: int | None = _patience_param()
         successor_layers: int | None = _layers_param()
         distill_weight: float = param(
             0.5, "α: weight of the distillation term, (1 − α)·CE + α·T²·KL (MSE for STS-B)",

@@ -49,7 +49,7 @@ def rows_table(report: dict[str, Any]) -> str:
     body = [[_name(r), r["format"], _pct(r.get("score")),
              "n/a" if not r.get("parameters") else f"{r['parameters'] / 1e6:.1f}M",
              _mb(r.get("peak_mb")), *cells]
-            for r, cells in zip(report["rows"], _cells(report, "p50_ms", "{:.2f}", True))]
+            for r, cells in zip(report["rows"], _cells(report, "p50_ms", "{:.2f}", True), strict=False)]
     return _table(head, body)
 
 
@@ -65,7 +65,7 @@ def console_table(report: dict[str, Any], width: int = 80, full_table: str = "",
                *(Column(s, "right", None if s in keep else len(shapes) - i)
                  for i, s in enumerate(shapes))]
     rows = [[_name(r), r["format"], _pct(r.get("score")), _mb(r.get("peak_mb")), *cells]
-            for r, cells in zip(report["rows"], _cells(report, "p50_ms", "{:.1f}", True))]
+            for r, cells in zip(report["rows"], _cells(report, "p50_ms", "{:.1f}", True), strict=False)]
     return fitted_table(f"{report['task']}: p50 latency per call, ms (speed-up over the "
                         "PyTorch fp32 teacher)", columns, rows, width, full_table)
 
@@ -89,10 +89,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         "**p50 latency per call, ms (speed-up)**\n\n" + rows_table(report),
         "**Throughput, examples per second**\n\n" + _table(
             ["model", "format", *report["shapes"]],
-            [n + c for n, c in zip(names, _cells(report, "throughput", "{:.1f}"))]),
+            [n + c for n, c in zip(names, _cells(report, "throughput", "{:.1f}"), strict=False)]),
         "**p90 latency per call, ms**\n\n" + _table(
             ["model", "format", *report["shapes"]],
-            [n + c for n, c in zip(names, _cells(report, "p90_ms", "{:.2f}"))]),
+            [n + c for n, c in zip(names, _cells(report, "p90_ms", "{:.2f}"), strict=False)]),
         "Models:\n\n" + "\n".join(methods)]) + "\n"
 
 

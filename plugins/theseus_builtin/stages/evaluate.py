@@ -86,11 +86,13 @@ class Evaluate(Stage):
         teacher, tokenizer = ctx.load_model(teacher_art)
         successor, _ = ctx.load_model(successor_art)
         method = successor_art.manifest.get("info", {}).get("method", p.successor)
+        recipe = successor_art.manifest.get("info", {}).get("recipe", method)
         if p.modules:  # section 5.1: prd_i -> scc_i, the rest the teacher's own layers
             chosen = parse_modules(p.modules, f"--modules {p.modules}")
             successor = swap_in(teacher, successor, chosen)
-            method = (f"teacher with module{'s' if len(chosen) > 1 else ''} "
-                      f"{','.join(map(str, chosen))} of {method}")
+            swapped = (f"teacher with module{'s' if len(chosen) > 1 else ''} "
+                       f"{','.join(map(str, chosen))} of ")
+            method, recipe = swapped + method, swapped + recipe
         teacher, successor = ctx.runtime.prepare(teacher, successor)
         scores, loader, dev_examples, shares = score_dev(
             {"teacher": teacher, "successor": successor}, tokenizer, task, ctx)
@@ -105,9 +107,11 @@ class Evaluate(Stage):
         layers = {"teacher": models.num_layers(teacher), "successor": models.num_layers(successor)}
         t_score, s_score = scores["teacher"]["score"], scores["successor"]["score"]
         metrics = {f"{role}_{k}": v for role, m in scores.items() for k, v in m.items()}
+        names = {"teacher": teacher_art.label, "successor": f"{successor_art.label}, {method}"}
         warnings = [w for role in ("teacher", "successor")
-                    if (w := degenerate_warning(role, scores[role], scores["majority"],
-                                                shares[role], kind_of(task).trivial_name))]
+                    if (w := degenerate_warning(f"{role} ({names[role]})", scores[role],
+                                                scores["majority"], shares[role],
+                                                kind_of(task).trivial_name))]
         for w in warnings:
             ctx.log.info(f"[yellow]warning: {w}[/]")
         metrics.update(retention=100.0 * s_score / t_score if t_score else float("nan"),
@@ -117,10 +121,10 @@ class Evaluate(Stage):
                        teacher_layers=layers["teacher"], successor_layers=layers["successor"])
         report = {"task": task.name, "dev_examples": dev_examples, "teacher": teacher_art.name,
                   "successor": successor_art.name, "metrics": scores, "parameters": sizes,
-                  "layers": layers, "trivial": kind_of(task).trivial_name, "speed": {**speed, "device": ctx.runtime.device_name,
-                                              "batch_size": p.eval_batch_size}}
+                  "layers": layers, "trivial": kind_of(task).trivial_name,
+                  "speed": {**speed, "device": ctx.runtime.device_name, "batch_size": p.eval_batch_size}}
         info = {"speed": report["speed"], "teacher_artifact": teacher_art.name,
-                "successor_artifact": successor_art.label, "method": method,
+                "successor_artifact": successor_art.label, "method": method, "recipe": recipe,
                 "top_class_share": shares, "warnings": warnings,
                 "trivial": kind_of(task).trivial_name}
         if p.predict_test:
@@ -212,16 +216,17 @@ def top_class_share(task, predictions) -> float | None:
 def degenerate_warning(role: str, metrics: dict, majority: dict, share: float | None,
                        trivial: str = "majority class") -> str | None:
     """A warning when a model answers (nearly) one class or scores near the task kind's
-    trivial row (``trivial``: the majority class, the most frequent tag, ...)."""
+    trivial row (``trivial``: the majority class, the most frequent tag, ...); ``role``
+    names the model, e.g. ``successor (MRPC/finetune-successor/v2, theseus 3L ...)``."""
     import math
 
     if share is not None and share >= DEGENERATE_SHARE:
-        return (f"the {role}'s dev predictions are {100 * share:.1f}% one class: it has learned "
-                "little beyond the class prior")
+        return (f"the {role} gives {100 * share:.1f}% one class on dev: it has learned little "
+                "beyond the class prior")
     score, base = metrics.get("score"), majority.get("score")
     if score is not None and base is not None and math.isfinite(base) and math.isfinite(score) \
             and score - base < DEGENERATE_MARGIN:
-        return (f"the {role}'s dev score {100 * score:.2f} is within a point of the {trivial} "
+        return (f"the {role} scores {100 * score:.2f} on dev, within a point of the {trivial} "
                 f"({100 * base:.2f}): it has learned little beyond the class prior")
     return None
 

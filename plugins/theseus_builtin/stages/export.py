@@ -21,6 +21,7 @@ dev score per format and the size per format; a model card (``README.md``, with
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from theseus_builtin.stages import model_card
 from theseus_builtin.stages.export_onnx import export_onnx, logits_difference
+from theseus_builtin.stages.method_table import task_rows
 from theseus_cli.data import load_tokenized, make_dataloader
 from theseus_cli.data.glue import GlueTask
 from theseus_cli.deploy import latency
@@ -96,6 +98,18 @@ class Export(Stage):
         if name != "evaluate":
             return True
         return manifest.get("params", {}).get("successor", "finetune-successor") == params.successor
+
+    def on_up_to_date(self, artifact, params, say) -> None:
+        """``--output DIR`` emptied or removed since the export: written again."""
+        if params.output and _empty_or_missing(Path(params.output)):
+            copy_to(artifact.path, Path(params.output))
+            say(f"{params.output} was empty or missing: copied {artifact.label} there again")
+
+    def choose_input(self, name, accepted, store, params):  # noqa: D102 - see Stage
+        if name != "evaluate":
+            return None
+        return top_ranked(store, [a for a in accepted
+                                  if not (a.manifest.get("params") or {}).get("modules")])
 
     def check(self, ctx: CheckContext) -> None:
         """``--format`` names known formats; ONNX formats have their packages installed."""
@@ -176,6 +190,32 @@ class Export(Stage):
             "successor_artifact": model_art.name, "model_artifact": model_art.label,
             "formats": done, "scores": scores, "layers": models.num_layers(model),
             "speed": speed, "output": p.output})
+
+
+def top_ranked(store, evaluations: list) -> tuple[object, str] | None:
+    """The evaluation of the successor that ``evaluate``'s method table ranks first: the
+    variant with the best median dev score over its seeds, and of its seeds the one with
+    the best dev score; with the sentence that says so. None without evaluations."""
+    if not evaluations:
+        return None
+    rows = [r for r in task_rows(store, evaluations)[1:-1]
+            if r.get("artifacts") and r["score"]["median"] is not None]
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: r["score"]["median"])
+    evs = [store.get(*label.split("/")) for label in best["artifacts"]]
+    top = max(evs, key=lambda e: e.manifest["metrics"].get("successor_score") or -math.inf)
+    n = best["score"]["n"]
+    others = len(rows) - 1
+    return top, (f"the successor ranked first in {top.task}'s method table ("
+                 f"{best['method']}: median dev score {100 * best['score']['median']:.2f} over "
+                 f"{n} seed{'s' if n != 1 else ''}"
+                 + (f", ahead of {others} other method{'s' if others != 1 else ''}"
+                    if others else "")
+                 + f"); its best seed's successor, "
+                 f"{top.manifest.get('info', {}).get('successor_artifact', '?')}, scored "
+                 f"{100 * top.manifest['metrics']['successor_score']:.2f}. Pick another with "
+                 "--from evaluate=vN")
 
 
 def _speed_table(ctx: StageContext, model_art, done: dict) -> dict:
@@ -260,9 +300,10 @@ def check_output(dest: Path, setting: str) -> None:
         ConfigError: naming ``setting`` (the option as the user set it) and the problem.
     """
     dest = dest.expanduser().resolve()
-    if dest.exists() or dest.is_symlink():
-        raise ConfigError(f"{setting}: {str(dest)!r} already exists; export copies into a new "
-                          "directory: choose another path or remove it")
+    if (dest.exists() or dest.is_symlink()) and not _empty_or_missing(dest):
+        raise ConfigError(f"{setting}: {str(dest)!r} already exists and is not empty; export "
+                          "copies into a new (or empty) directory: choose another path or "
+                          "remove it")
     parent = dest.parent
     while not parent.exists():
         parent = parent.parent
@@ -276,15 +317,26 @@ def check_output(dest: Path, setting: str) -> None:
 
 def copy_to(src: Path, dest: Path) -> None:
     """Copy the export ``src`` (its format directories and model card, not the manifest)
-    to the new directory ``dest`` atomically (temp dir, then rename).
+    to the new (or empty) directory ``dest`` atomically (temp dir, then rename).
 
     Raises:
-        ExportError: ``dest`` already exists.
+        ExportError: ``dest`` exists and is not empty.
     """
     dest = dest.expanduser().resolve()
-    if dest.exists():
-        raise ExportError(f"export output {str(dest)!r} already exists; choose a new directory")
+    if not _empty_or_missing(dest):
+        raise ExportError(f"export output {str(dest)!r} already exists and is not empty; "
+                          "choose a new directory")
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("manifest.json", ".manifest*",
-                                                             "log.jsonl"))
+                                                             "log.jsonl", ".*"))
+    if dest.is_dir():
+        dest.rmdir()  # empty: replaced by the copy
     os.rename(tmp, dest)
+
+
+def _empty_or_missing(path: Path) -> bool:
+    """Whether ``path`` does not exist, or is an empty directory (not a link)."""
+    path = path.expanduser()
+    if path.is_symlink():
+        return False
+    return not path.exists() or (path.is_dir() and not any(path.iterdir()))

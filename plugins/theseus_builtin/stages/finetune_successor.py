@@ -23,7 +23,8 @@ class FinetuneSuccessor(Stage):
     """Fine-tunes the successor S = {scc_1..scc_n} with the task loss (eq. 4)."""
 
     name = "finetune-successor"
-    help = "fine-tune the assembled successor with the task loss; keeps the best dev checkpoint"
+    help = ("fine-tune the assembled successor (task loss, + KD when set) until its dev score "
+            "stops improving; keeps the best dev checkpoint")
     inputs = ("replace",)
     summary_metrics = ("score",)
     produces_successor = True
@@ -31,6 +32,9 @@ class FinetuneSuccessor(Stage):
     @dataclass
     class Params(TrainingParams, DistillParams):
         learning_rate: float = param(2e-5, "peak AdamW learning rate", min=0.0)
+        patience: int | None = param(
+            2, "early stopping: stop after this many dev evaluations in a row without a new "
+               "best score; null: train every epoch", min=1)
         train: str = param("successor-layers", "which parameters train: the successor's "
                            "Transformer layers only (as the official code) or all",
                            choices=TRAINABLE)
@@ -51,25 +55,34 @@ class FinetuneSuccessor(Stage):
         train_ds, loss_fn, distill = ctx.distillation(teacher, train_ds, tokenizer)
         outcome = ctx.train(model, tokenizer, train_ds, dev_ds, phase="finetune-successor",
                               loss_fn=loss_fn)
+        ctx.log.info(outcome.stop_line())
         model = ctx.runtime.unwrap(model)
         model.requires_grad_(True)
         ctx.save_model(model, tokenizer)
+        replace_info = replaced.manifest.get("info", {})
+        label, recipe = method_label(replace_info, distill,
+                                     replace_distill=replace_info.get("distillation") or {})
         return StageResult(
             metrics={**outcome.best_metrics, "best_step": outcome.best_step},
-            info={**ctx.model_size(model),
-                  "method": method_label(replaced.manifest.get("info", {}), distill,
-                                         replace_distill=replaced.manifest.get("info", {})
-                                         .get("distillation") or {}),
+            info={**ctx.model_size(model), "method": label, "recipe": recipe,
                   "distillation": distill,
                   "trainable_parameters": trainable, "optimizer_steps": outcome.steps,
-                  "train_seconds": round(outcome.seconds, 2), "evaluations": outcome.evaluations},
+                  "train_seconds": round(outcome.seconds, 2), **outcome.stop_record(),
+                  "evaluations": outcome.evaluations},
         )
 
 
-def method_label(replace_info: dict, distill: dict, replace_distill: dict) -> str:
-    """The method's name in tables, e.g. ``theseus 3L, linear b=0.3 steps_to_one=300``
-    (with ``+ KD α=0.5 T=2`` when either stage distilled)."""
+def method_label(replace_info: dict, distill: dict, replace_distill: dict) -> tuple[str, str]:
+    """``(label, recipe)`` of a Theseus successor for tables.
+
+    The label is short and always names the loss: ``theseus 3L + KD α=0.5`` (vanilla KD
+    in either stage; ``α=0.5/0.3`` when replace and finetune-successor differ) or
+    ``theseus 3L, task loss``, with the successor builder when not ``first-n`` and the
+    scheduler when not ``linear``. The recipe is the whole of it, for the legend under a
+    table: ``theseus 3L, linear b=0.3 fraction_to_one=0.65 + KD (replace) α=0.5 T=2 + KD
+    (finetune) α=0.5 T=2``."""
     scheduler = replace_info.get("scheduler", {})
+    sched_name = scheduler.get("name", "?")
     params = dict(scheduler.get("params") or {})
     for key, overridden in (("k", ("fraction_to_one", "steps_to_one")),
                             ("fraction_to_one", ("steps_to_one",))):
@@ -79,15 +92,22 @@ def method_label(replace_info: dict, distill: dict, replace_distill: dict) -> st
     args = " ".join(f"{k}={v}" for k, v in params.items() if v is not None)
     builder = replace_info.get("successor_builder") or {}
     name = builder.get("name", "first-n")
-    label = f"theseus {replace_info.get('layers', '?')}L, {scheduler.get('name', '?')} {args}".strip()
+    layers = f"theseus {replace_info.get('layers', '?')}L"
+    recipe = f"{layers}, {sched_name} {args}".strip()
+    label = layers + (f", {sched_name}" if sched_name != "linear" else "")
     extra = _non_default(name, builder)  # e.g. ffn_fraction=0.25, init_from=pretrained
     if name != "first-n" or extra:
-        label += f", {name}" + "".join(f" {k}={v:g}" if isinstance(v, float) else f" {k}={v}"
-                                       for k, v in extra.items())
+        shown = "".join(f" {k}={v:g}" if isinstance(v, float) else f" {k}={v}"
+                        for k, v in extra.items())
+        recipe += f", {name}{shown}"
+        label += f", {name}{shown}"
     for where, d in (("replace", replace_distill), ("finetune", distill)):
         if d:
-            label += f" + KD ({where}) α={d['distill_weight']:g} T={d['temperature']:g}"
-    return label
+            recipe += f" + KD ({where}) α={d['distill_weight']:g} T={d['temperature']:g}"
+    alphas = list(dict.fromkeys(f"{d['distill_weight']:g}" for d in (replace_distill, distill)
+                                if d))
+    label += f" + KD α={'/'.join(alphas)}" if alphas else ", task loss"
+    return label, recipe + ("" if alphas else ", task loss")
 
 
 def _non_default(name: str, builder: dict) -> dict:

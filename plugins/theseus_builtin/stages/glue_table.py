@@ -5,10 +5,11 @@ stage with ``Stage.produces_successor``) is evaluated (up-to-date evaluations
 are reused). Per task, a method table (:mod:`method_table`: seeds aggregated
 into medians, the majority class beside them); across tasks, one table: a row
 per method, a column per GLUE task (the paper's per-task dev number, section
-4.1), the macro score over the 8 paper tasks (WNLI excluded) and retention. Missing tasks are named, never dropped or
-filled in. The tables are published by the stage :class:`GlueTable` as
-``GLUE/glue-table/vN`` of the pseudo-task ``GLUE`` (Markdown + JSON), with the
-leaderboard zip when ``--predict-test`` was given.
+4.1), the macro score over the 8 paper tasks (WNLI excluded) and retention.
+Missing tasks are named, never dropped or filled in. The tables are published
+by the stage :class:`GlueTable` as ``GLUE/glue-table/vN`` of the pseudo-task
+``GLUE`` (Markdown + JSON), with the leaderboard zip when ``--predict-test`` was
+given.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from theseus_builtin.stages.method_table import render_task, task_rows
+from theseus_builtin.stages.method_table import legend, render_task, task_rows
 from theseus_cli import plots
 from theseus_cli.data.glue import PAPER_TASKS, PREDICTED_WITH, TASKS
 from theseus_cli.data.submission import ZIP_NAME, zip_submission
@@ -51,8 +52,9 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
         options: ``overrides`` (evaluate params, e.g. predict_test), ``force``.
 
     Returns:
-        The published (or reused) ``GLUE/glue-table/vN`` artifact (``tables.md``: one
-        method table per task; ``glue_table.md``/``.json``: the paper's Table 2 layout).
+        The published (or reused) ``glue-table`` artifact, under ``GLUE/`` or the user's
+        task's name (:func:`table_home`) (``tables.md``: one method table per task;
+        ``glue_table.md``/``.json``: the paper's Table 2 layout).
     """
     store, console = pipeline.store, pipeline.console
     overrides = dict(options.get("overrides") or {})
@@ -99,13 +101,22 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
     labels = [a.label for arts in evaluations.values() for a in arts]
     overrides_table = {"evaluations": labels, "tasks": list(tasks), "missing": missing,
                        "predict_test": bool(overrides.get("predict_test"))}
-    art = pipeline.run("glue-table", GLUE_TASK, overrides_table, preflight=False,
+    art = pipeline.run("glue-table", table_home(tasks), overrides_table, preflight=False,
                        force=options.get("force", False))
     show(console, art)
     if errors:
         raise TasksFailed(f"{len(errors)} evaluation(s) failed (named above); the tables "
                           f"({art.label}) hold the others") from errors[0]
     return art
+
+
+def table_home(tasks: list[str]) -> str:
+    """Where an evaluate run files its tables: ``GLUE`` when a GLUE task is among
+    ``tasks``, else the user's task's own name (several own tasks: their names joined by
+    ``+``), e.g. ``artifacts/banking77/glue-table/vN``."""
+    if any(t in COLUMNS for t in tasks):
+        return GLUE_TASK
+    return "+".join(dict.fromkeys(tasks))
 
 
 class GlueTable(Stage):
@@ -295,6 +306,8 @@ def print_task(console: Any, task: str, rows: list[dict], full_table: str = "") 
              else "dev")
     console.print(fitted_table(f"{task} {split}: one row per method (median over seeds)",
                                columns, cells, console.width, full_table))
+    for line in legend(rows)[1:]:
+        console.print(line, markup=False, highlight=False)
     for r in rows:
         for w in r.get("warnings", []):
             console.print(f"[yellow]warning: {r['method']}: {w}[/]")

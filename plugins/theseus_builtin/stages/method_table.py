@@ -55,9 +55,10 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
         evs = list(latest_per_seed.values())
         ms = [ev.manifest["metrics"] for ev in evs]
         label = evs[-1].manifest.get("info", {}).get("method") or _successor_ref(evs[-1])[0]
+        recipe = evs[-1].manifest.get("info", {}).get("recipe") or label
         labels.setdefault(label, []).append(len(rows))
         rows.append({
-            "method": label, "variant": key, "layers": ms[-1].get("successor_layers"),
+            "method": label, "recipe": recipe, "variant": key, "layers": ms[-1].get("successor_layers"),
             "parameters": ms[-1].get("successor_parameters"),
             "metrics": {n: stats([m.get(f"successor_{n}") for m in ms]) for n in metric_names},
             "score": stats([m.get("successor_score") for m in ms]),
@@ -73,6 +74,7 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
     for indices in labels.values():  # same method name: say which settings differ
         if len(indices) > 1:
             _disambiguate(store, [rows[i] for i in indices])
+    rows[0]["warnings"] = [*rows[0]["warnings"], *beaten_teacher_warnings(rows[0], rows[1:])]
     m = evaluations[-1].manifest["metrics"]
     trivial = evaluations[-1].manifest.get("info", {}).get("trivial", "majority class")
     rows.append({"method": f"{trivial} (training set's)", "layers": None,
@@ -105,7 +107,7 @@ def _disambiguate(store: Any, rows: list[dict[str, Any]]) -> None:
         task, stage, version = r["successors"][-1].split("/")
         params.append(lineage_params(store, store.get(task, stage, version)))
     keys = sorted({k for p in params for k in p if len({str(q.get(k)) for q in params}) > 1})
-    for r, p in zip(rows, params):
+    for r, p in zip(rows, params, strict=False):
         shown = ", ".join(f"{k}={p.get(k)}" for k in keys)
         r["method"] += f" ({shown or 'variant ' + r['variant'][:6]})"
 
@@ -131,12 +133,47 @@ def _teacher_row(store: Any, evaluations: list[Artifact], names: list[str]) -> d
     for _, ev in items:
         teacher = store.lineage(ev, "finetune-teacher")
         seconds.append(float(teacher.manifest.get("timings", {}).get("seconds") or 0.0))
+    warnings = []
+    for name in by_teacher:  # the teacher's own: weak, or undertrained (finetune-teacher)
+        try:
+            art = store.get(evaluations[0].task, "finetune-teacher", name)
+            warnings += art.manifest.get("info", {}).get("warnings") or []
+        except Exception:  # noqa: BLE001 - an unreadable teacher is reported by verify
+            continue
     return {"method": "teacher (fine-tuned predecessor)", "layers": ms[-1].get("teacher_layers"),
+            "warnings": list(dict.fromkeys(warnings)),
             "parameters": ms[-1].get("teacher_parameters"),
             "metrics": {n: stats([m.get(f"teacher_{n}") for m in ms]) for n in names},
             "score": stats([m.get("teacher_score") for m in ms]),
             "retention": stats([100.0] * len(ms)), "speedup": stats([1.0] * len(ms)),
             "seconds": stats(seconds), "seeds": [], "artifacts": list(by_teacher)}
+
+
+def beaten_teacher_warnings(teacher: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """A warning for each successor row whose median score beats the teacher's by more than
+    its seeds' spread (the sample std; a point, 0.01, with one seed): a successor is
+    distilled from the teacher, so a teacher it beats is probably undertrained."""
+    t = teacher["score"]["median"]
+    out = []
+    for r in rows:
+        sc = r["score"]
+        if t is None or sc["median"] is None or not r.get("parameters"):
+            continue
+        spread = sc["std"] if sc["n"] and sc["n"] > 1 and sc["std"] else 0.01
+        if sc["median"] - t > spread:
+            out.append(f"its successor \"{r['method']}\" scores {100 * (sc['median'] - t):.2f} "
+                       f"above it (more than the seeds' spread, {100 * spread:.2f}): the teacher "
+                       "is probably undertrained; try finetune-teacher --epochs with a larger "
+                       "value or a higher --learning-rate, then rerun the successors")
+    return out
+
+
+def legend(rows: list[dict[str, Any]]) -> list[str]:
+    """Lines under a table: each method whose full recipe says more than its short label
+    (``theseus 3L + KD α=0.5: theseus 3L, linear b=0.3 fraction_to_one=0.65 + KD ...``)."""
+    shown = [(r["method"], r["recipe"]) for r in rows
+             if r.get("recipe") and r["recipe"] != r["method"]]
+    return ["", "Recipes:", *(f"- {m}: {rec}" for m, rec in shown)] if shown else []
 
 
 def _num(s: dict, scale: float = 100.0, digits: int = 2) -> str:
@@ -165,6 +202,7 @@ def render_task(task: str, rows: list[dict[str, Any]]) -> str:
     lines += ["", "Medians over seeds (the paper's statistic); score = the paper's per-task dev "
                   "number; train time = wall seconds of the method's own stages (the teacher's "
                   "for the teacher row)."]
+    lines += legend(rows)
     warned = [f"- {r['method']}: {w}" for r in rows for w in r.get("warnings", [])]
     if warned:
         lines += ["", "Warnings:", *warned]

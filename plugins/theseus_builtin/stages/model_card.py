@@ -12,8 +12,8 @@ from theseus_cli.plugin import selector_of
 
 #: GLUE metric names -> the display names the Hub's model-index uses
 _METRIC_NAMES = {"accuracy": "Accuracy", "f1": "F1", "matthews_correlation": "Matthews Correlation",
-                 "pearson": "Pearson Correlation", "spearmanr": "Spearman Correlation", "macro_f1": "Macro F1",
-                 "mse": "Mean Squared Error"}
+                 "pearson": "Pearson Correlation", "spearmanr": "Spearman Correlation",
+                 "macro_f1": "Macro F1", "mse": "Mean Squared Error"}
 #: params that say nothing about the recipe (where files go, how often to checkpoint)
 _NOT_RECIPE = {"output", "check_examples", "save_every", "save_every_minutes", "speed_batches",
                "speed_repeats", "predict_test", "card_speed"}

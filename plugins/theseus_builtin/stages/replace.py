@@ -29,8 +29,9 @@ class Replace(Stage):
     optimizer step each module independently draws r ~ Bernoulli(p) (eq. 2),
     with p from the scheduler, and runs its successor module if r = 1, else its
     frozen predecessor layers (eq. 3). The model family plugin says where the layers
-    are; embeddings, predecessor layers, norms, pooler and head are frozen (requires_grad=False); gradients flow through
-    frozen predecessor modules into the successor modules below them. Dev
+    are; embeddings, predecessor layers, norms, pooler and head are frozen
+    (requires_grad=False); gradients flow through frozen predecessor modules into
+    the successor modules below them. Dev
     evaluation uses the successor-only path (eq. 5); the best is kept and
     written as a stock Hugging Face model with n layers.
     """
@@ -44,7 +45,11 @@ class Replace(Stage):
 
     @dataclass
     class Params(TrainingParams, DistillParams):
-        epochs: int = param(4, "passes over the training set (epochs)", min=1)
+        epochs: int = param(4, "the most passes over the training set (epochs)", min=1)
+        patience: int | None = param(
+            2, "early stopping: stop after this many dev evaluations in a row without a new "
+               "best successor score, counted once the scheduler reached its final rate "
+               "(p = 1); null: train every epoch", min=1)
         successor_layers: int | None = param(
             None, "n, the number of modules (= successor layers); each module groups L/n "
                   "predecessor layers; null: L/2 (2 layers per module)", min=1)
@@ -102,9 +107,13 @@ class Replace(Stage):
         train_ds, loss_fn, distill = ctx.distillation(teacher, train_ds, tokenizer)
 
         warnings = list(builder.warnings)
+        for w in teacher.manifest.get("info", {}).get("warnings") or []:
+            ctx.log.info(f"[yellow]warning: the teacher {teacher.label}: {w}[/]")
+        ramp_end = [0]  # patience counts from the step the scheduler reaches its final rate
 
         def before_training(total_steps: int) -> None:
             schedule.before_training(total_steps)
+            ramp_end[0] = final_rate_step(scheduler, total_steps)
             warnings.extend(scheduler.warnings(total_steps))
             for w in warnings:
                 ctx.log.info(f"[yellow]warning: {w}[/]")
@@ -115,7 +124,8 @@ class Replace(Stage):
         outcome = ctx.train(hybrid, tokenizer, train_ds, dev_ds, phase="replace",
                             before_step=schedule.before_step, extra_state=schedule,
                             find_unused_parameters=True, before_training=before_training,
-                            loss_fn=loss_fn)
+                            loss_fn=loss_fn, patience_from=lambda: ramp_end[0])
+        ctx.log.info(outcome.stop_line())
         hybrid = ctx.runtime.unwrap(hybrid)
         successor = assemble_successor(hybrid)  # eq. 5
         ctx.save_model(successor, tokenizer)
@@ -130,9 +140,32 @@ class Replace(Stage):
                   "layers": n, "parameters": count_parameters(successor),
                   "hybrid_parameters": count_parameters(hybrid),
                   "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2),
+                  **outcome.stop_record(), "patience_from_step": ramp_end[0],
                   "distillation": distill, "evaluations": outcome.evaluations,
                   "warnings": warnings},
         )
+
+
+def final_rate_step(scheduler, total_steps: int) -> int:
+    """The first optimizer step from which ``scheduler`` stays at its final rate: its
+    ``step_at_one`` where it has one (eq. 6's p = 1), else found from its rates over the
+    stage's steps (each checked as the training loop checks it), or ``total_steps`` if
+    none before the end. Early stopping's patience counts from there.
+
+    Raises:
+        PluginError: the scheduler raised or returned a rate outside [0, 1] (names it and
+            the step).
+    """
+    from theseus_cli.method.replacing import scheduler_rate
+
+    at = getattr(scheduler, "step_at_one", None)
+    if isinstance(at, int) and not isinstance(at, bool):
+        return min(at, total_steps)
+    rates = [scheduler_rate(scheduler, t) for t in range(total_steps)]
+    t = len(rates)
+    while t > 0 and rates and rates[t - 1] == rates[-1]:
+        t -= 1
+    return t
 
 
 def calibration(model, tokenizer, train_ds, batch_size: int, batches: int, device):

@@ -1,1 +1,2 @@
-"""Built-in successor types (entry-point group theseus.successors), each with its torch-level helpers beside it."""
+"""Built-in successor types (entry-point group theseus.successors), each with its
+torch-level helpers beside it."""

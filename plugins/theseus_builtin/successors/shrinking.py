@@ -126,7 +126,7 @@ class NarrowFfnBuilder(_ShrinkBuilder):
         keep = max(1, round(self.params.ffn_fraction * size))
         score = shrink.neuron_importance(inputs, output, ffn.packed)  # (I,)
         index = torch.topk(score, keep).indices.sort().values  # (keep,)
-        for name, linear in zip(ffn.inputs, inputs):
+        for name, linear in zip(ffn.inputs, inputs, strict=False):
             shrink.set_submodule(module, name, shrink.select_rows(linear, index, ffn.packed))
         shrink.set_submodule(module, ffn.output, shrink.select_columns(output, index))
 
@@ -268,7 +268,7 @@ class HeadPrunedBuilder(_ShrinkBuilder):
         _, scores = self._head_scores()
         picks = self.source_layers(len(predecessor_layers), num_modules)
         modules = CopyLayersBuilder.build(self, predecessor_layers, num_modules)
-        for module, j in zip(modules, picks):
+        for module, j in zip(modules, picks, strict=False):
             q, kv = self.kept_heads(module, scores[j], self.params.head_fraction)
             shrink.keep_heads(module, self._anatomy(), q, kv)
         modules.requires_grad_(True)
