@@ -7,7 +7,6 @@ import copy
 
 import pytest
 import torch
-from conftest import cli, make_workspace, manifest, set_yaml
 from tiny_models import MODEL_TYPES, batch, tiny_model
 from transformers import AutoModelForSequenceClassification
 
@@ -169,26 +168,3 @@ def test_unknown_family_and_mixed_layer_types_are_rejected():
     mixed = Qwen2Config(num_hidden_layers=2, use_sliding_window=True, max_window_layers=1)
     with pytest.raises(ConfigError, match="mixes layer types"):
         family_for("qwen2").check(mixed, 1)
-
-
-FAMILY_MODEL = {"bert": "bert", "roberta": "xlm-roberta", "electra": "electra",
-                "distilbert": "distilbert", "deberta-v2": "deberta-v2", "albert": "albert",
-                "modernbert": "modernbert", "llama": "qwen2", "gpt2": "gpt2"}
-
-
-@pytest.mark.parametrize("family", sorted(FAMILY_MODEL))
-def test_cli_pipeline_on_every_family(family, tmp_path, tiny_model_dir, glue_dir):
-    """teacher, replace, finetune-successor, evaluate and export through the CLI."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    model = tiny_model(FAMILY_MODEL[family], vocab_size=len(tok), pad_token_id=tok.pad_token_id)
-    model.save_pretrained(tmp_path / "model")
-    tok.save_pretrained(tmp_path / "model")
-    ws = make_workspace(tmp_path / "ws", tmp_path / "model", glue_dir)
-    set_yaml(ws, {"data": {"max_seq_length": 64}})
-    for command in ("replace", "finetune-successor", "evaluate", "export"):
-        cli(command, "-w", ws)
-    info = manifest(ws, "replace")["info"]
-    assert info["family"] == family and info["modules"] == info["predecessor_layers"] // 2
-    assert manifest(ws, "export")["info"]["layers"] == info["modules"]

@@ -99,7 +99,11 @@ def test_default_recipe_and_export_on_padded_real_text(model_type, tmp_path, tex
     for command in (["replace"], ["finetune-successor"], ["evaluate"],
                     ["export", "--format", "hf,onnx"]):
         cli(*command, "-w", ws)
-    assert manifest(ws, "replace")["info"]["optimizer_steps"] == SIZES["train"] // 16
+    info = manifest(ws, "replace")["info"]
+    assert info["optimizer_steps"] == SIZES["train"] // 16
+    # the family plugin that took it (its name is the model type's here), L/2 modules
+    assert info["family"] == model_type and info["modules"] == info["predecessor_layers"] // 2
+    assert manifest(ws, "export")["info"]["layers"] == info["modules"]
 
     export = ws / "artifacts" / "MRPC" / "export" / "v1"
     tokenizer = AutoTokenizer.from_pretrained(export / "model")

@@ -163,11 +163,11 @@ def weak_teacher_warnings(score: float, trivial: float | None, ctx: StageContext
     warnings = []
     name = kind_of(ctx.task_definition).trivial_name
     if trivial is not None and math.isfinite(score) and score - trivial < 0.01:
-        warnings.append(
-            f"weak teacher: dev score {100 * score:.2f} is within a point of the {name} "
-            f"({100 * trivial:.2f}); try a higher finetune-teacher --learning-rate (now "
-            f"{learning_rate or ctx.params.learning_rate}) or more --epochs, or check the "
-            "data's labels")
+        todo = (f"try a higher finetune-teacher --learning-rate (now {learning_rate:g}) or "
+                "more --epochs, or check the data's labels" if learning_rate is not None else
+                "check that the adopted model was fine-tuned on this task, with these labels")
+        warnings.append(f"weak teacher: dev score {100 * score:.2f} is within a point of the "
+                        f"{name} ({100 * trivial:.2f}); {todo}")
     if outcome is not None and outcome.still_rising:
         epochs = ctx.params.epochs
         warnings.append(
