@@ -154,13 +154,17 @@ def _seed_summary(store: ArtifactStore, versions: list, latest, names: tuple[str
             f"{scale * s['std']:.2f} over {s['n']} seeds")
 
 
-def _listed(task: str, stage: str, versions: list) -> bool:
+def _listed(task: str, stage: str, versions: list, declared: bool = True) -> bool:
     """Whether ``theseus status`` has a row for ``stage`` of ``task``: the pseudo-task GLUE
     has the cross-task table only (and the ``evaluate`` versions in which workspaces from
-    before the ``glue-table`` stage kept it); GLUE tasks have every other stage."""
+    before the ``glue-table`` stage kept it); a task of the workspace (``declared``) has
+    every other stage, and its tables when it filed them (a user's own task); any other
+    folder of the store (the tables of several own tasks, ``a+b``) what it holds."""
     if task == "GLUE":
         return stage == "glue-table" or bool(versions)
-    return stage != "glue-table" or bool(versions)  # a user's task files its own tables
+    if not declared:
+        return bool(versions)
+    return stage != "glue-table" or bool(versions)
 
 
 def status_rows(workspace: Path | None) -> tuple[list[tuple[str, ...]], WorkspaceConfig]:
@@ -173,7 +177,7 @@ def status_rows(workspace: Path | None) -> tuple[list[tuple[str, ...]], Workspac
     for task in tasks:
         for name, cls in stages.items():
             versions = store.versions(task, name)
-            if not _listed(task, name, versions):
+            if not _listed(task, name, versions, declared=task in config.tasks):
                 continue
             staging = store.staging_dirs(task, name)
             if not versions:

@@ -18,7 +18,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from theseus_builtin.stages.method_table import legend, render_task, task_rows
+from theseus_builtin.stages.method_table import legend, render_task, spread_cell, task_rows
 from theseus_cli import plots
 from theseus_cli.data.glue import PAPER_TASKS, PREDICTED_WITH, TASKS
 from theseus_cli.data.submission import ZIP_NAME, zip_submission
@@ -297,8 +297,7 @@ def print_task(console: Any, task: str, rows: list[dict], full_table: str = "") 
             r["method"], "—" if r["layers"] is None else str(r["layers"]),
             "—" if r["parameters"] is None else f"{r['parameters'] / 1e6:.1f}M",
             *(_cell(r["metrics"][n]["median"], 2) for n in names), _cell(sc["median"], 2),
-            "—" if sc["mean"] is None else f"{100 * sc['mean']:.2f} ± {100 * sc['std']:.2f} "
-                                           f"({sc['n']})",
+            spread_cell(sc),
             "—" if r["retention"]["median"] is None else f"{r['retention']['median']:.1f}%",
             "—" if r["speedup"]["median"] is None else f"{r['speedup']['median']:.2f}×",
             "—" if not r["seconds"]["median"] else f"{r['seconds']['median']:.0f} s"])

@@ -168,6 +168,16 @@ def beaten_teacher_warnings(teacher: dict[str, Any], rows: list[dict[str, Any]])
     return out
 
 
+def spread_cell(score: dict[str, Any]) -> str:
+    """``mean ± std (n)`` of a row's score over its seeds (%), ``1 seed`` for one (no
+    spread to show), ``—`` for none."""
+    if score["mean"] is None:
+        return "—"
+    if (score["n"] or 0) < 2:
+        return "1 seed"
+    return f"{100 * score['mean']:.2f} ± {100 * score['std']:.2f} ({score['n']})"
+
+
 def legend(rows: list[dict[str, Any]]) -> list[str]:
     """Lines under a table: each method whose full recipe says more than its short label
     (``theseus 3L + KD α=0.5: theseus 3L, linear b=0.3 fraction_to_one=0.65 + KD ...``)."""
@@ -190,8 +200,7 @@ def render_task(task: str, rows: list[dict[str, Any]]) -> str:
     lines = [f"### {task} dev", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         sc = r["score"]
-        spread = ("—" if sc["mean"] is None else
-                  f"{100 * sc['mean']:.2f} ± {100 * sc['std']:.2f} ({sc['n']})")
+        spread = spread_cell(sc)
         cells = [r["method"], "—" if r["layers"] is None else str(r["layers"]),
                  "—" if r["parameters"] is None else f"{r['parameters'] / 1e6:.1f}M",
                  *(_num(r["metrics"][n]) for n in names), _num(sc), spread,
