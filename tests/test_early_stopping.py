@@ -111,3 +111,23 @@ def test_beaten_teacher_is_warned_about():
     assert not beaten_teacher_warnings(teacher, [row(0.75, 0.08, 3)])  # within the spread
     assert not beaten_teacher_warnings(teacher, [row(0.705, 0.0, 1)])  # half a point
     assert not beaten_teacher_warnings(teacher, [row(0.9, 0.0, 1, params=None)])  # trivial row
+
+
+def test_undertrained_and_weak_teacher_warnings_name_the_settings_to_try():
+    """The texts finetune-teacher records: still rising at its maximum names --epochs
+    (twice the maximum); near the trivial row names --learning-rate (an adopted teacher,
+    with no learning rate of ours, is told to check the model instead)."""
+    from types import SimpleNamespace
+
+    from theseus_builtin.stages.finetune_teacher import weak_teacher_warnings
+    from theseus_cli.data.glue import get_task
+
+    ctx = SimpleNamespace(task_definition=get_task("MRPC"), params=SimpleNamespace(epochs=10))
+    rising = _outcome([0.5, 0.6, 0.7], best_step=30)
+    [w] = weak_teacher_warnings(0.7, 0.25, ctx, outcome=rising, learning_rate=1e-4)
+    assert w.startswith("undertrained teacher") and "--epochs 20" in w and "epoch 3" in w
+    assert weak_teacher_warnings(0.7, 0.25, ctx, outcome=_outcome([0.7, 0.6], 10)) == []
+    [w] = weak_teacher_warnings(0.255, 0.25, ctx, learning_rate=1e-4)
+    assert "within a point of the majority class (25.00)" in w and "now 0.0001" in w
+    [w] = weak_teacher_warnings(0.255, 0.25, ctx)
+    assert "check that the adopted model was fine-tuned on this task" in w

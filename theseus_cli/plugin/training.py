@@ -71,7 +71,7 @@ class TrainOutcome:
         """Training ran to its maximum, its last evaluation was the best, and it beat the one
         before: more epochs would probably have helped."""
         ev = [e.get("dev_score") for e in self.evaluations]
-        return (self.stop_reason != "patience" and len(ev) >= 2 and bool(self.evaluations)
+        return (self.stop_reason != "patience" and len(ev) >= 2
                 and self.evaluations[-1].get("step") == self.best_step
                 and ev[-1] is not None and ev[-2] is not None and ev[-1] > ev[-2])
 

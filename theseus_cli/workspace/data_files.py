@@ -8,12 +8,12 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from theseus_cli.data.hub_files import HUB_PREFIX
 from theseus_cli.errors import DataError
 from theseus_cli.store.integrity import HashCache
 
-#: the data-file settings of a user's task, in the order manifests list them
-SPLITS = ("train", "validation", "test")
+#: the data-file settings of a user's task (in the order manifests list them) -> the
+#: split name ``UserTask.path`` and ``UserTask.hub`` read them as
+SPLITS = {"train": "train", "validation": "dev", "test": "test"}
 
 
 def data_file_hashes(config: Any, task: str, cache_path: Path | None = None
@@ -24,30 +24,27 @@ def data_file_hashes(config: Any, task: str, cache_path: Path | None = None
     revision being the Hub's business. A GLUE task: {} (its files are the benchmark's).
 
     Args:
-        config: the workspace configuration (``task_definition``).
+        config: the workspace configuration (its ``user_tasks``).
         cache_path: the hash cache file (files unchanged in size and times are not read
             again); None: no cache.
 
     Raises:
         DataError: a data file named in theseus.yaml cannot be read (the file named).
     """
-    if task not in (getattr(config, "user_tasks", None) or {}):
+    definition = config.user_tasks.get(task)
+    if definition is None:
         return {}  # a GLUE task, or the pseudo-task GLUE of the cross-task table
-    definition = config.task_definition(task)
-    settings, root = getattr(definition, "settings", None), getattr(definition, "root", None)
-    if settings is None or root is None:
-        return {}
     cache = HashCache(cache_path)
     out: dict[str, dict[str, str]] = {}
     try:
-        for split in SPLITS:
-            given = getattr(settings, split, None)
+        for split, read_as in SPLITS.items():
+            given = getattr(definition.settings, split)
             if not given:
                 continue
-            if str(given).startswith(HUB_PREFIX):
+            if definition.hub(read_as):
                 out[split] = {"path": str(given), "sha256": "hub"}
                 continue
-            path = (Path(root) / Path(str(given)).expanduser()).resolve()
+            path = definition.path(read_as)  # resolved against the workspace
             try:
                 if path.is_dir():
                     inner = hashlib.sha256()

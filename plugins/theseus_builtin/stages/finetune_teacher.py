@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from theseus_builtin.stages.evaluate import training_labels
+from theseus_builtin.stages.evaluate import DEGENERATE_MARGIN, training_labels
 from theseus_cli.data.batching import concat_padded
 from theseus_cli.model.fine_tuned import check_head, label_alignment
 from theseus_cli.model.loading import check_tokenizer_files, resolve_model_source
@@ -156,13 +156,14 @@ def trivial_score(ctx: StageContext, dev_ds: Any) -> float | None:
 def weak_teacher_warnings(score: float, trivial: float | None, ctx: StageContext,
                           outcome: Any = None, learning_rate: float | None = None) -> list[str]:
     """Why this teacher may be too weak to compress, each naming the settings to try:
-    its dev ``score`` within a point (0.01) of the ``trivial`` row's, or (``outcome`` of a
+    its dev ``score`` within a point (``DEGENERATE_MARGIN``, evaluate's) of the ``trivial``
+    row's, or (``outcome`` of a
     training run) its best score at the last evaluation of a run that hit its maximum
     while still rising. Recorded in the manifest; ``replace`` repeats them and
     ``evaluate``'s table shows them."""
     warnings = []
     name = kind_of(ctx.task_definition).trivial_name
-    if trivial is not None and math.isfinite(score) and score - trivial < 0.01:
+    if trivial is not None and math.isfinite(score) and score - trivial < DEGENERATE_MARGIN:
         todo = (f"try a higher finetune-teacher --learning-rate (now {learning_rate:g}) or "
                 "more --epochs, or check the data's labels" if learning_rate is not None else
                 "check that the adopted model was fine-tuned on this task, with these labels")

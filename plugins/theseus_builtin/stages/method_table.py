@@ -129,17 +129,11 @@ def _teacher_row(store: Any, evaluations: list[Artifact], names: list[str]) -> d
         by_teacher[ev.manifest.get("info", {}).get("teacher_artifact", "?")] = (m, ev)
     items = list(by_teacher.values())
     ms = [m for m, _ in items]
-    seconds = []
+    seconds, warnings = [], []  # warnings: the teacher's own (weak, undertrained)
     for _, ev in items:
         teacher = store.lineage(ev, "finetune-teacher")
         seconds.append(float(teacher.manifest.get("timings", {}).get("seconds") or 0.0))
-    warnings = []
-    for name in by_teacher:  # the teacher's own: weak, or undertrained (finetune-teacher)
-        try:
-            art = store.get(evaluations[0].task, "finetune-teacher", name)
-            warnings += art.manifest.get("info", {}).get("warnings") or []
-        except Exception:  # noqa: BLE001 - an unreadable teacher is reported by verify
-            continue
+        warnings += teacher.manifest.get("info", {}).get("warnings") or []
     return {"method": "teacher (fine-tuned predecessor)", "layers": ms[-1].get("teacher_layers"),
             "warnings": list(dict.fromkeys(warnings)),
             "parameters": ms[-1].get("teacher_parameters"),

@@ -163,7 +163,7 @@ def final_rate_step(scheduler, total_steps: int) -> int:
         return min(at, total_steps)
     rates = [scheduler_rate(scheduler, t) for t in range(total_steps)]
     t = len(rates)
-    while t > 0 and rates and rates[t - 1] == rates[-1]:
+    while t > 0 and rates[t - 1] == rates[-1]:
         t -= 1
     return t
 
