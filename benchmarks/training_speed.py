@@ -111,7 +111,7 @@ class Variant:
         appends its peak memory to ``peaks_mb``)."""
         import torch
 
-        from theseus_cli.method.replacing import draw_replacement_mask
+        from theseus_cli.method.masks import draw_replacement_mask
 
         grad_path = True
         if self.p is not None:

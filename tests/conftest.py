@@ -174,6 +174,8 @@ FAST = {
                            "learning_rate": 1e-3},
     "truncate": {"epochs": 1, "batch_size": 8, "eval_batch_size": 16},
     "distill": {"epochs": 1, "batch_size": 8, "eval_batch_size": 16},
+    "pkd": {"epochs": 1, "batch_size": 8, "eval_batch_size": 16},
+    "layerdrop": {"epochs": 1, "batch_size": 8, "eval_batch_size": 16},
     "evaluate": {"eval_batch_size": 16, "speed_repeats": 1, "speed_batches": 1},
     "export": {"check_examples": 8},
 }

@@ -15,9 +15,9 @@ from theseus_cli.plugin import registry
 from theseus_cli.workspace.config import load_config, parse_config
 
 STAGES = ("finetune-teacher", "replace", "finetune-successor", "evaluate", "export", "truncate",
-          "distill", "benchmark")
-TOP = ("benchmark, data, distill, evaluate, export, finetune-successor, finetune-teacher, model, replace, "
-       "runtime, task, tasks, truncate")
+          "distill", "benchmark", "pkd", "layerdrop", "trim-vocab")
+TOP = ("benchmark, data, distill, evaluate, export, finetune-successor, finetune-teacher, layerdrop, "
+       "model, pkd, replace, runtime, task, tasks, trim-vocab, truncate")
 TRAINING_KEYS = ("batch_size, epochs, eval_batch_size, eval_every, group_by_length, learning_rate, "
                  "max_grad_norm, max_nonfinite_steps, max_steps, patience, save_every, save_every_minutes, "
                  "warmup_ratio, weight_decay")
@@ -33,8 +33,8 @@ def err(doc) -> str:
 @pytest.mark.parametrize("doc,message", [
     ({"modle": "x"}, f"theseus.yaml: unknown key 'modle'; accepted: {TOP}"),
     ({"replace": {"epoch": 1}},
-     "theseus.yaml: replace: unknown key 'epoch'; accepted: batch_size, distill_weight, epochs, "
-     "eval_batch_size"),
+     "theseus.yaml: replace: unknown key 'epoch'; accepted: batch_size, distill_weight, "
+     "embedding_energy, embedding_rank, epochs, eval_batch_size"),
     ({"finetune-teacher": {"lr": 1}},
      f"theseus.yaml: finetune-teacher: unknown key 'lr'; accepted: adopt, {TRAINING_KEYS}"
 ),

@@ -131,3 +131,48 @@ def test_undertrained_and_weak_teacher_warnings_name_the_settings_to_try():
     assert "within a point of the majority class (25.00)" in w and "now 0.0001" in w
     [w] = weak_teacher_warnings(0.255, 0.25, ctx)
     assert "check that the adopted model was fine-tuned on this task" in w
+
+
+def test_finetune_successor_keeps_its_input_when_no_epoch_beats_it(workspace, monkeypatch):
+    """finetune-successor scores the replaced successor at step 0: with every later dev
+    evaluation made to score lower, it publishes its input's weights and score unchanged
+    (it used to keep the best of its own epochs, below what it started from)."""
+    from safetensors.torch import load_file
+
+    from theseus_cli.train import loop
+
+    cli("finetune-teacher", "-w", workspace)
+    cli("replace", "-w", workspace)
+    set_yaml(workspace, {"finetune-successor": {"epochs": 2, "learning_rate": 1e-2}})
+    real, calls = loop.evaluate, []
+
+    def worse_after_the_first(*args, **kwargs):
+        metrics = real(*args, **kwargs)
+        if calls:
+            metrics["score"] -= 0.5
+        calls.append(metrics["score"])
+        return metrics
+
+    monkeypatch.setattr(loop, "evaluate", worse_after_the_first)
+    out = flat(cli("finetune-successor", "-w", workspace).output)
+    m = manifest(workspace, "finetune-successor")
+    assert [e["step"] for e in m["info"]["evaluations"]][:1] == [0] and len(calls) == 3
+    assert m["info"]["best_step"] == 0 and m["metrics"]["score"] == calls[0]
+    assert "the input before any training (kept unchanged" in out
+    art = workspace / "artifacts" / "MRPC"
+    before = load_file(art / "replace/v1/model/model.safetensors")
+    after = load_file(art / "finetune-successor/v1/model/model.safetensors")
+    assert before.keys() == after.keys()
+    assert all(before[k].equal(after[k]) for k in before)
+
+
+def test_finetune_successor_keeps_an_epoch_that_beats_its_input(workspace):
+    """The step-0 score is only the one to beat: a normal run still keeps a later epoch
+    when it scores higher, and the step-0 evaluation is recorded first."""
+    cli("finetune-teacher", "-w", workspace)
+    cli("replace", "-w", workspace)
+    cli("finetune-successor", "-w", workspace)
+    info = manifest(workspace, "finetune-successor")["info"]
+    scores = [e["dev_score"] for e in info["evaluations"]]
+    assert info["evaluations"][0]["step"] == 0 and len(scores) == 2
+    assert max(scores) == scores[[e["step"] for e in info["evaluations"]].index(info["best_step"])]

@@ -195,7 +195,8 @@ def test_benchmark_measures_every_model_and_format_in_one_run(exported, tmp_path
     ws = copy_workspace(exported[0], tmp_path / "ws")
     cli("export", "-w", ws, "--successor", "finetune-teacher", "--format", "onnx")
     cli("evaluate", "-w", ws, "--successor", "truncate")  # a baseline nobody exported
-    out = cli("benchmark", "-w", ws, *QUICK, isolate).output
+    rounds = "2" if isolate == "--no-isolate" else "1"  # interleaved rounds: cheap in-process
+    out = cli("benchmark", "-w", ws, *QUICK, isolate, "--rounds", rounds).output
     art = ws / "artifacts/MRPC/benchmark/v1"
     report = json.loads((art / "benchmark.json").read_text())
     assert set(report["machine"]) >= {"cpu", "threads", "device", "torch", "onnxruntime"}
@@ -207,6 +208,8 @@ def test_benchmark_measures_every_model_and_format_in_one_run(exported, tmp_path
     for r in report["rows"]:
         for shape, m in r["shapes"].items():
             assert 0 < m["p50_ms"] <= m["p90_ms"] and m["throughput"] > 0 and m["calls"] >= 2
+            assert len(m["round_p50_ms"]) == int(rounds) and m["spread_pct"] >= 0
+            assert min(m["round_p50_ms"]) <= m["p50_ms"] <= max(m["round_p50_ms"])
             assert r["speedup"][shape] > 0
         assert (r["peak_mb"] is not None) == (isolate == "--isolate")
         assert r["score"] is not None and 0 <= r["score"] <= 1

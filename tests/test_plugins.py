@@ -24,14 +24,15 @@ from theseus_cli.plugin import (
 def test_builtins_register_through_entry_points():
     assert set(registry.stages()) == {"finetune-teacher", "replace", "finetune-successor",
                                       "evaluate", "export", "truncate", "distill", "glue-table",
-                                      "benchmark"}
+                                      "benchmark", "pkd", "layerdrop", "trim-vocab"}
     # pipeline order: inputs before the stages that read them
     order = list(registry.stages())
     for name, cls in registry.stages().items():
         assert all(order.index(dep) < order.index(name) for dep in cls.inputs), name
     assert set(registry.available(SCHEDULER_GROUP)) == {"constant", "linear", "anti-curriculum"}
     assert set(registry.available(SUCCESSOR_GROUP)) == {"first-n", "every-other", "narrow-ffn",
-                                                        "low-rank", "head-pruned", "narrow-hidden"}
+                                                        "low-rank", "head-pruned", "narrow-hidden",
+                                                        "shared"}
     assert set(registry.available(FAMILY_GROUP)) == {
         "bert", "roberta", "mpnet", "electra", "distilbert", "deberta-v2", "albert",
         "modernbert", "llama", "gpt2"}

@@ -11,11 +11,11 @@ from transformers import BertConfig, BertForSequenceClassification
 from theseus_builtin.successors.copy_layers import FirstNBuilder
 from theseus_cli.errors import ConfigError, ExportError, ModelSourceError
 from theseus_cli.method.grouping import group_layers
+from theseus_cli.method.masks import draw_replacement_mask
 from theseus_cli.method.parameters import count_parameters, trainable_parameters
 from theseus_cli.method.replacing import (
     ModuleRouter,
     assemble_successor,
-    draw_replacement_mask,
     make_hybrid,
     router_of,
 )

@@ -165,9 +165,12 @@ def timed_calls(run: Callable[[Any], Any], batches: list[Any], *, warmup: int = 
 
 
 def compare_speed(teacher: Any, successor: Any, batches: list[dict[str, Any]],
-                  repeats: int = 3) -> dict[str, float]:
+                  repeats: int = 3,
+                  successor_batches: list[dict[str, Any]] | None = None) -> dict[str, float]:
     """Speed-up of ``successor`` over ``teacher`` (PyTorch models in eval mode) on identical
-    ``batches`` (dicts of tensors already on the models' device), as ``evaluate`` reports.
+    ``batches`` (dicts of tensors already on the models' device), as ``evaluate`` reports;
+    ``successor_batches``: the same examples tokenised by the successor's own tokenizer
+    (a trimmed vocabulary), when it has one.
 
     One timed call is a full forward pass over all ``batches`` (:func:`timed_calls`; one
     untimed warm-up pass each first). Repeats are interleaved (teacher, successor,
@@ -196,7 +199,8 @@ def compare_speed(teacher: Any, successor: Any, batches: list[dict[str, Any]],
     s_times: list[float] = []
     for i in range(repeats):
         t_times += timed_calls(t_run, [batches], warmup=int(i == 0), max_iters=1)
-        s_times += timed_calls(s_run, [batches], warmup=int(i == 0), max_iters=1)
+        s_times += timed_calls(s_run, [successor_batches or batches], warmup=int(i == 0),
+                               max_iters=1)
     t, s = statistics.median(t_times), statistics.median(s_times)
     examples = sum(int(b["input_ids"].shape[0]) for b in batches)
     return {"teacher_seconds": t, "successor_seconds": s, "speedup": t / s, "examples": examples}
@@ -232,6 +236,30 @@ def measure(job: Job) -> dict[str, Any]:
         return {"shapes": results, "peak_mb": peak, "load_mb": peak}
     peak = _peak_rss_mb()
     return {"shapes": results, "peak_mb": peak, "load_mb": max(0.0, peak - before)}
+
+
+def merge_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One model's :func:`measure` results of several interleaved rounds, as one: per
+    shape the median of the rounds' p50 and p90 (ms), the mean of their means, the
+    median throughput, the calls summed, ``round_p50_ms`` (each round's p50) and
+    ``spread_pct`` (max − min of the rounds' p50, % of their median); the largest peak
+    memory (MB)."""
+    shapes = {}
+    for name in results[0]["shapes"]:
+        per = [r["shapes"][name] for r in results]
+        p50s = [x["p50_ms"] for x in per]
+        p50 = statistics.median(p50s)
+        shapes[name] = {
+            "p50_ms": p50, "p90_ms": statistics.median(x["p90_ms"] for x in per),
+            "mean_ms": statistics.fmean(x["mean_ms"] for x in per),
+            "throughput": statistics.median(x["throughput"] for x in per),
+            "calls": sum(x["calls"] for x in per),
+            "examples_per_call": per[0]["examples_per_call"], "round_p50_ms": p50s,
+            "spread_pct": 100.0 * (max(p50s) - min(p50s)) / p50 if p50 else 0.0}
+    peaks = [r["peak_mb"] for r in results if r.get("peak_mb") is not None]
+    loads = [r["load_mb"] for r in results if r.get("load_mb") is not None]
+    return {"shapes": shapes, "peak_mb": max(peaks) if peaks else None,
+            "load_mb": max(loads) if loads else None, "rounds": len(results)}
 
 
 def measure_isolated(job: Job) -> dict[str, Any]:

@@ -27,149 +27,17 @@ position tensors are whatever the family's loop passes to its layers.
 from __future__ import annotations
 
 import copy
-import hashlib
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from theseus_cli.errors import CheckpointError, ConfigError, ExportError, PluginError
+from theseus_cli.errors import ConfigError, ExportError, PluginError
 from theseus_cli.method.grouping import group_layers
 from theseus_cli.plugin.registry import family_of
-from theseus_cli.store import jsonio
 
 EVAL_PATHS = ("successor", "predecessor")
-
-
-# ------------------------------------------------------------------ masks --
-
-def _generator_seed(seed: int, step: int) -> int:
-    """Mix (seed, step) into a 63-bit generator seed (same on every process)."""
-    raw = (seed * 1_000_003 + step).to_bytes(16, "little", signed=True)
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little") >> 1
-
-
-def draw_replacement_mask(p: float, num_modules: int, seed: int, step: int) -> torch.Tensor:
-    """Draw r_1 .. r_n ~ Bernoulli(p) independently (eq. 2) for one optimizer step.
-
-    The draw depends only on (seed, step): all processes of a distributed run
-    draw the same mask, and a resumed run redraws identical masks. ``step`` is
-    the 0-based optimizer step (not micro-batch, not epoch); the paper samples
-    r once per training batch.
-
-    Returns:
-        BoolTensor of shape (num_modules,) on CPU; True = module replaced by
-        its successor (r = 1). p = 0 gives all False, p = 1 all True.
-    """
-    if not 0.0 <= p <= 1.0:
-        raise ConfigError(f"replacing rate p={p!r} is outside [0, 1]")
-    if num_modules < 1:
-        raise ConfigError(f"num_modules={num_modules!r} must be at least 1")
-    gen = torch.Generator(device="cpu")
-    gen.manual_seed(_generator_seed(int(seed), int(step)))
-    u = torch.rand(num_modules, generator=gen)  # (n,) uniform in [0, 1)
-    return u < p
-
-
-MASK_DEBUG_ENV = "THESEUS_DEBUG_MASK_DIR"
-
-
-def scheduler_rate(scheduler: Any, t: int) -> float:
-    """``scheduler.rate(t)``, checked to be a finite number in [0, 1].
-
-    Raises:
-        PluginError: names the scheduler plugin, the optimizer step and the value.
-    """
-    import math
-
-    name = getattr(scheduler, "name", type(scheduler).__name__)
-    try:
-        p = scheduler.rate(t)
-    except Exception as e:  # noqa: BLE001 - a third-party plugin may raise anything
-        raise PluginError(f"scheduler {name!r} failed at optimizer step {t}: "
-                          f"{type(e).__name__}: {e}") from e
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) \
-            or not 0.0 <= p <= 1.0:
-        raise PluginError(f"scheduler {name!r} returned rate {p!r} at optimizer step {t}; "
-                          "a replacing rate must be a number in [0, 1] (contract: "
-                          "theseus_cli.plugin.Scheduler.rate)")
-    return float(p)
-
-
-class ReplacingSchedule:
-    """Per optimizer step: the scheduler's p, then the module mask (eq. 2) for the router.
-
-    Used as ``train(before_step=schedule.before_step, extra_state=schedule)``.
-    The mask of step t depends only on (seed, t) (:func:`draw_replacement_mask`),
-    so all processes draw the same mask and a resumed run redraws it; the
-    scheduler's own state (if any) is saved in checkpoints.
-
-    Debugging: when the environment variable ``THESEUS_DEBUG_MASK_DIR`` names a
-    directory, every process appends ``{"step", "p", "mask", "rank"}`` per
-    optimizer step to ``masks-rank<k>.jsonl`` there (off by default).
-
-    Args:
-        scheduler: a ``theseus_cli.plugin.Scheduler``.
-        router: the hybrid's :class:`ModuleRouter` (:func:`router_of`).
-        seed: the run seed.
-        rank: this process's index (names the debug file).
-    """
-
-    def __init__(self, scheduler: Any, router: ModuleRouter, seed: int, rank: int = 0):
-        import os
-
-        self.scheduler, self.router, self.seed, self.rank = scheduler, router, int(seed), rank
-        debug = os.environ.get(MASK_DEBUG_ENV)
-        self.debug_file = None
-        if debug:
-            from pathlib import Path
-
-            Path(debug).mkdir(parents=True, exist_ok=True)
-            self.debug_file = Path(debug) / f"masks-rank{rank}.jsonl"
-
-    def before_training(self, total_steps: int) -> None:
-        """Tell the scheduler the stage's planned optimizer steps (``Scheduler.bind``)."""
-        self.scheduler.bind(total_steps)
-
-    def before_step(self, t: int) -> dict[str, Any]:
-        """Set the mask of optimizer step ``t`` (0-based); return what to log.
-
-        ``grad_path`` is False when every module drew its frozen predecessor.
-
-        Raises:
-            PluginError: the scheduler plugin raised, or returned a rate that is
-                not a number in [0, 1] (names the plugin and the step).
-        """
-        p = scheduler_rate(self.scheduler, t)
-        mask = draw_replacement_mask(p, self.router.num_modules, self.seed, t)  # (n,) bool
-        self.router.set_replacement_mask(mask)
-        bits = [int(r) for r in mask.tolist()]
-        if self.debug_file is not None:
-            with open(self.debug_file, "a", encoding="utf-8") as f:
-                f.write(jsonio.dumps({"step": t, "p": p, "mask": bits, "rank": self.rank}) + "\n")
-        return {"p": p, "mask": bits, "grad_path": any(bits)}
-
-    def state_dict(self) -> dict[str, Any]:
-        """Scheduler state and the mask generator's identity (seed, modules)."""
-        return {"scheduler": type(self.scheduler).__name__,
-                "scheduler_state": self.scheduler.state_dict(),
-                "mask_generator": {"kind": "blake2b(seed, step) -> torch.Generator",
-                                   "seed": self.seed, "num_modules": self.router.num_modules}}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the scheduler state; check the masks would be the same.
-
-        Raises:
-            CheckpointError: the checkpoint used another seed or module count.
-        """
-        gen = state["mask_generator"]
-        if (gen["seed"], gen["num_modules"]) != (self.seed, self.router.num_modules):
-            raise CheckpointError(
-                f"checkpoint drew masks with seed {gen['seed']} over {gen['num_modules']} modules, "
-                f"this run uses seed {self.seed} over {self.router.num_modules}; rerun with "
-                "--restart to start over")
-        self.scheduler.load_state_dict(state["scheduler_state"])
 
 
 # ---------------------------------------------------------------- routing --
@@ -202,19 +70,29 @@ class ModuleRouter:
         self.eval_path = "successor"
         self.replacement_mask: torch.Tensor | None = None
         self.output_form: dict[int, int | None] = {}  # module -> tuple length of its output
+        #: the word embedding's slot when it is replaced too (:func:`route_embedding`):
+        #: module n, after the n layer modules
+        self.embedding: RoutedEmbedding | None = None
 
     @property
     def num_modules(self) -> int:
+        """n, the layer modules."""
         return len(self.successor_modules)
 
+    @property
+    def num_draws(self) -> int:
+        """Bernoulli draws per step (eq. 2): the n layer modules, and the word embedding
+        when it is replaced too."""
+        return self.num_modules + (self.embedding is not None)
+
     def set_replacement_mask(self, mask: torch.Tensor | None) -> None:
-        """Set r (BoolTensor (n,), True = use successor module) for the next
+        """Set r (BoolTensor (num_draws,), True = use successor module) for the next
         training forward passes; typically once per optimizer step."""
         if mask is not None:
             mask = torch.as_tensor(mask, dtype=torch.bool).cpu()
-            if mask.shape != (self.num_modules,):
+            if mask.shape != (self.num_draws,):
                 raise ValueError(
-                    f"replacement mask has shape {tuple(mask.shape)}, expected ({self.num_modules},)"
+                    f"replacement mask has shape {tuple(mask.shape)}, expected ({self.num_draws},)"
                 )
         self.replacement_mask = mask
 
@@ -277,6 +155,52 @@ class RoutedLayer(nn.Module):
             if name.startswith("_") or name in ("layer", "successor", "router"):
                 raise
             return getattr(self._running(), name)
+
+
+class RoutedEmbedding(nn.Module):
+    """The word embedding as module n of the hybrid: the predecessor's (frozen) or its
+    successor (a :class:`~theseus_cli.model.embedding.FactorizedEmbedding`), by the same
+    Bernoulli draw as the layer modules (eq. 2-3). ``ids (B, L) -> (B, L, H)``."""
+
+    def __init__(self, router: ModuleRouter, predecessor: nn.Module, successor: nn.Module):
+        super().__init__()
+        self.predecessor, self.successor = predecessor, successor
+        object.__setattr__(self, "router", router)  # shared state, not a submodule
+
+    def _running(self) -> nn.Module:
+        router = self.router
+        used = router.uses_successor(router.num_modules, self.training)
+        return self.successor if used else self.predecessor
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self._running()(input_ids)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("_") or name in ("predecessor", "successor", "router"):
+                raise
+            return getattr(self._running(), name)
+
+
+def route_embedding(hybrid: PreTrainedModel, successor: nn.Module) -> RoutedEmbedding:
+    """Make the hybrid's word embedding one more replaceable module (in place): its slot
+    runs the frozen predecessor embedding or ``successor`` (trainable, moved to the
+    hybrid's device), drawn like the layer modules; :func:`assemble_successor` keeps the
+    successor. Returns the slot.
+
+    Raises:
+        ExportError: the model is not a hybrid.
+    """
+    router = router_of(hybrid)
+    ref = next(hybrid.parameters())
+    successor = successor.to(device=ref.device, dtype=ref.dtype).requires_grad_(True)
+    slot = RoutedEmbedding(router, hybrid.get_input_embeddings(), successor)
+    slot.train(hybrid.training)
+    hybrid.set_input_embeddings(slot)
+    router.embedding = slot
+    return slot
 
 
 # ----------------------------------------------------------------- hybrid --
@@ -386,7 +310,8 @@ def assemble_successor(hybrid: PreTrainedModel) -> PreTrainedModel:
 
     Returns a NEW model of the hybrid's class with n layers (the family's
     ``build_successor``): everything outside the layer list copied from the
-    predecessor, layer i a copy of successor module i. In eval mode it gives exactly
+    predecessor (the word embedding from its successor when it was replaced too),
+    layer i a copy of successor module i. In eval mode it gives exactly
     the hybrid's eval (successor path) logits. The hybrid is not modified.
 
     Raises:
@@ -394,4 +319,13 @@ def assemble_successor(hybrid: PreTrainedModel) -> PreTrainedModel:
             layer of the family's stock model.
     """
     router = router_of(hybrid)
-    return router.family.build_successor(hybrid, list(router.successor_modules), router.builder)
+    slot = router.embedding
+    if slot is None:
+        return router.family.build_successor(hybrid, list(router.successor_modules),
+                                             router.builder)
+    hybrid.set_input_embeddings(slot.successor)  # what the successor keeps (eq. 5)
+    try:
+        return router.family.build_successor(hybrid, list(router.successor_modules),
+                                             router.builder)
+    finally:
+        hybrid.set_input_embeddings(slot)

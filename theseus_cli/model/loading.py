@@ -283,9 +283,9 @@ def load_saved(path: Path) -> tuple[Any, Any]:
 
 
 def load_restructured(path: Path) -> Any:
-    """The theseus loader: a model whose layers were restructured by a successor builder
-    (``theseus_successor.json``: builder, params, one spec per layer). Builds the stock
-    model from ``config.json``, lets the builder restructure each layer, loads the weights.
+    """The theseus loader: a model restructured by a successor builder (``theseus_successor
+    .json``: builder, params, a spec per layer), a factorised embedding or shared layers.
+    Builds the stock model from ``config.json``, restructures it, loads the weights.
 
     Raises:
         ModelSourceError: the files cannot be read, the builder is not installed, or
@@ -296,6 +296,8 @@ def load_restructured(path: Path) -> Any:
     import torch
     from safetensors.torch import load_file
     from transformers import AutoConfig
+
+    from theseus_cli.model.embedding import restructure_embedding  # torch at its top
 
     try:
         meta = json.loads((path / SUCCESSOR_FILE).read_text(encoding="utf-8"))
@@ -309,10 +311,16 @@ def load_restructured(path: Path) -> Any:
         layers = family.layers(model)  # the contract's methods only: any family works
         family.install(model, [layer if spec is None else builder.restructure(layer, spec)
                                for layer, spec in zip(layers, meta["specs"], strict=True)])
+        if meta.get("embedding"):  # a factorised word embedding
+            restructure_embedding(model, meta["embedding"])
+        aliases = _tie_shared(model, family, meta.get("shared"))
         state: dict = {}
         for f in sorted(path.glob("*.safetensors")):
             state.update(load_file(str(f)))
-        model.load_state_dict(state, strict=True)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        bad = [k for k in missing if not k.startswith(aliases)] + list(unexpected)
+        if bad or not aliases and missing:
+            raise RuntimeError(f"weights that do not fit: {(bad or missing)[:5]}")
     except (OSError, KeyError, TypeError, ValueError, RuntimeError, UnknownNameError) as e:
         first = (str(e).splitlines() or [""])[0]
         raise ModelSourceError(f"could not load the restructured successor in {str(path)!r}: "
@@ -321,13 +329,30 @@ def load_restructured(path: Path) -> Any:
     return model.eval()
 
 
+def _tie_shared(model: Any, family: Any, shared: list | None) -> tuple[str, ...]:
+    """Make layer i the same object as layer ``shared[i]`` where set (in place); return the
+    state-dict prefixes of the repeating positions (saved once, under the one repeated)."""
+    if not shared:
+        return ()
+    layers = family.layers(model)
+    family.install(model, [layers[j] if j is not None else layers[i]
+                           for i, j in enumerate(shared)])
+    prefix = family.layers_prefix(model)
+    return tuple(f"{prefix}{i}." for i, j in enumerate(shared) if j is not None)
+
+
 def save(model: Any, tokenizer: Any, path: Path) -> None:
     """Write a Hugging Face model directory (safetensors + config + tokenizer), and
-    ``theseus_successor.json`` for a model restructured by a successor builder."""
+    ``theseus_successor.json`` for a restructured model (a shared layer saved once)."""
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=True)
+    meta = getattr(model, "theseus_successor", None) or {}
+    state = None
+    if meta.get("shared"):
+        prefix = family_of(model).layers_prefix(model)
+        aliases = tuple(f"{prefix}{i}." for i, j in enumerate(meta["shared"]) if j is not None)
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith(aliases)}
+    model.save_pretrained(path, safe_serialization=True, state_dict=state)
     tokenizer.save_pretrained(path)
-    meta = getattr(model, "theseus_successor", None)
     if meta:
         (path / SUCCESSOR_FILE).write_text(jsonio.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
@@ -341,13 +366,33 @@ def keep_bottom_layers(model: Any, n: int) -> Any:
         ConfigError: ``n`` is not between 1 and the model's layer count.
         ModelSourceError: no model family supports the model.
     """
+    count = len(family_of(model).layers(model))
+    if not 1 <= n <= count:
+        raise ConfigError(f"cannot keep {n} of {count} layers; accepted: 1 to {count}")
+    return keep_layers(model, list(range(n)))
+
+
+def keep_layers(model: Any, indices: list[int]) -> Any:
+    """The layers ``indices`` (0-based, increasing) of ``model``: a NEW stock model of its
+    class with ``len(indices)`` layers, layer k a copy of layer ``indices[k]``, everything
+    outside the layer list copied (LayerDrop's pruning to every other layer).
+
+    Raises:
+        ConfigError: an index outside the model's layers, repeated or out of order.
+        ModelSourceError: no model family supports the model.
+    """
     import copy
 
     family = family_of(model)
     layers = family.layers(model)
-    if not 1 <= n <= len(layers):
-        raise ConfigError(f"cannot keep {n} of {len(layers)} layers; accepted: 1 to {len(layers)}")
-    return family.build_successor(model, [copy.deepcopy(layer) for layer in layers[:n]])
+    if not indices or list(indices) != sorted(set(indices)) or not all(
+            0 <= i < len(layers) for i in indices):
+        raise ConfigError(f"cannot keep layers {list(indices)} of {len(layers)}; accepted: "
+                          f"increasing 0-based indices from 0 to {len(layers) - 1}")
+    from torch import nn
+
+    copies = family.conform(nn.ModuleList(copy.deepcopy(layers[i]) for i in indices))
+    return family.build_successor(model, list(copies))
 
 
 def num_layers(model: Any) -> int:

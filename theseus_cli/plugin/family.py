@@ -129,6 +129,9 @@ class ModelFamily(Plugin, ABC):
     model_types: ClassVar[tuple[str, ...]] = ()
     #: what lies outside the layer list and runs unchanged, for ``theseus plugins``
     outside: ClassVar[str] = ""
+    #: the token whose hidden state stands for the sequence (PKD's patient loss):
+    #: ``"first"`` ([CLS], encoders) or ``"last"`` (the last real token, decoders)
+    pooled_token: ClassVar[str] = "first"
 
     def __init__(self, params: Any = None):
         self.params = params if params is not None else self.Params()
@@ -258,6 +261,10 @@ class LayerListFamily(ModelFamily):
         modules) may change the config (``config_updates``) and describe what the config
         cannot (``layer_spec``): the layer is then restructured to match and the model
         carries ``theseus_successor`` (builder, params, specs), saved beside its weights.
+        A word embedding that is not a stock ``nn.Embedding`` but has a ``spec()`` (a
+        factorised one) is kept as it is, its spec under ``theseus_successor["embedding"]``.
+        A module given at several positions (cross-layer sharing) stays one layer object
+        there, ``theseus_successor["shared"][i]`` naming the position it repeats.
 
         Raises:
             ExportError: a module of another class, or weights that do not fit.
@@ -283,6 +290,10 @@ class LayerListFamily(ModelFamily):
         ref = next(model.parameters())
         with torch.random.fork_rng(devices=[]):  # its random init is overwritten: keep the
             successor = type(model)(config)      # run's random stream as it was
+        embedding = model.get_input_embeddings()
+        embedding_spec = embedding.spec() if callable(getattr(embedding, "spec", None)) else None
+        if embedding_spec is not None:  # a compressed word embedding: the same structure
+            successor.set_input_embeddings(copy.deepcopy(embedding))
         layer_list = self.layer_list(successor)
         for i, spec in enumerate(specs):
             if spec is not None:
@@ -301,10 +312,22 @@ class LayerListFamily(ModelFamily):
                 raise ExportError(f"successor module {i} does not fit layer {i} of the "
                                   f"{type(model).__name__} it is exported as: "
                                   f"{str(e).splitlines()[0]}") from None
-        if any(spec is not None for spec in specs):
+        owner: dict[int, int] = {}  # a module given at several places: shared, kept shared
+        shared = [owner.setdefault(id(m), i) for i, m in enumerate(modules)]
+        shared = [j if j != i else None for i, j in enumerate(shared)]
+        for i, j in enumerate(shared):
+            if j is not None:
+                layer_list[i] = layer_list[j]
+        if any(j is not None for j in shared) and getattr(successor.config, "use_cache", None):
+            successor.config.use_cache = False  # one KV-cache slot per layer object: a shared
+            # layer would append twice to it (a classifier never generates)
+        extra = {**({"embedding": embedding_spec} if embedding_spec else {}),
+                 **({"shared": shared} if any(j is not None for j in shared) else {})}
+        if any(spec is not None for spec in specs) or extra:
             successor.theseus_successor = {
-                "builder": builder.name, "params": dataclasses.asdict(builder.params),
-                "specs": specs}
+                "builder": builder.name if builder is not None else "first-n",
+                "params": dataclasses.asdict(builder.params) if builder is not None else {},
+                "specs": specs, **extra}
         successor.requires_grad_(True)
         successor.train(model.training)
         return successor

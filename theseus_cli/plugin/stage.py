@@ -186,11 +186,14 @@ class StageContext:
 
         Args:
             options: ``phase`` (a name for logs, default the stage's), and for stages that
-                go beyond the task loss: ``loss_fn(model, batch)``, ``before_step(t)``,
+                go beyond the task loss: ``loss_fn(outputs, batch)`` (its optional
+                ``model_kwargs``: extra forward arguments), ``before_step(t)``,
                 ``before_training(total_steps)``, ``extra_state`` (saved in checkpoints),
                 ``find_unused_parameters`` (a step may leave trainable parameters unused),
                 ``patience_from`` (the optimizer step from which early stopping's patience
-                counts), ``params`` (the stage's params with values it resolved itself).
+                counts), ``evaluate_input`` (score the model on dev at step 0 and keep it
+                when no later evaluation beats it: a stage that refines a trained model),
+                ``params`` (the stage's params with values it resolved itself).
                 With ``patience`` set, training stops early; the returned outcome's
                 ``stop_reason``, ``best_epoch`` and ``stop_line()`` say why and where.
 

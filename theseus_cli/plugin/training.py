@@ -87,9 +87,10 @@ class TrainOutcome:
         """One line for a stage's output: why it stopped and where the best came."""
         why = {"patience": "early stop: no new best dev score in the last evaluations",
                "max_epochs": "the maximum number of epochs", "max_steps": "max_steps"}
+        where = (f"step {self.best_step} (epoch {self.best_epoch:g})" if self.best_step else
+                 "step 0, the input before any training (kept unchanged: no epoch beat it)")
         return (f"stopped at step {self.steps} (epoch {self.steps / max(1, self.steps_per_epoch):.2f})"
-                f" by {why.get(self.stop_reason, self.stop_reason)}; best dev score at step "
-                f"{self.best_step} (epoch {self.best_epoch:g})")
+                f" by {why.get(self.stop_reason, self.stop_reason)}; best dev score at {where}")
 
 
 @dataclass

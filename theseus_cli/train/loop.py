@@ -94,7 +94,8 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
           find_unused_parameters: bool = False,
           before_training: Callable[[int], None] | None = None,
           loss_fn: Callable[[Any, dict[str, Any]], Any] | None = None,
-          patience_from: int | Callable[[], int] = 0) -> TrainOutcome:
+          patience_from: int | Callable[[], int] = 0,
+          evaluate_input: bool = False) -> TrainOutcome:
     """Train the parameters of ``model`` that have ``requires_grad`` and keep the best.
 
     Args:
@@ -126,6 +127,11 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
             step never count towards the patience (module replacing: the step at which
             p reaches 1, before which the successor is still being assembled); an int,
             or a callable read at each evaluation (after ``before_training``).
+        evaluate_input: evaluate ``model`` on dev once before the first optimizer step
+            (step 0) and count that score as the first candidate best, so a stage that
+            starts from a trained model (finetune-successor) never returns weights that
+            score below its input: when no epoch beats it, ``best_step`` is 0 and the
+            input's weights come back unchanged.
 
     Early stopping: with ``params.patience = k``, training ends after k dev evaluations
     in a row (from ``patience_from`` on) without a new best score; the learning-rate
@@ -255,6 +261,8 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
     stopped = False
     with log.phase(phase, total) as bar, _compile_errors(runtime):
         bar.update(step)
+        if evaluate_input and step == 0 and not best.evaluations:
+            run_eval()  # the input's own score: the one to beat (never stops the run)
         while step < total and not stopped:
             order.manual_seed(runtime.seed + epoch)
             loader = runtime.skip_first_batches(train_loader, skip) if skip else train_loader
@@ -320,11 +328,13 @@ _NOT_INPUTS = ("teacher_logits",)
 
 
 def _loss(model: Any, batch: dict[str, Any], loss_fn: Any) -> Any:
-    """The step's loss: the model's task loss, or ``loss_fn(outputs, batch)``."""
+    """The step's loss: the model's task loss, or ``loss_fn(outputs, batch)`` (a ``loss_fn``
+    with a ``model_kwargs`` dict passes them to the forward pass, e.g. PKD's
+    ``output_hidden_states=True``)."""
     inputs = {k: v for k, v in batch.items() if k not in _NOT_INPUTS}
     if loss_fn is None:
         return model(**inputs).loss
-    return loss_fn(model(**inputs), batch)
+    return loss_fn(model(**inputs, **getattr(loss_fn, "model_kwargs", {})), batch)
 
 
 def _optimizer_step(runtime: Runtime, optimizer: Any, lr_schedule: Any, trainable: list[Any],

@@ -171,6 +171,7 @@ class Llama(LayerListFamily):
     layers_path = "base_model.layers"
     layer_types_by_position = True
     outside = "token embeddings, rotary embeddings, final RMSNorm, score head (last token)"
+    pooled_token = "last"
     ffn = FeedForward(inputs=("mlp.gate_proj", "mlp.up_proj"), output="mlp.down_proj")
     attention = AttentionBlock(query="self_attn.q_proj", key="self_attn.k_proj",
                                value="self_attn.v_proj", output="self_attn.o_proj",
@@ -185,6 +186,7 @@ class Gpt2(LayerListFamily):
     model_types = ("gpt2",)
     layers_path = "base_model.h"
     outside = "token and absolute position embeddings, final LayerNorm, score head (last token)"
+    pooled_token = "last"
     ffn = FeedForward(inputs=("mlp.c_fc",), output="mlp.c_proj", size_key="n_inner")
     attention = AttentionBlock(query="attn.c_attn", key="attn.c_attn", value="attn.c_attn",
                                output="attn.c_proj", head_dim="attn.head_dim",

@@ -31,7 +31,7 @@ from theseus_cli.plugin import (
 from theseus_cli.plugin.registry import family_for
 
 
-class _TruncatedBaseline(Stage):
+class TruncatedBaseline(Stage):
     """Shared run: build the n-layer start, train it, save it."""
 
     inputs = ("finetune-teacher",)
@@ -57,44 +57,62 @@ class _TruncatedBaseline(Stage):
         model = models.keep_bottom_layers(model, n)
         train_ds = ctx.dataset("train", tokenizer)
         dev_ds = ctx.dataset("selection", tokenizer)  # dev or holdout
-        train_ds, loss_fn, distill = ctx.distillation(teacher, train_ds, tokenizer)
+        train_ds, loss_fn, distill = self.objective(ctx, teacher, train_ds, tokenizer, n,
+                                                    num_layers)
         ctx.log.info(f"{self.name}: the bottom {n} of the predecessor's {num_layers} pretrained "
                      f"layers{', distilled from ' + teacher.label if distill else ''}")
         outcome = ctx.train(model, tokenizer, train_ds, dev_ds, phase=self.name, loss_fn=loss_fn)
+        ctx.log.info(outcome.stop_line())
         model = ctx.runtime.unwrap(model)
         ctx.save_model(model, tokenizer)
-        label = f"{self.name} {n}L" + (f" + KD α={distill['distill_weight']:g}" if distill
-                                       else ", task loss")
+        short, full = self.loss_text(distill)
         epochs = f"{params.epochs} epoch{'s' if params.epochs != 1 else ''}"
-        recipe = f"{self.name} {n}L, at most {epochs} at lr {params.learning_rate:g}" + (
-            f" + KD α={distill['distill_weight']:g} T={distill['temperature']:g}" if distill
-            else ", task loss")
+        label = self.title(n, params) + short
+        recipe = f"{self.title(n, params)}, at most {epochs} at lr {params.learning_rate:g}{full}"
         return StageResult(
             metrics={**outcome.best_metrics, "best_step": outcome.best_step},
             info={"method": label, "recipe": recipe, "layers": n, "predecessor_layers": num_layers,
                   "parameters": ctx.model_size(model)["parameters"], "distillation": distill,
                   "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2),
-                  "evaluations": outcome.evaluations},
+                  **outcome.stop_record(), "evaluations": outcome.evaluations},
         )
 
+    def objective(self, ctx: StageContext, teacher: Any, train_ds: Any, tokenizer: Any,
+                  n: int, num_layers: int) -> tuple[Any, Any, dict[str, Any]]:
+        """``(train_ds, loss_fn, info)``: the task loss, or vanilla KD when the params have a
+        distillation weight (:meth:`StageContext.distillation`)."""
+        return ctx.distillation(teacher, train_ds, tokenizer)
 
-def _epochs_param() -> Any:
+    def title(self, n: int, params: Any) -> str:
+        """The method's name and depth in tables: ``truncate 3L``."""
+        return f"{self.name} {n}L"
+
+    def loss_text(self, distill: dict[str, Any]) -> tuple[str, str]:
+        """``(short, full)``: the loss as the table label names it (``" + KD α=0.5"``,
+        ``", task loss"``) and as the recipe legend spells it (``" + KD α=0.5 T=2"``)."""
+        if not distill:
+            return ", task loss", ", task loss"
+        return (f" + KD α={distill['distill_weight']:g}",
+                f" + KD α={distill['distill_weight']:g} T={distill['temperature']:g}")
+
+
+def epochs_param() -> Any:
     return param(7, "the most passes over the training set (epochs): 7, the passes of the "
                     "default Theseus successor (replace 4 + finetune-successor 3), so that no "
                     "method wins by training longer", min=1)
 
 
-def _patience_param() -> Any:
+def patience_param() -> Any:
     return param(2, "early stopping: stop after this many dev evaluations in a row without a "
                     "new best score; null: train every epoch", min=1)
 
 
-def _layers_param() -> Any:
+def layers_param() -> Any:
     return param(None, "n: keep the bottom n layers of the pretrained predecessor; null: L/2 "
                        "(the size of the default Theseus successor)", min=1)
 
 
-class Truncate(_TruncatedBaseline):
+class Truncate(TruncatedBaseline):
     """Fine-tuning baseline (paper Table 2 "Fine-tuning", Table 7): the bottom n
     pretrained layers, fine-tuned on the task with the task loss only."""
 
@@ -104,12 +122,12 @@ class Truncate(_TruncatedBaseline):
 
     @dataclass
     class Params(TrainingParams):
-        epochs: int = _epochs_param()
-        patience: int | None = _patience_param()
-        successor_layers: int | None = _layers_param()
+        epochs: int = epochs_param()
+        patience: int | None = patience_param()
+        successor_layers: int | None = layers_param()
 
 
-class Distill(_TruncatedBaseline):
+class Distill(TruncatedBaseline):
     """Vanilla KD baseline (Hinton et al. 2015; paper Table 2, after Sun et al. 2019)."""
 
     name = "distill"
@@ -118,9 +136,9 @@ class Distill(_TruncatedBaseline):
 
     @dataclass
     class Params(TrainingParams, DistillParams):
-        epochs: int = _epochs_param()
-        patience: int | None = _patience_param()
-        successor_layers: int | None = _layers_param()
+        epochs: int = epochs_param()
+        patience: int | None = patience_param()
+        successor_layers: int | None = layers_param()
         distill_weight: float = param(
             0.5, "α: weight of the distillation term, (1 − α)·CE + α·T²·KL (MSE for STS-B)",
             min=0.0, max=1.0)

@@ -12,6 +12,8 @@ number), ``benchmark.md`` and ``chart_TASK.png`` (dev score against speed-up).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from theseus_builtin.stages.benchmark_report import (
     charts,
@@ -85,8 +87,11 @@ class Benchmark(Stage):
                                            "synthetic inputs")
         dev_batches: int = param(8, "real dev batches (32 examples, dynamic padding) timed as "
                                     "the shape `dev`; 0: none", min=0)
-        min_seconds: float = param(1.0, "timed seconds per model and shape, at least "
-                                        "(after the warm-up)", min=0)
+        rounds: int = param(3, "interleaved rounds (teacher, successor, ..., then again): each "
+                               "model is timed once per round, and its p50 is the median of "
+                               "its rounds' p50s, their spread reported beside it", min=1)
+        min_seconds: float = param(1.0, "timed seconds per model and shape, at least, over all "
+                                        "rounds (after the warm-up)", min=0)
         min_iters: int = param(5, "timed calls per model and shape, at least", min=1)
         warmup: int = param(3, "untimed calls per model and shape before timing", min=0)
         threads: int | None = param(None, "CPU threads of PyTorch and ONNX Runtime; null: "
@@ -134,21 +139,26 @@ class Benchmark(Stage):
             require_onnx(f"benchmark (the {', '.join(onnx)} exports, run by ONNX Runtime)",
                          ("onnxruntime",), instead="measure exports made with --format hf "
                                                    "only (--exports vN)")
-        teacher_dir = next(m["path"] for m in models if m["role"] == "teacher"
-                           and m["format"] == PYTORCH)
-        shapes = _shapes(ctx, teacher_dir)
+        shapes_of = _shapes(ctx, [m["path"] for m in models])
+        shapes = shapes_of(models[0]["path"])
         threads = p.threads or cpu_threads()
+        rounds: list[list[dict]] = [[] for _ in models]  # model -> its result per round
+        for r in range(p.rounds):  # interleaved: machine load falls on every model alike
+            for m, results in zip(models, rounds, strict=True):
+                onnx = m["format"] != PYTORCH
+                job = latency.Job(runtime="onnx" if onnx else "pytorch", path=str(m["path"]),
+                                  device="cpu" if onnx else ctx.runtime.device_name,
+                                  threads=threads, shapes=shapes_of(m["path"]),
+                                  warmup=p.warmup, min_iters=p.min_iters,
+                                  min_seconds=p.min_seconds / p.rounds)
+                ctx.log.info(f"timing {m['model']} · {m['format']} (round {r + 1}/{p.rounds})")
+                results.append(latency.measure_isolated(job) if p.isolate
+                               else latency.measure(job))
         rows = []
-        for m in models:
-            onnx = m["format"] != PYTORCH
-            job = latency.Job(runtime="onnx" if onnx else "pytorch", path=str(m["path"]),
-                              device="cpu" if onnx else ctx.runtime.device_name,
-                              threads=threads, shapes=shapes, warmup=p.warmup,
-                              min_iters=p.min_iters, min_seconds=p.min_seconds)
-            ctx.log.info(f"timing {m['model']} · {m['format']}")
-            result = latency.measure_isolated(job) if p.isolate else latency.measure(job)
-            rows.append({**{k: v for k, v in m.items() if k != "path"},
-                         "path": str(m["path"]), "device": job.device, **result})
+        for m, results in zip(models, rounds, strict=True):
+            rows.append({**{k: v for k, v in m.items() if k != "path"}, "path": str(m["path"]),
+                         "device": "cpu" if m["format"] != PYTORCH else ctx.runtime.device_name,
+                         **latency.merge_rounds(results)})
             if not p.isolate:
                 rows[-1]["peak_mb"] = None  # one process for all: not this model's
         base = next(r for r in rows if r["role"] == "teacher" and r["format"] == PYTORCH)
@@ -163,8 +173,8 @@ class Benchmark(Stage):
             "device": ctx.runtime.device_name, "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__},
             "settings": {k: getattr(p, k) for k in ("batch_sizes", "seq_lengths", "dev_batches",
-                                                    "min_seconds", "min_iters", "warmup",
-                                                    "isolate")},
+                                                    "rounds", "min_seconds", "min_iters",
+                                                    "warmup", "isolate")},
             "shapes": [s.name for s in shapes], "rows": rows}
         out = ctx.out_dir
         (out / "benchmark.json").write_text(jsonio.dumps(report, indent=2) + "\n")
@@ -243,26 +253,42 @@ def _evaluated(ctx: StageContext, evaluation, teachers: dict) -> dict:
             "path": successor.file(MODEL_DIR)}
 
 
-def _shapes(ctx: StageContext, model_dir) -> list:
-    """The synthetic shapes (every batch size × sequence length; token ids drawn once,
-    seed 0) and the real dev batches, as int64 numpy arrays."""
+def _shapes(ctx: StageContext, paths: list) -> Any:
+    """``shapes_of(path)``: the shapes a model (its directory, or its ONNX file in one) is
+    timed on: the synthetic shapes (every batch size × sequence length; token ids drawn
+    once, seed 0, below the smallest vocabulary of ``paths``, so that every model reads
+    the same ids) and the real dev batches as the model's own tokenizer tokenises them
+    (a trimmed vocabulary has its own ids), as int64 numpy arrays."""
     import numpy as np
     from transformers import AutoConfig, AutoTokenizer
 
     p = ctx.params
-    shapes = synthetic_shapes(AutoConfig.from_pretrained(model_dir).vocab_size,
-                              _ints(p.batch_sizes, "batch_sizes"),
-                              _ints(p.seq_lengths, "seq_lengths"))
-    if p.dev_batches:
+
+    def folder(path) -> Path:
+        path = Path(path)
+        return path if path.is_dir() else path.parent
+
+    vocab = min(AutoConfig.from_pretrained(folder(path)).vocab_size for path in paths)
+    synthetic = synthetic_shapes(vocab, _ints(p.batch_sizes, "batch_sizes"),
+                                 _ints(p.seq_lengths, "seq_lengths"))
+    dev_by_vocabulary: dict = {}
+
+    def shapes_of(path) -> list:
+        if not p.dev_batches:
+            return synthetic
         task = ctx.task_definition
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        dev = load_tokenized(ctx.config, task, tokenizer, task.dev_splits[0])
-        batches = []
-        for batch in make_dataloader(dev, tokenizer, 32, shuffle=False):
-            batch.pop("labels")
-            batch.setdefault("token_type_ids", batch["input_ids"] * 0)
-            batches.append({k: v.numpy().astype(np.int64) for k, v in batch.items()})
-            if len(batches) >= p.dev_batches:
-                break
-        shapes.append(Shape(DEV, batches))
-    return shapes
+        tokenizer = AutoTokenizer.from_pretrained(folder(path))
+        key = (len(tokenizer), hash(frozenset(tokenizer.get_vocab().items())))
+        if key not in dev_by_vocabulary:
+            dev = load_tokenized(ctx.config, task, tokenizer, task.dev_splits[0])
+            batches = []
+            for batch in make_dataloader(dev, tokenizer, 32, shuffle=False):
+                batch.pop("labels")
+                batch.setdefault("token_type_ids", batch["input_ids"] * 0)
+                batches.append({k: v.numpy().astype(np.int64) for k, v in batch.items()})
+                if len(batches) >= p.dev_batches:
+                    break
+            dev_by_vocabulary[key] = Shape(DEV, batches)
+        return [*synthetic, dev_by_vocabulary[key]]
+
+    return shapes_of

@@ -82,14 +82,19 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"### {report['task']}: latency and throughput (`theseus benchmark`)",
         f"Machine: {m['cpu']}, {m['threads']} threads ({m['cpus']} available); PyTorch on "
         f"{m['device']}, ONNX Runtime on the CPU; torch {m['torch']}, onnxruntime "
-        f"{m['onnxruntime']}. Warm-up ({s['warmup']} calls) excluded; at least "
-        f"{s['min_iters']} calls and {s['min_seconds']} s per model and shape; {iso}. "
+        f"{m['onnxruntime']}. {s.get('rounds', 1)} interleaved round(s) (every model, then "
+        "again), each model's p50 the median of its rounds' p50s; warm-up "
+        f"({s['warmup']} calls per round) excluded; at least {s['min_iters']} calls per round "
+        f"and {s['min_seconds']} s per model and shape in all; {iso}. "
         "Shapes: bB×sS = batch B of S tokens (random ids, no padding); dev = real dev "
         "batches of 32 (dynamic padding). (×) = speed-up over the PyTorch fp32 teacher.",
         "**p50 latency per call, ms (speed-up)**\n\n" + rows_table(report),
         "**Throughput, examples per second**\n\n" + _table(
             ["model", "format", *report["shapes"]],
             [n + c for n, c in zip(names, _cells(report, "throughput", "{:.1f}"), strict=False)]),
+        "**Spread of the p50 across rounds, % of the median (max − min)**\n\n" + _table(
+            ["model", "format", *report["shapes"]],
+            [n + c for n, c in zip(names, _cells(report, "spread_pct", "{:.1f}"), strict=False)]),
         "**p90 latency per call, ms**\n\n" + _table(
             ["model", "format", *report["shapes"]],
             [n + c for n, c in zip(names, _cells(report, "p90_ms", "{:.2f}"), strict=False)]),

@@ -84,7 +84,7 @@ class Evaluate(Stage):
         successor_art = ctx.inputs[p.successor]
         teacher_art = ctx.lineage(successor_art, "finetune-teacher")
         teacher, tokenizer = ctx.load_model(teacher_art)
-        successor, _ = ctx.load_model(successor_art)
+        successor, successor_tokenizer = ctx.load_model(successor_art)  # its own: trim-vocab
         method = successor_art.manifest.get("info", {}).get("method", p.successor)
         recipe = successor_art.manifest.get("info", {}).get("recipe", method)
         if p.modules:  # section 5.1: prd_i -> scc_i, the rest the teacher's own layers
@@ -94,14 +94,12 @@ class Evaluate(Stage):
                        f"{','.join(map(str, chosen))} of ")
             method, recipe = swapped + method, swapped + recipe
         teacher, successor = ctx.runtime.prepare(teacher, successor)
-        scores, loader, dev_examples, shares = score_dev(
-            {"teacher": teacher, "successor": successor}, tokenizer, task, ctx)
-        batches = []
-        for batch in loader:
-            batches.append({k: v for k, v in batch.items() if k != "labels"})
-            if p.speed_batches and len(batches) >= p.speed_batches:
-                break
-        speed = compare_speed(teacher, successor, batches, repeats=p.speed_repeats)
+        scores, loaders, dev_examples, shares = score_dev(
+            {"teacher": teacher, "successor": successor},
+            {"teacher": tokenizer, "successor": successor_tokenizer}, task, ctx)
+        batches = {role: _speed_batches(loader, p.speed_batches) for role, loader in loaders.items()}
+        speed = compare_speed(teacher, successor, batches["teacher"], repeats=p.speed_repeats,
+                              successor_batches=batches["successor"])
         teacher, successor = ctx.runtime.unwrap(teacher), ctx.runtime.unwrap(successor)
         sizes = {"teacher": count_parameters(teacher), "successor": count_parameters(successor)}
         layers = {"teacher": models.num_layers(teacher), "successor": models.num_layers(successor)}
@@ -118,6 +116,8 @@ class Evaluate(Stage):
                        speedup=speed["speedup"],
                        teacher_parameters=sizes["teacher"]["total"],
                        successor_parameters=sizes["successor"]["total"],
+                       teacher_embedding_parameters=sizes["teacher"]["embedding"],
+                       successor_embedding_parameters=sizes["successor"]["embedding"],
                        teacher_layers=layers["teacher"], successor_layers=layers["successor"])
         report = {"task": task.name, "dev_examples": dev_examples, "teacher": teacher_art.name,
                   "successor": successor_art.name, "metrics": scores, "parameters": sizes,
@@ -128,7 +128,7 @@ class Evaluate(Stage):
                 "top_class_share": shares, "warnings": warnings,
                 "trivial": kind_of(task).trivial_name}
         if p.predict_test:
-            info["submission"] = predict_test(successor, tokenizer, task, ctx)
+            info["submission"] = predict_test(successor, successor_tokenizer, task, ctx)
         if ctx.runtime.is_main_process:
             (ctx.out_dir / "report.json").write_text(jsonio.dumps(report, indent=2) + "\n")
             (ctx.out_dir / "report.md").write_text(render_markdown(report, metrics["retention"]))
@@ -140,14 +140,32 @@ class Evaluate(Stage):
         return evaluate_tasks(pipeline, tasks, options)
 
 
-def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, object, int, dict]:
+def _speed_batches(loader, limit: int | None) -> list[dict]:
+    """The first ``limit`` batches of ``loader`` (all with None), without labels."""
+    batches = []
+    for batch in loader:
+        batches.append({k: v for k, v in batch.items() if k != "labels"})
+        if limit and len(batches) >= limit:
+            break
+    return batches
+
+
+def _vocabulary_key(tokenizer) -> tuple:
+    """Tokenizers with the same vocabulary tokenise alike: one dataset serves them."""
+    return (type(tokenizer).__name__, len(tokenizer),
+            hash(frozenset(tokenizer.get_vocab().items())))
+
+
+def score_dev(models: dict, tokenizers: dict, task, ctx: StageContext) -> tuple[dict, dict, int, dict]:
     """Dev metrics of each model on every dev split of the task (MNLI: matched and
     mismatched, metric names suffixed ``_matched``/``_mismatched``), plus ``score`` (from
     dev), and the same for the majority-class baseline (role ``majority``); for a user's
-    task with a labelled test file, the test metrics too, prefixed ``test_``.
+    task with a labelled test file, the test metrics too, prefixed ``test_``. Each model
+    reads the split as its own tokenizer (``tokenizers[role]``) tokenises it: a successor
+    with a trimmed vocabulary gets its own ids.
 
     Returns:
-        ``(role -> metrics, loader of the first dev split (prepared), dev examples,
+        ``(role -> metrics, role -> loader of the first dev split (prepared), dev examples,
         role -> share of its dev predictions in its most frequent class)``.
     """
     import numpy as np
@@ -163,21 +181,26 @@ def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, o
     roles = [*models, "majority"]
     scores: dict = {role: {} for role in roles}
     predictions: dict = {role: [] for role in models}
-    first_loader, examples = None, 0
+    first_loaders: dict = {}
+    examples = 0
     parts = [(split, "", "" if len(task.dev_splits) == 1 else "_" + split.removeprefix("dev_"))
              for split in task.dev_splits]  # (split, metric prefix, metric suffix)
     if getattr(task, "test_has_labels", lambda: False)():  # a user's labelled test file
         parts.append(("test", "test_", ""))
     for split, prefix, suffix in parts:
         dev = split != "test"
-        ds = load_tokenized(ctx.config, task, tokenizer, split)
-        loader = ctx.runtime.prepare(make_dataloader(ds, tokenizer, ctx.params.eval_batch_size,
-                                                     shuffle=False))
-        if dev:
-            examples += len(ds)
-            first_loader = first_loader or loader
+        loaders: dict = {}  # vocabulary -> (loader, examples)
         labels = None
         for role, model in models.items():
+            tokenizer = tokenizers[role]
+            key = _vocabulary_key(tokenizer)
+            if key not in loaders:
+                ds = load_tokenized(ctx.config, task, tokenizer, split)
+                loaders[key] = (ctx.runtime.prepare(make_dataloader(
+                    ds, tokenizer, ctx.params.eval_batch_size, shuffle=False)), len(ds))
+            loader, rows = loaders[key]
+            if dev:
+                first_loaders.setdefault(role, loader)
             logits, labels = predict(model, loader, ctx.runtime)
             preds = logits_to_predictions(task, logits)
             m = compute_metrics(task, preds, labels)
@@ -186,6 +209,7 @@ def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, o
             if dev:
                 predictions[role].append(preds)
             scores[role].update({prefix + k + suffix: v for k, v in m.items()})
+        examples += rows if dev else 0
         trivial = kind.trivial_predictions(train_labels, labels)  # the shape of labels
         scores["majority"].update({prefix + k + suffix: v for k, v in
                                    compute_metrics(task, trivial, labels).items()})
@@ -193,7 +217,7 @@ def score_dev(models: dict, tokenizer, task, ctx: StageContext) -> tuple[dict, o
         scores[role]["score"] = task_score(task, scores[role])
     shares = {role: None if kind.token_level else top_class_share(task, np.concatenate(p))
               for role, p in predictions.items()}
-    return scores, first_loader, examples, shares
+    return scores, first_loaders, examples, shares
 
 
 def training_labels(task, ctx: StageContext) -> list:

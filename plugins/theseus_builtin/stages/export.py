@@ -230,8 +230,9 @@ def _speed_table(ctx: StageContext, model_art, done: dict) -> dict:
     from transformers import AutoConfig
 
     teacher = ctx.lineage(model_art, TEACHER)
-    shapes = latency.synthetic_shapes(
-        AutoConfig.from_pretrained(teacher.file(models.MODEL_DIR)).vocab_size, [1, 32], [128])
+    vocab = min(AutoConfig.from_pretrained(a.file(models.MODEL_DIR)).vocab_size
+                for a in (teacher, model_art))  # ids every model reads (a trimmed vocabulary)
+    shapes = latency.synthetic_shapes(vocab, [1, 32], [128])
     runs = [("teacher", "pytorch fp32", "pytorch", teacher.file(models.MODEL_DIR))]
     role = "teacher" if model_art.stage == TEACHER else "successor"
     if role == "successor":

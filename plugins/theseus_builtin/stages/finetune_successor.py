@@ -36,7 +36,8 @@ class FinetuneSuccessor(Stage):
             2, "early stopping: stop after this many dev evaluations in a row without a new "
                "best score; null: train every epoch", min=1)
         train: str = param("successor-layers", "which parameters train: the successor's "
-                           "Transformer layers only (as the official code) or all",
+                           "Transformer layers (and a compressed word embedding) only, as "
+                           "the official code, or all",
                            choices=TRAINABLE)
 
     def run(self, ctx: StageContext) -> StageResult:
@@ -47,14 +48,18 @@ class FinetuneSuccessor(Stage):
             model.requires_grad_(False)
             for layer in family_of(model).layers(model):
                 layer.requires_grad_(True)
+            embedding = model.get_input_embeddings()
+            if callable(getattr(embedding, "spec", None)):  # a successor module too (replace
+                embedding.requires_grad_(True)               # --embedding-rank)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         ctx.log.info(f"successor: {ctx.model_size(model)['layers']} layers; training "
                      f"{ctx.params.train} ({trainable:,} parameters)")
         train_ds = ctx.dataset("train", tokenizer)
         dev_ds = ctx.dataset("selection", tokenizer)  # dev or holdout
         train_ds, loss_fn, distill = ctx.distillation(teacher, train_ds, tokenizer)
+        # step 0 scores the replaced successor itself: no epoch that scores below it is kept
         outcome = ctx.train(model, tokenizer, train_ds, dev_ds, phase="finetune-successor",
-                              loss_fn=loss_fn)
+                            loss_fn=loss_fn, evaluate_input=True)
         ctx.log.info(outcome.stop_line())
         model = ctx.runtime.unwrap(model)
         model.requires_grad_(True)
@@ -101,6 +106,10 @@ def method_label(replace_info: dict, distill: dict, replace_distill: dict) -> tu
                         for k, v in extra.items())
         recipe += f", {name}{shown}"
         label += f", {name}{shown}"
+    embedding = replace_info.get("embedding")
+    if embedding:  # replace --embedding-rank / --embedding-energy
+        recipe += f", word embedding rank {embedding['rank']}"
+        label += f", emb r={embedding['rank']}"
     for where, d in (("replace", replace_distill), ("finetune", distill)):
         if d:
             recipe += f" + KD ({where}) α={d['distill_weight']:g} T={d['temperature']:g}"

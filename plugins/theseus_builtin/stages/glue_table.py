@@ -18,7 +18,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from theseus_builtin.stages.method_table import legend, render_task, spread_cell, task_rows
+from theseus_builtin.stages.method_table import legend, render_task, size_cells, spread_cell, task_rows
 from theseus_cli import plots
 from theseus_cli.data.glue import PAPER_TASKS, PREDICTED_WITH, TASKS
 from theseus_cli.data.submission import ZIP_NAME, zip_submission
@@ -286,6 +286,7 @@ def print_task(console: Any, task: str, rows: list[dict], full_table: str = "") 
     tests = [n for n in names if n.startswith("test_")]
     # the first test metric (a user's labelled test file) is left out last but retention
     columns = [Column("method"), Column("layers", "right", 4), Column("params", "right", 5),
+               Column("emb", "right", 5.5),
                *(Column(n, "right", 1.5 if tests and n == tests[0] else 3) for n in names),
                Column("score", "right"),
                Column("mean ± std (n)", "right", 6), Column("retention", "right", 1),
@@ -295,7 +296,7 @@ def print_task(console: Any, task: str, rows: list[dict], full_table: str = "") 
         sc = r["score"]
         cells.append([
             r["method"], "—" if r["layers"] is None else str(r["layers"]),
-            "—" if r["parameters"] is None else f"{r['parameters'] / 1e6:.1f}M",
+            *size_cells(r),
             *(_cell(r["metrics"][n]["median"], 2) for n in names), _cell(sc["median"], 2),
             spread_cell(sc),
             "—" if r["retention"]["median"] is None else f"{r['retention']['median']:.1f}%",

@@ -27,6 +27,20 @@ def chain_seconds(store: Any, art: Artifact, exclude: str = "finetune-teacher") 
     return total
 
 
+#: evaluate's ``teacher_*`` metrics that are sizes, not task metrics
+NOT_METRICS = ("teacher_score", "teacher_parameters", "teacher_layers",
+               "teacher_embedding_parameters")
+
+
+def size_cells(row: dict[str, Any]) -> tuple[str, str]:
+    """``("17.4M", "67%")``: a row's parameters and the word embedding's share of them
+    ("—" where unknown: the trivial row, evaluations made before it was counted)."""
+    total, emb = row.get("parameters"), row.get("embedding")
+    if total is None:
+        return "—", "—"
+    return f"{total / 1e6:.1f}M", "—" if emb is None or not total else f"{100 * emb / total:.0f}%"
+
+
 def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
     """Rows of one task's method table: the teacher, each variant (seeds aggregated)
     and the majority-class baseline.
@@ -44,8 +58,7 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
     if not evaluations:
         return []
     metric_names = [k.removeprefix("teacher_") for k in evaluations[0].manifest["metrics"]
-                    if k.startswith("teacher_") and k not in ("teacher_score", "teacher_parameters",
-                                                              "teacher_layers")]
+                    if k.startswith("teacher_") and k not in NOT_METRICS]
     rows = [_teacher_row(store, evaluations, metric_names)]
     labels: dict[str, int] = {}
     for key, evs in groups.items():
@@ -60,6 +73,7 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
         rows.append({
             "method": label, "recipe": recipe, "variant": key, "layers": ms[-1].get("successor_layers"),
             "parameters": ms[-1].get("successor_parameters"),
+            "embedding": ms[-1].get("successor_embedding_parameters"),
             "metrics": {n: stats([m.get(f"successor_{n}") for m in ms]) for n in metric_names},
             "score": stats([m.get("successor_score") for m in ms]),
             "retention": stats([m.get("retention") for m in ms]),
@@ -137,6 +151,7 @@ def _teacher_row(store: Any, evaluations: list[Artifact], names: list[str]) -> d
     return {"method": "teacher (fine-tuned predecessor)", "layers": ms[-1].get("teacher_layers"),
             "warnings": list(dict.fromkeys(warnings)),
             "parameters": ms[-1].get("teacher_parameters"),
+            "embedding": ms[-1].get("teacher_embedding_parameters"),
             "metrics": {n: stats([m.get(f"teacher_{n}") for m in ms]) for n in names},
             "score": stats([m.get("teacher_score") for m in ms]),
             "retention": stats([100.0] * len(ms)), "speedup": stats([1.0] * len(ms)),
@@ -189,22 +204,21 @@ def render_task(task: str, rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     names = list(rows[0]["metrics"])
-    head = ["method", "layers", "parameters", *names, "score", "mean ± std (seeds)",
-            "retention", "speed-up", "train time"]
+    head = ["method", "layers", "parameters", "embedding", *names, "score",
+            "mean ± std (seeds)", "retention", "speed-up", "train time"]
     lines = [f"### {task} dev", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         sc = r["score"]
         spread = spread_cell(sc)
         cells = [r["method"], "—" if r["layers"] is None else str(r["layers"]),
-                 "—" if r["parameters"] is None else f"{r['parameters'] / 1e6:.1f}M",
-                 *(_num(r["metrics"][n]) for n in names), _num(sc), spread,
+                 *size_cells(r), *(_num(r["metrics"][n]) for n in names), _num(sc), spread,
                  "—" if r["retention"]["median"] is None else f"{r['retention']['median']:.1f}%",
                  "—" if r["speedup"]["median"] is None else f"{r['speedup']['median']:.2f}×",
                  "—" if not r["seconds"]["median"] else f"{r['seconds']['median']:.0f} s"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Medians over seeds (the paper's statistic); score = the paper's per-task dev "
-                  "number; train time = wall seconds of the method's own stages (the teacher's "
-                  "for the teacher row)."]
+                  "number; embedding = the word embedding's share of the parameters; train time = "
+                  "wall seconds of the method's own stages (the teacher's for the teacher row)."]
     lines += legend(rows)
     warned = [f"- {r['method']}: {w}" for r in rows for w in r.get("warnings", [])]
     if warned:

@@ -133,12 +133,12 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
                 f"{metrics['teacher_layers']}-layer predecessor (`{predecessor}`), {how}, "
                 f"made with the `theseus` CLI on {where} (method: {method}).\n\n"
                 f"- Retention (successor / teacher, paper score): {retention}\n"
-                f"- Parameters: {metrics['teacher_parameters'] / 1e6:.1f}M → "
-                f"{metrics['successor_parameters'] / 1e6:.1f}M\n"
+                f"- Parameters: {_size(metrics, 'teacher')} → {_size(metrics, 'successor')}\n"
                 f"- Speed-up over the teacher measured by `evaluate` (PyTorch, "
                 f"dev batches): {metrics['speedup']:.2f}×\n")
         names = sorted({k.split("_", 1)[1] for k in metrics if k.startswith("successor_")
-                        and k not in ("successor_parameters", "successor_layers")})
+                        and k not in ("successor_parameters", "successor_layers",
+                                      "successor_embedding_parameters")})
         rows = "\n".join(f"| {n} | {_pct(metrics.get('teacher_' + n))} | "
                          f"{_pct(metrics.get('successor_' + n))} |" for n in names)
         table = f"| {task} dev | teacher | successor |\n|---|---|---|\n{rows}\n"
@@ -196,3 +196,9 @@ def speed_section(speed: dict[str, Any] | None) -> str:
 
 def _pct(value: Any) -> str:
     return "n/a" if value is None or value != value else f"{100 * value:.2f}"
+
+
+def _size(metrics: dict, role: str) -> str:
+    """``22.7M (word embedding 11.7M)``; without the embedding when it was not counted."""
+    total, emb = metrics[f"{role}_parameters"], metrics.get(f"{role}_embedding_parameters")
+    return f"{total / 1e6:.1f}M" + ("" if emb is None else f" (word embedding {emb / 1e6:.1f}M)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from theseus_cli.data import make_dataloader
+from theseus_cli.errors import ConfigError
 from theseus_cli.method.grouping import group_layers, module_count_error
 from theseus_cli.model import loading as models
 from theseus_cli.plugin import (
@@ -55,6 +56,14 @@ class Replace(Stage):
                   "predecessor layers; null: L/2 (2 layers per module)", min=1)
         scheduler: str = param("linear", "replacing-rate scheduler (`theseus plugins` lists them)")
         schedulers: dict = param({}, "arguments of each scheduler", plugin_group=SCHEDULER_GROUP)
+        embedding_rank: int | None = param(
+            None, "r: replace the word embedding too, by a factorised one (V×r then r×H, from "
+                  "the truncated SVD of the teacher's) trained as one more module; null: the "
+                  "embedding is copied whole (the paper)", min=1)
+        embedding_energy: float | None = param(
+            None, "instead of embedding_rank: the smallest rank whose singular values hold "
+                  "this fraction of the spectrum's energy (ROSITA's rule), in (0, 1)",
+            min=0.0, max=1.0)
         successor: str = param("first-n", "successor builder (`theseus plugins` lists them)")
         successors: dict = param({}, "arguments of each successor builder",
                                  plugin_group=SUCCESSOR_GROUP)
@@ -67,11 +76,22 @@ class Replace(Stage):
         error = module_count_error(num_layers, n, ctx.setting("successor_layers"))
         if error is not None:
             raise error
+        rank, energy = ctx.params.embedding_rank, ctx.params.embedding_energy
+        if rank is not None and energy is not None:
+            raise ConfigError(f"{ctx.setting('embedding_rank')} and "
+                              f"{ctx.setting('embedding_energy')}: give one of them, not both")
+        width = embedding_width(ctx.model.config)
+        if rank is not None and width is not None and not rank < width:
+            raise ConfigError(f"{ctx.setting('embedding_rank')}: the rank must lie between 1 and "
+                              f"{width - 1} (the word embedding is {width} wide: a rank of "
+                              f"{width} or more saves nothing)")
+        if energy is not None and not 0.0 < energy < 1.0:
+            raise ConfigError(f"{ctx.setting('embedding_energy')}: accepted: a fraction in (0, 1)")
 
     def run(self, ctx: StageContext) -> StageResult:
+        from theseus_cli.method.masks import ReplacingSchedule  # torch: when a stage runs
         from theseus_cli.method.parameters import count_parameters
-        from theseus_cli.method.replacing import (  # torch: imported when a stage runs
-            ReplacingSchedule,
+        from theseus_cli.method.replacing import (
             assemble_successor,
             check_successor_forward,
             make_hybrid,
@@ -99,6 +119,13 @@ class Replace(Stage):
             source_layers = family.layers(model)
         successor_modules = builder.build(source_layers, n)
         hybrid = make_hybrid(model, successor_modules, n, family, builder)
+        embedding = compressed_embedding(hybrid, params) if (
+            params.embedding_rank is not None or params.embedding_energy is not None) else None
+        if embedding:
+            ctx.log.info(f"word embedding → rank {embedding['rank']} factors: "
+                         f"{embedding['parameters_before']:,} → {embedding['parameters']:,} "
+                         f"parameters (relative error {embedding['relative_error']:.3f}), "
+                         "replaced as one more module")
         check_successor_forward(hybrid, builder_cls.name)  # shapes fit, before any training
         # masks drawn from (seed, step): the same on every process and after a resume
         schedule = ReplacingSchedule(scheduler, hybrid.theseus_router, ctx.runtime.seed,
@@ -138,12 +165,45 @@ class Replace(Stage):
                   "successor_builder": {"name": builder_cls.name, "params": vars(builder_params),
                                         "init_source": builder.init_source},
                   "layers": n, "parameters": count_parameters(successor),
+                  **({"embedding": embedding} if embedding else {}),
                   "hybrid_parameters": count_parameters(hybrid),
                   "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2),
                   **outcome.stop_record(), "patience_from_step": ramp_end[0],
                   "distillation": distill, "evaluations": outcome.evaluations,
                   "warnings": warnings},
         )
+
+
+def embedding_width(config) -> int | None:
+    """E, the width of a config's word embedding (``embedding_size`` where it differs from
+    the hidden size: ALBERT, ELECTRA), or None when the config does not say."""
+    for key in ("embedding_size", "hidden_size", "n_embd", "dim"):
+        value = getattr(config, key, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def compressed_embedding(hybrid, params) -> dict:
+    """Route the hybrid's word embedding as module n, its successor the rank-r factors of
+    the teacher's (``embedding_rank``, or the rank holding ``embedding_energy``); return
+    what the manifest records.
+
+    Raises:
+        ConfigError: a rank outside 1 .. E − 1 or an energy outside (0, 1).
+    """
+    from theseus_cli.method.replacing import route_embedding
+    from theseus_cli.model.embedding import embedding_rank, factorize, relative_error
+
+    teacher = hybrid.get_input_embeddings()
+    rank = embedding_rank(teacher.weight, params.embedding_rank, params.embedding_energy)
+    factors = factorize(teacher, rank)
+    out = {"rank": rank, "energy": params.embedding_energy,
+           "relative_error": relative_error(teacher, factors),
+           "parameters_before": teacher.weight.numel(),
+           "parameters": sum(p.numel() for p in factors.parameters())}
+    route_embedding(hybrid, factors)
+    return out
 
 
 def final_rate_step(scheduler, total_steps: int) -> int:
@@ -156,7 +216,7 @@ def final_rate_step(scheduler, total_steps: int) -> int:
         PluginError: the scheduler raised or returned a rate outside [0, 1] (names it and
             the step).
     """
-    from theseus_cli.method.replacing import scheduler_rate
+    from theseus_cli.method.masks import scheduler_rate
 
     at = getattr(scheduler, "step_at_one", None)
     if isinstance(at, int) and not isinstance(at, bool):
