@@ -267,10 +267,10 @@ def test_plugins_lists_builtins():
     kinds = [line.split("│")[1].strip() for line in rows]
     assert kinds.count("stage") == 12  # glue-table too (run by evaluate, no command)
     assert kinds.count("scheduler") == 3
-    assert kinds.count("successor builder") == 7
+    assert kinds.count("successor builder") == 8
     assert kinds.count("model family") == 10
     assert kinds.count("task kind") == 3
-    for name in (*STAGES, "truncate", "distill", "pkd", "layerdrop", "trim-vocab", "shared",
+    for name in (*STAGES, "truncate", "distill", "pkd", "layerdrop", "trim-vocab", "shared", "compose",
                  "constant", "linear", "anti-curriculum",
                  "first-n", "every-other", "narrow-ffn", "low-rank", "head-pruned", "narrow-hidden",
                  "glue-table", "bert", "roberta", "electra", "mpnet", "sequence-classification",

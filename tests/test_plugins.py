@@ -32,7 +32,7 @@ def test_builtins_register_through_entry_points():
     assert set(registry.available(SCHEDULER_GROUP)) == {"constant", "linear", "anti-curriculum"}
     assert set(registry.available(SUCCESSOR_GROUP)) == {"first-n", "every-other", "narrow-ffn",
                                                         "low-rank", "head-pruned", "narrow-hidden",
-                                                        "shared"}
+                                                        "shared", "compose"}
     assert set(registry.available(FAMILY_GROUP)) == {
         "bert", "roberta", "mpnet", "electra", "distilbert", "deberta-v2", "albert",
         "modernbert", "llama", "gpt2"}

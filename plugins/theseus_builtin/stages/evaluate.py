@@ -118,6 +118,8 @@ class Evaluate(Stage):
                        successor_parameters=sizes["successor"]["total"],
                        teacher_embedding_parameters=sizes["teacher"]["embedding"],
                        successor_embedding_parameters=sizes["successor"]["embedding"],
+                       teacher_weights_mb=weights_mb(teacher_art),
+                       successor_weights_mb=weights_mb(successor_art),
                        teacher_layers=layers["teacher"], successor_layers=layers["successor"])
         report = {"task": task.name, "dev_examples": dev_examples, "teacher": teacher_art.name,
                   "successor": successor_art.name, "metrics": scores, "parameters": sizes,
@@ -138,6 +140,12 @@ class Evaluate(Stage):
     def aggregate(self, pipeline, tasks, options):  # noqa: D102 - see Stage.aggregate
 
         return evaluate_tasks(pipeline, tasks, options)
+
+
+def weights_mb(artifact) -> float:
+    """MB (10⁶ bytes) of the fp32 weights file(s) of an artifact's model
+    (``model/*.safetensors``): its size on disk before any export or quantisation."""
+    return sum(f.stat().st_size for f in artifact.file(models.MODEL_DIR).glob("*.safetensors")) / 1e6
 
 
 def _speed_batches(loader, limit: int | None) -> list[dict]:

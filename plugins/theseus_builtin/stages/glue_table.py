@@ -286,7 +286,8 @@ def print_task(console: Any, task: str, rows: list[dict], full_table: str = "") 
     tests = [n for n in names if n.startswith("test_")]
     # the first test metric (a user's labelled test file) is left out last but retention
     columns = [Column("method"), Column("layers", "right", 4), Column("params", "right", 5),
-               Column("emb", "right", 5.5),
+               Column("emb", "right", 5.5), Column("MB", "right", 5.6),
+               Column("× smaller", "right", 5.4),
                *(Column(n, "right", 1.5 if tests and n == tests[0] else 3) for n in names),
                Column("score", "right"),
                Column("mean ± std (n)", "right", 6), Column("retention", "right", 1),
@@ -296,7 +297,7 @@ def print_task(console: Any, task: str, rows: list[dict], full_table: str = "") 
         sc = r["score"]
         cells.append([
             r["method"], "—" if r["layers"] is None else str(r["layers"]),
-            *size_cells(r),
+            *size_cells(r, rows[0].get("weights_mb") if rows else None),
             *(_cell(r["metrics"][n]["median"], 2) for n in names), _cell(sc["median"], 2),
             spread_cell(sc),
             "—" if r["retention"]["median"] is None else f"{r['retention']['median']:.1f}%",

@@ -29,16 +29,19 @@ def chain_seconds(store: Any, art: Artifact, exclude: str = "finetune-teacher") 
 
 #: evaluate's ``teacher_*`` metrics that are sizes, not task metrics
 NOT_METRICS = ("teacher_score", "teacher_parameters", "teacher_layers",
-               "teacher_embedding_parameters")
+               "teacher_embedding_parameters", "teacher_weights_mb")
 
 
-def size_cells(row: dict[str, Any]) -> tuple[str, str]:
-    """``("17.4M", "67%")``: a row's parameters and the word embedding's share of them
-    ("—" where unknown: the trivial row, evaluations made before it was counted)."""
-    total, emb = row.get("parameters"), row.get("embedding")
+def size_cells(row: dict[str, Any], teacher_mb: float | None = None) -> tuple[str, ...]:
+    """``("17.4M", "67%", "69.6", "1.3×")``: a row's parameters, the word embedding's share
+    of them, its fp32 weights file in MB and how many times smaller that is than the
+    teacher's (``teacher_mb``); "—" where unknown (the trivial row, older evaluations)."""
+    total, emb, mb = row.get("parameters"), row.get("embedding"), row.get("weights_mb")
     if total is None:
-        return "—", "—"
-    return f"{total / 1e6:.1f}M", "—" if emb is None or not total else f"{100 * emb / total:.0f}%"
+        return "—", "—", "—", "—"
+    return (f"{total / 1e6:.1f}M", "—" if emb is None or not total else f"{100 * emb / total:.0f}%",
+            "—" if mb is None else f"{mb:.1f}",
+            "—" if not mb or not teacher_mb else f"{teacher_mb / mb:.1f}×")
 
 
 def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
@@ -74,6 +77,7 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
             "method": label, "recipe": recipe, "variant": key, "layers": ms[-1].get("successor_layers"),
             "parameters": ms[-1].get("successor_parameters"),
             "embedding": ms[-1].get("successor_embedding_parameters"),
+            "weights_mb": ms[-1].get("successor_weights_mb"),
             "metrics": {n: stats([m.get(f"successor_{n}") for m in ms]) for n in metric_names},
             "score": stats([m.get("successor_score") for m in ms]),
             "retention": stats([m.get("retention") for m in ms]),
@@ -152,6 +156,7 @@ def _teacher_row(store: Any, evaluations: list[Artifact], names: list[str]) -> d
             "warnings": list(dict.fromkeys(warnings)),
             "parameters": ms[-1].get("teacher_parameters"),
             "embedding": ms[-1].get("teacher_embedding_parameters"),
+            "weights_mb": ms[-1].get("teacher_weights_mb"),
             "metrics": {n: stats([m.get(f"teacher_{n}") for m in ms]) for n in names},
             "score": stats([m.get("teacher_score") for m in ms]),
             "retention": stats([100.0] * len(ms)), "speedup": stats([1.0] * len(ms)),
@@ -204,20 +209,22 @@ def render_task(task: str, rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     names = list(rows[0]["metrics"])
-    head = ["method", "layers", "parameters", "embedding", *names, "score",
-            "mean ± std (seeds)", "retention", "speed-up", "train time"]
+    head = ["method", "layers", "parameters", "embedding", "fp32 MB", "× smaller", *names,
+            "score", "mean ± std (seeds)", "retention", "speed-up", "train time"]
     lines = [f"### {task} dev", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         sc = r["score"]
         spread = spread_cell(sc)
         cells = [r["method"], "—" if r["layers"] is None else str(r["layers"]),
-                 *size_cells(r), *(_num(r["metrics"][n]) for n in names), _num(sc), spread,
+                 *size_cells(r, rows[0].get("weights_mb")),
+                 *(_num(r["metrics"][n]) for n in names), _num(sc), spread,
                  "—" if r["retention"]["median"] is None else f"{r['retention']['median']:.1f}%",
                  "—" if r["speedup"]["median"] is None else f"{r['speedup']['median']:.2f}×",
                  "—" if not r["seconds"]["median"] else f"{r['seconds']['median']:.0f} s"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Medians over seeds (the paper's statistic); score = the paper's per-task dev "
-                  "number; embedding = the word embedding's share of the parameters; train time = "
+                  "number; embedding = the word embedding's share of the parameters; fp32 MB = the "
+                  "weights file, × smaller = the teacher's over it; train time = "
                   "wall seconds of the method's own stages (the teacher's for the teacher row)."]
     lines += legend(rows)
     warned = [f"- {r['method']}: {w}" for r in rows for w in r.get("warnings", [])]

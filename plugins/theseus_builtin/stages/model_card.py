@@ -138,7 +138,8 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
                 f"dev batches): {metrics['speedup']:.2f}×\n")
         names = sorted({k.split("_", 1)[1] for k in metrics if k.startswith("successor_")
                         and k not in ("successor_parameters", "successor_layers",
-                                      "successor_embedding_parameters")})
+                                      "successor_embedding_parameters",
+                                      "successor_weights_mb")})
         rows = "\n".join(f"| {n} | {_pct(metrics.get('teacher_' + n))} | "
                          f"{_pct(metrics.get('successor_' + n))} |" for n in names)
         table = f"| {task} dev | teacher | successor |\n|---|---|---|\n{rows}\n"

@@ -31,7 +31,9 @@ def weight_out_in(linear: nn.Module) -> torch.Tensor:
 
 
 def sizes(linear: nn.Module) -> tuple[int, int]:
-    """``(in_features, out_features)``."""
+    """``(in_features, out_features)`` (of a :class:`LowRankLinear` too)."""
+    if isinstance(linear, LowRankLinear):
+        return linear.in_features, linear.out_features
     out_features, in_features = weight_out_in(linear).shape
     return in_features, out_features
 

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Issue 32 on MRPC, the rows runs/mrpc-smaller.sh leaves out, in its workspace (default
+# ws/mrpc-baselines), seeds 42, 43, 44, today's defaults otherwise:
+# - shared layers: replace --successor shared (ALBERT-style, one set of layer weights);
+# - a combination: narrow FFN (half the neurons) + a rank-64 word embedding, then the
+#   vocabulary trimmed (trim-vocab).
+# Seed-major and idempotent: rerun it after an interruption.
+set -euo pipefail
+cd "$(dirname "$0")/.." && . .venv/bin/activate
+WS=${1:-ws/mrpc-baselines} SEEDS=${SEEDS:-42 43 44}
+cd "$WS"
+run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
+version_of() {  # run a stage; print the version it published or found up to date (v3)
+  local out; out=$(run "$@" 2>&1 | tee /dev/stderr)
+  grep -oE "MRPC/$1/v[0-9]+" <<<"$out" | tail -1 | cut -d/ -f3
+}
+for seed in $SEEDS; do
+  r=$(version_of replace --seed "$seed" --successor shared)
+  run finetune-successor --seed "$seed" --from "replace=$r"
+  r=$(version_of replace --seed "$seed" --successor narrow-ffn --embedding-rank 64)
+  f=$(version_of finetune-successor --seed "$seed" --from "replace=$r")
+  run trim-vocab --seed "$seed" --from "finetune-successor=$f"
+done
+COLUMNS=100 run evaluate --speed-batches 2
