@@ -2,8 +2,9 @@
 # Issue 32 on MRPC, the rows runs/mrpc-smaller.sh leaves out, in its workspace (default
 # ws/mrpc-baselines), seeds 42, 43, 44, today's defaults otherwise:
 # - shared layers: replace --successor shared (ALBERT-style, one set of layer weights);
-# - a combination: narrow FFN (half the neurons) + a rank-64 word embedding, then the
-#   vocabulary trimmed (trim-vocab).
+# - combinations: narrow FFN (half the neurons) + a rank-64 word embedding, then the
+#   vocabulary trimmed (trim-vocab); and ROSITA's recipe (compose: half the heads, half
+#   the FFN neurons, every map at a third of its rank) + a rank-64 embedding + trimming.
 # Seed-major and idempotent: rerun it after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/.." && . .venv/bin/activate
@@ -18,6 +19,9 @@ for seed in $SEEDS; do
   r=$(version_of replace --seed "$seed" --successor shared)
   run finetune-successor --seed "$seed" --from "replace=$r"
   r=$(version_of replace --seed "$seed" --successor narrow-ffn --embedding-rank 64)
+  f=$(version_of finetune-successor --seed "$seed" --from "replace=$r")
+  run trim-vocab --seed "$seed" --from "finetune-successor=$f"
+  r=$(version_of replace --seed "$seed" --successor compose --embedding-rank 64)
   f=$(version_of finetune-successor --seed "$seed" --from "replace=$r")
   run trim-vocab --seed "$seed" --from "finetune-successor=$f"
 done

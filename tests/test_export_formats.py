@@ -214,6 +214,9 @@ def test_benchmark_measures_every_model_and_format_in_one_run(exported, tmp_path
         assert (r["peak_mb"] is not None) == (isolate == "--isolate")
         assert r["score"] is not None and 0 <= r["score"] <= 1
     assert report["rows"][0]["speedup"]["dev"] == 1.0  # the PyTorch teacher is the base
+    assert report["rows"][0]["smaller"] == 1.0 and all(r["file_mb"] > 0 for r in report["rows"])
+    size = {(r["artifact"].split("/")[1], r["format"]): r["file_mb"] for r in report["rows"]}
+    assert size[("finetune-successor", "onnx-int8")] < size[("finetune-successor", "onnx")]
     if isolate == "--isolate":  # each process holds its own runtime only (no torch for ONNX)
         peak = {(r["artifact"].split("/")[1], r["format"]): r["peak_mb"] for r in report["rows"]}
         assert peak[("finetune-successor", "onnx-int8")] < peak[("finetune-teacher", "pytorch fp32")]

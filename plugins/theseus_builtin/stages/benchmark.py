@@ -162,6 +162,9 @@ class Benchmark(Stage):
             if not p.isolate:
                 rows[-1]["peak_mb"] = None  # one process for all: not this model's
         base = next(r for r in rows if r["role"] == "teacher" and r["format"] == PYTORCH)
+        for r in rows:  # its size on disk, and how many times smaller than the teacher's
+            r["file_mb"] = file_mb(r["path"])
+            r["smaller"] = base["file_mb"] / r["file_mb"] if r["file_mb"] else None
         for r in rows:
             r["speedup"] = {s: base["shapes"][s]["p50_ms"] / r["shapes"][s]["p50_ms"]
                             for s in r["shapes"]}
@@ -251,6 +254,16 @@ def _evaluated(ctx: StageContext, evaluation, teachers: dict) -> dict:
             "score": m["metrics"].get("successor_score"),
             "parameters": m["metrics"].get("successor_parameters"),
             "path": successor.file(MODEL_DIR)}
+
+
+def file_mb(path) -> float:
+    """MB (10⁶ bytes) of a model on disk: a PyTorch model directory's weights files
+    (``*.safetensors``), or an ONNX file with its external data files beside it."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.glob("*.safetensors")) / 1e6
+    extra = [f for f in path.parent.glob(path.name + "*") if f != path]  # model.onnx.data
+    return (path.stat().st_size + sum(f.stat().st_size for f in extra)) / 1e6
 
 
 def _shapes(ctx: StageContext, paths: list) -> Any:

@@ -40,15 +40,23 @@ def _mb(v: Any) -> str:
     return "n/a" if v is None else f"{v:.0f}"
 
 
+def _file(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.1f}"
+
+
+def _times(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.1f}×"
+
+
 def rows_table(report: dict[str, Any]) -> str:
     """p50 latency in ms and the speed-up over the PyTorch fp32 teacher, per shape: a
     Markdown table (``model``: the model's artifact, ``format``, dev score, params,
     peak MB)."""
-    head = ["model", "format", "dev score", "params", "peak MB",
+    head = ["model", "format", "dev score", "params", "file MB", "× smaller", "peak MB",
             *(f"{s} p50 ms (×)" for s in report["shapes"])]
     body = [[_name(r), r["format"], _pct(r.get("score")),
              "n/a" if not r.get("parameters") else f"{r['parameters'] / 1e6:.1f}M",
-             _mb(r.get("peak_mb")), *cells]
+             _file(r.get("file_mb")), _times(r.get("smaller")), _mb(r.get("peak_mb")), *cells]
             for r, cells in zip(report["rows"], _cells(report, "p50_ms", "{:.2f}", True), strict=False)]
     return _table(head, body)
 
@@ -56,15 +64,19 @@ def rows_table(report: dict[str, Any]) -> str:
 def console_table(report: dict[str, Any], width: int = 80, full_table: str = "",
                   keep: tuple[str, ...] = ()) -> Any:
     """A table that fits ``width`` terminal cells (:func:`theseus_cli.tables.fitted_table`):
-    per model and format, the dev score, peak MB and the p50 latency (ms) with the speed-up
-    over the PyTorch fp32 teacher at each shape. When it is too narrow, the shapes not in
-    ``keep`` go first (the last first), then peak MB, then the score."""
+    per model and format, the dev score, its file's MB and how many times smaller than the
+    PyTorch teacher's, peak MB and the p50 latency (ms) with the speed-up over the PyTorch
+    fp32 teacher at each shape. When it is too narrow, the shapes not in ``keep`` go first
+    (the last first), then peak MB, the sizes, then the score."""
     shapes = report["shapes"]
     columns = [Column("model"), Column("format"), Column("score", "right", len(shapes) + 2),
+               Column("MB", "right", len(shapes) + 1.5),
+               Column("× smaller", "right", len(shapes) + 1.2),
                Column("peak MB", "right", len(shapes) + 1),
                *(Column(s, "right", None if s in keep else len(shapes) - i)
                  for i, s in enumerate(shapes))]
-    rows = [[_name(r), r["format"], _pct(r.get("score")), _mb(r.get("peak_mb")), *cells]
+    rows = [[_name(r), r["format"], _pct(r.get("score")), _file(r.get("file_mb")),
+             _times(r.get("smaller")), _mb(r.get("peak_mb")), *cells]
             for r, cells in zip(report["rows"], _cells(report, "p50_ms", "{:.1f}", True), strict=False)]
     return fitted_table(f"{report['task']}: p50 latency per call, ms (speed-up over the "
                         "PyTorch fp32 teacher)", columns, rows, width, full_table)
