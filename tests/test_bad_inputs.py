@@ -131,7 +131,7 @@ CONFIG_CASES = [
     ("C9", {}, ["replace", "--scheduler-arg", "b=2"], ["2.0 is above the maximum 1.0"]),
     ("C10", {}, ["replace", "--scheduler-arg", "steps_to_one=0"], ["steps_to_one: 0 is below"]),
     ("C11", {}, ["replace", "--successor", "last-n"],
-     ["unknown successor builder 'last-n'; available: every-other, first-n"]),
+     ["unknown successor builder 'last-n'; available: compose, every-other, first-n"]),
     ("C12", {}, ["finetune-teacher", "--learning-rate", "-1"], ["-1.0 is below the minimum 0.0"]),
     ("C13", {}, ["finetune-teacher", "--precision", "fp8"],
      ["--precision: invalid value 'fp8'; accepted: no, fp16, bf16"]),

@@ -229,7 +229,7 @@ def test_unknown_scheduler_lists_available(trained):
     (["--scheduler-arg", "zz=1"], "unknown key 'zz'; accepted: b, fraction_to_one, k, steps_to_one"),
     (["--scheduler-arg", "b"], "--scheduler-arg: expected KEY=VALUE, got 'b'"),
     (["--scheduler", "constant", "--scheduler-arg", "p=1.5"], "schedulers.constant.p: 1.5 is above"),
-    (["--successor", "nope"], "unknown successor builder 'nope'; available: every-other, first-n"),
+    (["--successor", "nope"], "unknown successor builder 'nope'; available: compose, every-other, first-n"),
 ])
 def test_bad_scheduler_args(trained, args, message):
     ws, _ = trained

@@ -92,7 +92,7 @@ def test_absent_plugins_warn_on_load_and_fail_only_when_selected():
     ok = parse_config(Path("/ws"), {"replace": {"schedulers": {"cosine": {"x": 1}}}})
     assert ok.stage_params("replace").scheduler == "linear"
     with pytest.raises(ConfigError,
-                       match="unknown successor builder 'last-n'; available: every-other, first-n"):
+                       match="unknown successor builder 'last-n'; available: compose, every-other, first-n"):
         parse_config(Path("/ws"), {"replace": {"successor": "last-n"}}).stage_params("replace")
 
 
