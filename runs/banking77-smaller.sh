@@ -20,8 +20,13 @@ cd "$WS"
 nproc; uptime
 run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 version_of() {  # run a stage; print the version it published or found up to date (v3)
-  local out; out=$(run "$@" 2>&1 | tee /dev/stderr)
-  grep -oE "banking77/$1/v[0-9]+" <<<"$out" | tail -1 | cut -d/ -f3
+  # (its output goes to the log through a file: a `tee /dev/stderr` reopens the log and
+  # writes over it from its start)
+  local tmp; tmp=$(mktemp)
+  run "$@" > "$tmp" 2>&1 || { cat "$tmp" >&2; rm -f "$tmp"; return 1; }
+  cat "$tmp" >&2
+  grep -oE "banking77/$1/v[0-9]+" "$tmp" | tail -1 | cut -d/ -f3
+  rm -f "$tmp"
 }
 theseline() {  # replace with "$@", finetune-successor, trim-vocab; one seed
   local seed=$1; shift

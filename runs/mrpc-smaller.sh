@@ -19,10 +19,14 @@ fi
 cd "$WS"
 nproc; uptime
 run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
-# run a stage and print the version it published (or found up to date), e.g. v3
-version_of() {
-  local out; out=$(run "$@" 2>&1 | tee /dev/stderr)
-  grep -oE "MRPC/$1/v[0-9]+" <<<"$out" | tail -1 | cut -d/ -f3
+version_of() {  # run a stage; print the version it published or found up to date (v3)
+  # (its output goes to the log through a file: a `tee /dev/stderr` reopens the log and
+  # writes over it from its start)
+  local tmp; tmp=$(mktemp)
+  run "$@" > "$tmp" 2>&1 || { cat "$tmp" >&2; rm -f "$tmp"; return 1; }
+  cat "$tmp" >&2
+  grep -oE "MRPC/$1/v[0-9]+" "$tmp" | tail -1 | cut -d/ -f3
+  rm -f "$tmp"
 }
 for seed in $SEEDS; do
   r=$(version_of replace --seed "$seed")

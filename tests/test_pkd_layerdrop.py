@@ -67,6 +67,10 @@ def test_pkd_loss_trains_the_student_on_every_family(model_type):
     out = student(**b, **loss_fn.model_kwargs)
     loss = loss_fn(out, b)
     assert torch.isfinite(loss) and loss.requires_grad
+    if loss_fn.teacher_layers:  # the patient term is there: β = 0 gives less
+        without = PatientLoss(teacher, kind, 0.7, 10.0, 0.0, loss_fn.teacher_layers,
+                              family.pooled_token, _Runtime())(out, b)
+        assert loss.item() > without.item()
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
     self_map = PatientLoss(student.eval(), kind, 0.0, 1.0, 1.0, [1], family.pooled_token,

@@ -330,6 +330,15 @@ def predict_onnx(sess: Any, loader: Any) -> tuple[Any, Any]:
     return collect_logits(lambda batch: run_session(sess, batch), loader)
 
 
+def weights_mb(path: Path) -> float:
+    """MB (10^6 bytes) of a model's weights on disk: a model directory's ``*.safetensors``
+    files, or an ONNX file with the external-data files beside it (``model.onnx.data``)."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.glob("*.safetensors")) / 1e6
+    return sum(f.stat().st_size for f in path.parent.glob(path.name + "*")) / 1e6
+
+
 def size_mb(path: Path) -> float:
     """Size on disk of a file or a directory tree, in MB (10^6 bytes)."""
     if path.is_file():

@@ -27,7 +27,7 @@ position tensors are whatever the family's loop passes to its layers.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -109,7 +109,40 @@ class ModuleRouter:
         return self.eval_path == "successor"
 
 
-class RoutedLayer(nn.Module):
+class DelegatingSlot(nn.Module):
+    """A module put where a model's own code expects another (a layer of the family's list,
+    the word embedding): attributes that code reads from it (ModernBERT's
+    ``attention_type``, an embedding's ``padding_idx``) are those of :meth:`_running`, the
+    module that runs now; :attr:`own` names this slot's own attributes, never delegated."""
+
+    own: ClassVar[tuple[str, ...]] = ()
+
+    def _running(self) -> nn.Module:
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("_") or name in self.own:
+                raise
+            return getattr(self._running(), name)
+
+
+def pass_through(args: tuple, kwargs: dict[str, Any], size: int | None) -> Any:
+    """What a layer call that is skipped returns: its hidden states (batch, seq_len,
+    hidden), the first positional argument or ``hidden_states``, shaped like the layer's
+    output: a tensor (``size`` None) or a tuple of ``size`` with Nones after them."""
+    hidden = args[0] if args else kwargs["hidden_states"]  # (batch, seq_len, hidden)
+    return hidden if size is None else (hidden, *([None] * (size - 1)))
+
+
+def tuple_size(out: Any) -> int | None:
+    """The output form :func:`pass_through` copies: a tuple's length, None for a tensor."""
+    return len(out) if isinstance(out, tuple) else None
+
+
+class RoutedLayer(DelegatingSlot):
     """Slot j of the family's layer list in the hybrid: layer j of module i's group.
 
     The family's own loop calls it exactly as it called layer j, with every
@@ -121,6 +154,8 @@ class RoutedLayer(nn.Module):
     Attributes the loop reads from a layer (ModernBERT's ``attention_type``) are
     those of the module that runs.
     """
+
+    own = ("layer", "successor", "router")
 
     def __init__(self, router: ModuleRouter, module: int, position: int, layer: nn.Module,
                  successor: nn.Module | None = None):
@@ -142,25 +177,17 @@ class RoutedLayer(nn.Module):
             return self.layer(*args, **kwargs)
         if self.position == 0:
             out = self.successor(*args, **kwargs)
-            router.output_form[i] = len(out) if isinstance(out, tuple) else None
+            router.output_form[i] = tuple_size(out)
             return out
-        hidden = args[0] if args else kwargs["hidden_states"]  # (batch, seq_len, hidden)
-        size = router.output_form.get(i)
-        return hidden if size is None else (hidden, *([None] * (size - 1)))
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name.startswith("_") or name in ("layer", "successor", "router"):
-                raise
-            return getattr(self._running(), name)
+        return pass_through(args, kwargs, router.output_form.get(i))
 
 
-class RoutedEmbedding(nn.Module):
+class RoutedEmbedding(DelegatingSlot):
     """The word embedding as module n of the hybrid: the predecessor's (frozen) or its
     successor (a :class:`~theseus_cli.model.embedding.FactorizedEmbedding`), by the same
     Bernoulli draw as the layer modules (eq. 2-3). ``ids (B, L) -> (B, L, H)``."""
+
+    own = ("predecessor", "successor", "router")
 
     def __init__(self, router: ModuleRouter, predecessor: nn.Module, successor: nn.Module):
         super().__init__()
@@ -174,14 +201,6 @@ class RoutedEmbedding(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self._running()(input_ids)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name.startswith("_") or name in ("predecessor", "successor", "router"):
-                raise
-            return getattr(self._running(), name)
 
 
 def route_embedding(hybrid: PreTrainedModel, successor: nn.Module) -> RoutedEmbedding:
@@ -268,6 +287,14 @@ def make_hybrid(predecessor: PreTrainedModel, successor_modules: nn.ModuleList,
     return predecessor
 
 
+def dummy_input_ids(model: nn.Module) -> torch.Tensor:
+    """A dummy batch of token ids, (2, 8), above the first 5 ids (special tokens in most
+    vocabularies) and below ``config.vocab_size``, on the model's device."""
+    vocab = int(getattr(model.config, "vocab_size", 0) or 0)
+    ref = next(model.parameters())
+    return (torch.arange(16, device=ref.device).view(2, 8) % max(vocab - 5, 1)) + min(5, vocab - 1)
+
+
 def check_successor_forward(hybrid: PreTrainedModel, builder_name: str = "?") -> None:
     """One forward pass of the successor path (eq. 5) on a dummy batch of 2 × 8 tokens,
     right after the modules are built: shapes that do not fit fail here, before any
@@ -280,9 +307,7 @@ def check_successor_forward(hybrid: PreTrainedModel, builder_name: str = "?") ->
     """
     router = router_of(hybrid)
     config = router.predecessor_config
-    vocab = int(getattr(config, "vocab_size", 0) or 0)
-    ref = next(hybrid.parameters())
-    ids = (torch.arange(16, device=ref.device).view(2, 8) % max(vocab - 5, 1)) + min(5, vocab - 1)
+    ids = dummy_input_ids(hybrid)
     was_training, path = hybrid.training, router.eval_path
     hybrid.eval()
     router.eval_path = "successor"

@@ -32,6 +32,13 @@ from theseus_cli.errors import ConfigError, ModelSourceError
 WORDPIECE_MODEL_TYPES = ("bert", "electra", "distilbert", "mpnet")
 
 
+def vocabulary_key(tokenizer: Any) -> tuple:
+    """Equal for tokenizers with the same vocabulary (they tokenise alike, so one tokenised
+    dataset serves them); a trimmed vocabulary differs."""
+    return (type(tokenizer).__name__, len(tokenizer),
+            hash(frozenset(tokenizer.get_vocab().items())))
+
+
 def tokenizer_model_type(tokenizer: Any) -> str:
     """The backend model type of a fast tokenizer: ``WordPiece``, ``BPE``, ``Unigram``."""
     backend = getattr(tokenizer, "backend_tokenizer", None)

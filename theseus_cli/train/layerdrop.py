@@ -21,6 +21,7 @@ from torch import nn
 
 from theseus_cli.errors import ConfigError
 from theseus_cli.method.masks import draw_replacement_mask
+from theseus_cli.method.replacing import DelegatingSlot, dummy_input_ids, pass_through, tuple_size
 from theseus_cli.plugin.registry import family_of
 
 
@@ -53,8 +54,10 @@ class LayerDropState:
         """Nothing to restore (the draws depend on (seed, step) only)."""
 
 
-class DroppableLayer(nn.Module):
+class DroppableLayer(DelegatingSlot):
     """Layer j of the family's layer list, skipped when the state says so."""
+
+    own = ("layer", "state")
 
     def __init__(self, layer: nn.Module, index: int, state: LayerDropState):
         super().__init__()
@@ -66,19 +69,12 @@ class DroppableLayer(nn.Module):
         state = self.state
         if not state.skips(self.index, self.training):
             out = self.layer(*args, **kwargs)
-            state.output_form[self.index] = len(out) if isinstance(out, tuple) else None
+            state.output_form[self.index] = tuple_size(out)
             return out
-        hidden = args[0] if args else kwargs["hidden_states"]  # (batch, seq_len, hidden)
-        size = state.output_form.get(self.index)
-        return hidden if size is None else (hidden, *([None] * (size - 1)))
+        return pass_through(args, kwargs, state.output_form.get(self.index))
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name.startswith("_") or name in ("layer", "state"):
-                raise
-            return getattr(self.layer, name)
+    def _running(self) -> nn.Module:
+        return self.layer
 
 
 def install(model: nn.Module, rate: float, kept: list[int], seed: int) -> LayerDropState:
@@ -96,9 +92,7 @@ def install(model: nn.Module, rate: float, kept: list[int], seed: int) -> LayerD
     layers = family.layers(model)
     state = LayerDropState(len(layers), kept, rate, seed)
     family.install(model, [DroppableLayer(layer, j, state) for j, layer in enumerate(layers)])
-    vocab = int(getattr(model.config, "vocab_size", 0) or 0)
-    ref = next(model.parameters())
-    ids = (torch.arange(16, device=ref.device).view(2, 8) % max(vocab - 5, 1)) + min(5, vocab - 1)
+    ids = dummy_input_ids(model)
     was_training, state.kept = model.training, set(range(len(layers)))
     model.eval()
     with torch.no_grad():

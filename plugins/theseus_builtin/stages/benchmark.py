@@ -23,9 +23,10 @@ from theseus_builtin.stages.benchmark_report import (
 from theseus_cli.data import load_tokenized, make_dataloader
 from theseus_cli.deploy import latency
 from theseus_cli.deploy.latency import Shape, cpu_threads, synthetic_shapes
-from theseus_cli.deploy.onnx import require_onnx
+from theseus_cli.deploy.onnx import require_onnx, weights_mb
 from theseus_cli.errors import ArtifactError, ConfigError
 from theseus_cli.model.loading import MODEL_DIR
+from theseus_cli.model.vocabulary import vocabulary_key
 from theseus_cli.plugin import CheckContext, Stage, StageContext, StageResult, param
 from theseus_cli.store import jsonio
 from theseus_cli.store.artifacts import parse_version
@@ -163,7 +164,7 @@ class Benchmark(Stage):
                 rows[-1]["peak_mb"] = None  # one process for all: not this model's
         base = next(r for r in rows if r["role"] == "teacher" and r["format"] == PYTORCH)
         for r in rows:  # its size on disk, and how many times smaller than the teacher's
-            r["file_mb"] = file_mb(r["path"])
+            r["file_mb"] = weights_mb(r["path"])
             r["smaller"] = base["file_mb"] / r["file_mb"] if r["file_mb"] else None
         for r in rows:
             r["speedup"] = {s: base["shapes"][s]["p50_ms"] / r["shapes"][s]["p50_ms"]
@@ -256,16 +257,6 @@ def _evaluated(ctx: StageContext, evaluation, teachers: dict) -> dict:
             "path": successor.file(MODEL_DIR)}
 
 
-def file_mb(path) -> float:
-    """MB (10⁶ bytes) of a model on disk: a PyTorch model directory's weights files
-    (``*.safetensors``), or an ONNX file with its external data files beside it."""
-    path = Path(path)
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.glob("*.safetensors")) / 1e6
-    extra = [f for f in path.parent.glob(path.name + "*") if f != path]  # model.onnx.data
-    return (path.stat().st_size + sum(f.stat().st_size for f in extra)) / 1e6
-
-
 def _shapes(ctx: StageContext, paths: list) -> Any:
     """``shapes_of(path)``: the shapes a model (its directory, or its ONNX file in one) is
     timed on: the synthetic shapes (every batch size × sequence length; token ids drawn
@@ -291,7 +282,7 @@ def _shapes(ctx: StageContext, paths: list) -> Any:
             return synthetic
         task = ctx.task_definition
         tokenizer = AutoTokenizer.from_pretrained(folder(path))
-        key = (len(tokenizer), hash(frozenset(tokenizer.get_vocab().items())))
+        key = vocabulary_key(tokenizer)
         if key not in dev_by_vocabulary:
             dev = load_tokenized(ctx.config, task, tokenizer, task.dev_splits[0])
             batches = []

@@ -14,9 +14,11 @@ from theseus_cli.data.submission import (
     zip_submission,
 )
 from theseus_cli.deploy.latency import compare_speed
+from theseus_cli.deploy.onnx import weights_mb
 from theseus_cli.errors import ConfigError
 from theseus_cli.method.swap import parse_modules, swap_in
 from theseus_cli.model import loading as models
+from theseus_cli.model.vocabulary import vocabulary_key
 from theseus_cli.plugin import CheckContext, Stage, StageContext, StageResult, param
 from theseus_cli.plugin.registry import kind_of, successor_stages
 from theseus_cli.store import jsonio
@@ -118,8 +120,8 @@ class Evaluate(Stage):
                        successor_parameters=sizes["successor"]["total"],
                        teacher_embedding_parameters=sizes["teacher"]["embedding"],
                        successor_embedding_parameters=sizes["successor"]["embedding"],
-                       teacher_weights_mb=weights_mb(teacher_art),
-                       successor_weights_mb=weights_mb(successor_art),
+                       teacher_weights_mb=weights_mb(teacher_art.file(models.MODEL_DIR)),
+                       successor_weights_mb=weights_mb(successor_art.file(models.MODEL_DIR)),
                        teacher_layers=layers["teacher"], successor_layers=layers["successor"])
         report = {"task": task.name, "dev_examples": dev_examples, "teacher": teacher_art.name,
                   "successor": successor_art.name, "metrics": scores, "parameters": sizes,
@@ -142,12 +144,6 @@ class Evaluate(Stage):
         return evaluate_tasks(pipeline, tasks, options)
 
 
-def weights_mb(artifact) -> float:
-    """MB (10⁶ bytes) of the fp32 weights file(s) of an artifact's model
-    (``model/*.safetensors``): its size on disk before any export or quantisation."""
-    return sum(f.stat().st_size for f in artifact.file(models.MODEL_DIR).glob("*.safetensors")) / 1e6
-
-
 def _speed_batches(loader, limit: int | None) -> list[dict]:
     """The first ``limit`` batches of ``loader`` (all with None), without labels."""
     batches = []
@@ -156,12 +152,6 @@ def _speed_batches(loader, limit: int | None) -> list[dict]:
         if limit and len(batches) >= limit:
             break
     return batches
-
-
-def _vocabulary_key(tokenizer) -> tuple:
-    """Tokenizers with the same vocabulary tokenise alike: one dataset serves them."""
-    return (type(tokenizer).__name__, len(tokenizer),
-            hash(frozenset(tokenizer.get_vocab().items())))
 
 
 def score_dev(models: dict, tokenizers: dict, task, ctx: StageContext) -> tuple[dict, dict, int, dict]:
@@ -201,7 +191,7 @@ def score_dev(models: dict, tokenizers: dict, task, ctx: StageContext) -> tuple[
         labels = None
         for role, model in models.items():
             tokenizer = tokenizers[role]
-            key = _vocabulary_key(tokenizer)
+            key = vocabulary_key(tokenizer)
             if key not in loaders:
                 ds = load_tokenized(ctx.config, task, tokenizer, split)
                 loaders[key] = (ctx.runtime.prepare(make_dataloader(

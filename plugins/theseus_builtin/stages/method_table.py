@@ -27,9 +27,10 @@ def chain_seconds(store: Any, art: Artifact, exclude: str = "finetune-teacher") 
     return total
 
 
-#: evaluate's ``teacher_*`` metrics that are sizes, not task metrics
-NOT_METRICS = ("teacher_score", "teacher_parameters", "teacher_layers",
-               "teacher_embedding_parameters", "teacher_weights_mb")
+#: evaluate's sizes of each model (``teacher_*``, ``successor_*``), not task metrics
+SIZES = ("parameters", "layers", "embedding_parameters", "weights_mb")
+#: evaluate's ``teacher_*`` metrics that are not task metrics
+NOT_METRICS = ("teacher_score", *(f"teacher_{k}" for k in SIZES))
 
 
 def size_cells(row: dict[str, Any], teacher_mb: float | None = None) -> tuple[str, ...]:

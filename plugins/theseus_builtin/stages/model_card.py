@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from theseus_builtin.stages.method_table import SIZES
 from theseus_cli.plugin import selector_of
 
 #: GLUE metric names -> the display names the Hub's model-index uses
@@ -137,9 +138,7 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
                 f"- Speed-up over the teacher measured by `evaluate` (PyTorch, "
                 f"dev batches): {metrics['speedup']:.2f}×\n")
         names = sorted({k.split("_", 1)[1] for k in metrics if k.startswith("successor_")
-                        and k not in ("successor_parameters", "successor_layers",
-                                      "successor_embedding_parameters",
-                                      "successor_weights_mb")})
+                        and k.removeprefix("successor_") not in SIZES})
         rows = "\n".join(f"| {n} | {_pct(metrics.get('teacher_' + n))} | "
                          f"{_pct(metrics.get('successor_' + n))} |" for n in names)
         table = f"| {task} dev | teacher | successor |\n|---|---|---|\n{rows}\n"

@@ -12,14 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from theseus_builtin.stages.baselines import (
-    TruncatedBaseline,
-    epochs_param,
-    layers_param,
-    patience_param,
-)
+from theseus_builtin.stages.baselines import Distill, TruncatedBaseline
 from theseus_cli.errors import ConfigError
-from theseus_cli.plugin import CheckContext, DistillParams, StageContext, TrainingParams, param
+from theseus_cli.plugin import CheckContext, StageContext, param
 from theseus_cli.plugin.registry import family_of, kind_of
 from theseus_cli.train.patient import STRATEGIES, PatientLoss, layer_map
 
@@ -49,10 +44,7 @@ class Pkd(TruncatedBaseline):
             "teacher into the bottom n pretrained layers")
 
     @dataclass
-    class Params(TrainingParams, DistillParams):
-        epochs: int = epochs_param()
-        patience: int | None = patience_param()
-        successor_layers: int | None = layers_param()
+    class Params(Distill.Params):
         distill_weight: float = param(
             0.7, "α: weight of the distillation term, (1 − α)·CE + α·T²·KL (MSE for STS-B); "
                  "0.7, the official PKD default", min=0.0, max=1.0)
