@@ -5,8 +5,8 @@
 # (92.60 test accuracy; ws/banking77), copied into a fresh workspace (default
 # ws/banking77-smaller) with its data settings. Target (issue 32): a successor with
 # >= 7.5x fewer parameters than the teacher keeping >= 98% of its test accuracy.
-# Rows: Theseus 3L (+ trimmed vocabulary); shared layers + a rank-64 embedding + trimming;
-# ROSITA's recipe (compose) + a rank-64 embedding + trimming; truncate; PKD-Skip; LayerDrop.
+# Rows: Theseus 3L (+ trimmed vocabulary); ROSITA's recipe (compose) + a rank-64 embedding
+# + trimming; truncate; PKD-Skip; LayerDrop; shared layers + a rank-64 embedding + trimming.
 # Seed-major and idempotent: rerun it after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/.." && . .venv/bin/activate
@@ -35,13 +35,13 @@ theseline() {  # replace with "$@", finetune-successor, trim-vocab; one seed
   f=$(version_of finetune-successor --seed "$seed" --from "replace=$r")
   run trim-vocab --seed "$seed" --from "finetune-successor=$f"
 }
-for seed in $SEEDS; do
+for seed in $SEEDS; do  # the rows the issue asks for first, then shared layers
   theseline "$seed"
-  theseline "$seed" --successor shared --embedding-rank 64
   theseline "$seed" --successor compose --embedding-rank 64
   run truncate --seed "$seed"
   run pkd --seed "$seed"
   run layerdrop --seed "$seed"
+  theseline "$seed" --successor shared --embedding-rank 64
 done
 COLUMNS=100 run evaluate --speed-batches 2
 python ../../runs/size-table.py . banking77 --test accuracy | tee ../../runs/results/banking77-smaller-table.md

@@ -23,6 +23,7 @@ from theseus_cli.model.embedding import (
     parameters_saved,
     relative_error,
 )
+from theseus_cli.plugin.registry import family_of
 
 
 def test_factorize_is_the_truncated_svd():
@@ -144,3 +145,28 @@ def test_a_factorised_embedding_is_trimmed_too(workspace):
     assert emb.num_embeddings == len(tokenizer) == m["metrics"]["vocab_size"]
     assert m["metrics"]["score"] == pytest.approx(
         manifest(workspace, "finetune-successor")["metrics"]["score"])
+
+
+def test_a_factorised_deberta_embedding_is_stock_deberta(tmp_path):
+    """DeBERTa-v2/v3 without position or token-type embeddings before the LayerNorm:
+    ``embedding_size`` r and ``embed_proj`` compute the factorised embedding exactly."""
+    from transformers import AutoModelForSequenceClassification
+
+    hybrid, _ = hybrid_of("deberta-v2")
+    route_embedding(hybrid, factorize(hybrid.get_input_embeddings(), 4))
+    router_of(hybrid).eval_path = "successor"
+    successor = assemble_successor(hybrid.eval()).eval()
+    stock, line = family_of(successor).stock_form(successor)
+    assert "embedding_size 4" in line
+    stock.save_pretrained(tmp_path)
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.embedding_size == 4
+    assert reloaded.deberta.embeddings.embed_proj.weight.shape == (32, 4)  # H × r
+    b = batch()
+    torch.testing.assert_close(logits(reloaded, b), logits(successor, b), rtol=0, atol=1e-5)
+    successor.config.position_biased_input = True  # a position embedding before the map
+    assert family_of(successor).stock_form(successor) is None
+    bert, _ = hybrid_of("bert")  # BERT adds its position embeddings before the LayerNorm
+    route_embedding(bert, factorize(bert.get_input_embeddings(), 4))
+    bert_successor = assemble_successor(bert.eval())
+    assert family_of(bert_successor).stock_form(bert_successor) is None

@@ -77,6 +77,10 @@ def test_model_card_has_model_index_recipe_and_loading(exported):
         assert text in card, text
     for fmt in ("model", "onnx", "onnx-int8"):  # each folder carries the card
         assert (ws / "artifacts/MRPC/export/v2" / fmt / "README.md").read_text() == card
+    # each file's size against the teacher's fp32 weights file (evaluate's number)
+    m, ev = manifest(ws, "export", "v2"), manifest(ws, "evaluate", "v1")
+    smaller = ev["metrics"]["teacher_weights_mb"] / m["metrics"]["onnx_int8_mb"]
+    assert f"| {m['metrics']['onnx_int8_mb']:.1f} | {smaller:.1f}× |" in card
 
 
 def test_teacher_exports_too(exported, tmp_path):
@@ -87,6 +91,22 @@ def test_teacher_exports_too(exported, tmp_path):
     assert set(m["info"]["formats"]) == {"onnx"} and m["metrics"]["onnx_logits_max_abs_diff"] <= 1e-4
     assert "fine-tuned predecessor" in (ws / "artifacts/MRPC/export" / versions(ws, "export")[-1]
                                         / "README.md").read_text()
+    # the method tables show each exported model's files (issue 32): the next evaluate
+    # reuses the evaluations and makes the tables again, the exports among their inputs
+    teacher_mb = m["metrics"]["onnx_mb"]
+    successor = manifest(ws, "export", "v2")["metrics"]
+    cli("evaluate", "-w", ws)
+    table = ws / "artifacts/GLUE/glue-table" / versions(ws, "glue-table", "GLUE")[-1]
+    inputs = json.loads((table / "manifest.json").read_text())["inputs"]
+    assert {"MRPC/export/v2", f"MRPC/export/{versions(ws, 'export')[-1]}"} <= set(inputs)
+    rows = json.loads((table / "tables.json").read_text())["MRPC"]
+    assert rows[0]["onnx_mb"] == teacher_mb and rows[0]["int8_mb"] is None
+    assert rows[1]["int8_mb"] == successor["onnx_int8_mb"] < successor["onnx_mb"]
+    assert rows[1]["onnx_mb"] == successor["onnx_mb"]
+    assert f"| {successor['onnx_int8_mb']:.1f} |" in (table / "tables.md").read_text()
+    glue = (table / "glue_table.md").read_text()
+    assert "| Params | emb | fp32 MB | int8 MB |" in glue
+    assert f"{successor['onnx_int8_mb']:.1f}" in glue
 
 
 def test_failed_parity_publishes_nothing(exported, tmp_path, monkeypatch):

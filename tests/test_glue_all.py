@@ -103,7 +103,12 @@ def test_evaluate_glue_all_table_and_submission(multi):
     assert mnli["successor_score"] == pytest.approx(
         (mnli["successor_accuracy_matched"] + mnli["successor_accuracy_mismatched"]) / 2)
     md = (art / "glue_table.md").read_text()
-    assert "| model | CoLA | MNLI | MRPC | QNLI | QQP | RTE | SST-2 | STS-B | Macro |" in md
+    assert ("| model | Params | emb | fp32 MB | int8 MB | CoLA | MNLI | MRPC | QNLI | QQP | "
+            "RTE | SST-2 | STS-B | Macro |") in md
+    # the paper's # Param column: the first task's count (tasks differ by the classifier)
+    for row in table["rows"][:2]:
+        assert row["params"].endswith("M") and row["int8_mb"] == "—"  # nothing exported
+    assert table["rows"][2]["params"] == "—"  # the majority class has no model
     assert "- QQP: no trained successor" in md
     with zipfile.ZipFile(art / "glue_submission.zip") as z:
         assert sorted(z.namelist()) == sorted(TEST_ROWS)

@@ -87,6 +87,17 @@ def test_shared_successor_through_the_cli(workspace):
     assert "theseus 2L, shared, task loss" in table
     out = flat(cli("export", "--format", "hf,onnx", "-w", workspace).output)
     assert "exported: hf" in out
+    # a shared BERT is written as a stock ALBERT (equal logits checked by export)
+    export = workspace / "artifacts/MRPC/export" / versions(workspace, "export")[-1]
+    assert not (export / "model" / models.SUCCESSOR_FILE).is_file()
+    assert '"model_type": "albert"' in (export / "model/config.json").read_text()
+    assert "stock AlbertForSequenceClassification" in (export / "README.md").read_text()
+    assert manifest(workspace, "export", export.name)["metrics"]["logits_max_abs_diff"] <= 1e-5
+    # the fused graph holds the shared layer's merged Q·K·V weight once, not per application
+    import onnx
+    graph = onnx.load(str(export / "onnx/model.onnx")).graph
+    assert sum(i.name.endswith("qkv_weight") for i in graph.initializer) == 1
+    assert sum(n.op_type == "Attention" for n in graph.node) == 2  # applied twice
 
 
 def test_bad_sets_are_refused_before_training(workspace):
@@ -95,3 +106,45 @@ def test_bad_sets_are_refused_before_training(workspace):
     assert result.exit_code != 0
     assert "sets=3 cannot split 2 successor modules" in flat(result.output)
     assert versions(workspace, "replace") == []
+
+
+@pytest.mark.parametrize(("sets", "auto_class"), [
+    (1, "AutoModelForSequenceClassification"), (2, "AutoModelForSequenceClassification"),
+    (1, "AutoModelForTokenClassification")])
+def test_a_shared_bert_is_a_stock_albert(sets, auto_class, tmp_path):
+    """ALBERT applies layer group int(i / (L / G)) at position i: a BERT successor sharing
+    layers in contiguous groups is exactly an ALBERT with embedding size = hidden size and
+    an identity map (the issue asks to prove it by equal logits, or not to claim it)."""
+    import transformers
+
+    model = tiny_model("bert", auto_class=auto_class)
+    family = family_of(model)
+    modules = SharedLayersBuilder(SharedLayersBuilder.Params(sets=sets)).build(
+        family.layers(model), 4)
+    with torch.no_grad():
+        for prm in modules.parameters():
+            prm.add_(0.05 * torch.randn_like(prm))
+    successor = family.build_successor(model, modules).eval()
+    stock, line = family.stock_form(successor)
+    assert type(stock).__name__ == auto_class.replace("AutoModel", "AlbertModel").replace(
+        "AlbertModelFor", "AlbertFor") and f"{sets} layer group(s) applied 4 times" in line
+    stock.save_pretrained(tmp_path)
+    reloaded = getattr(transformers, auto_class).from_pretrained(tmp_path).eval()
+    assert reloaded.config.model_type == "albert" and reloaded.config.num_hidden_groups == sets
+    b = batch()
+    torch.testing.assert_close(logits(reloaded, b), logits(successor, b), rtol=0, atol=1e-5)
+
+
+def test_no_stock_form_where_it_would_not_be_exact():
+    bert = tiny_model("bert")
+    family = family_of(bert)
+    modules = SharedLayersBuilder(SharedLayersBuilder.Params()).build(family.layers(bert), 2)
+    successor = family.build_successor(bert, modules)
+    successor.theseus_successor["specs"] = [{"kind": "low-rank"}, None]  # another change
+    assert family.stock_form(successor) is None
+    successor.theseus_successor = {"shared": [None, None, 1, 0], "specs": []}  # not contiguous
+    assert family.stock_form(successor) is None
+    roberta = tiny_model("roberta")  # a family without an ALBERT form
+    family = family_of(roberta)
+    modules = SharedLayersBuilder(SharedLayersBuilder.Params()).build(family.layers(roberta), 2)
+    assert family.stock_form(family.build_successor(roberta, modules)) is None

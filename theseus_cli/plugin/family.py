@@ -159,6 +159,14 @@ class ModelFamily(Plugin, ABC):
             ExportError: a module cannot be a layer of the family's stock model.
         """
 
+    def stock_form(self, model: nn.Module) -> tuple[nn.Module, str] | None:
+        """A stock Hugging Face model (possibly of another class) that computes exactly
+        what ``model``, a restructured successor (``model.theseus_successor``), computes,
+        with one line naming it; None (the default) where the family has none: the
+        successor is then exported for theseus's loader. ``export`` checks the stock
+        model's logits against ``model``'s before publishing it."""
+        return None
+
     def conform(self, modules: nn.ModuleList) -> nn.ModuleList:
         """Make module i fit position i of the family's n-layer model before training
         (ModernBERT's first layer has no attention norm). Default: unchanged."""

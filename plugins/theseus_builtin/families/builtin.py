@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from theseus_builtin.families.stock_forms import albert_from_shared_bert, deberta_factorized
 from theseus_cli.plugin.family import AttentionBlock, FeedForward, LayerListFamily
 
 BERT_FFN = FeedForward(inputs=("intermediate.dense",), output="output.dense")
@@ -27,6 +28,11 @@ class Bert(LayerListFamily):
     outside = "embeddings (word, absolute position, token type), pooler, classifier"
     ffn = BERT_FFN
     attention = BERT_ATTENTION
+
+    def stock_form(self, model: Any) -> tuple[Any, str] | None:
+        """Shared layers in contiguous groups: a stock ALBERT
+        (:func:`~theseus_builtin.families.stock_forms.albert_from_shared_bert`)."""
+        return albert_from_shared_bert(model)
 
 
 class Roberta(LayerListFamily):
@@ -101,6 +107,11 @@ class DebertaV2(LayerListFamily):
         counts=("attention.self.num_attention_heads",), sizes=("attention.self.all_head_size",),
         per_head=("attention.self.pos_query_proj", "attention.self.pos_key_proj"),
         side_inputs=("rel_embeddings",))
+
+    def stock_form(self, model: Any) -> tuple[Any, str] | None:
+        """A factorised word embedding: DeBERTa's own ``embedding_size`` and ``embed_proj``
+        (:func:`~theseus_builtin.families.stock_forms.deberta_factorized`)."""
+        return deberta_factorized(model)
 
 
 class Albert(LayerListFamily):

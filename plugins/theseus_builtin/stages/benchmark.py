@@ -20,6 +20,7 @@ from theseus_builtin.stages.benchmark_report import (
     console_table,
     render_markdown,
 )
+from theseus_builtin.stages.export import exported_model
 from theseus_cli.data import load_tokenized, make_dataloader
 from theseus_cli.deploy import latency
 from theseus_cli.deploy.latency import Shape, cpu_threads, synthetic_shapes
@@ -48,16 +49,6 @@ def _ints(text: str, what: str) -> list[int]:
         raise ConfigError(f"{what} {text!r}: expected comma-separated positive integers, "
                           "e.g. 1,8,32")
     return values
-
-
-def exported_model(store, export):
-    """The artifact whose model ``export`` (an export version) exported: recorded in its
-    manifest, else (exports before formats) the successor in its lineage."""
-    m = export.manifest
-    label = m.get("info", {}).get("model_artifact")
-    if label:
-        return store.get(*label.split("/"))
-    return store.lineage(export, m.get("params", {}).get("successor", "finetune-successor"))
 
 
 def _versions(text: str) -> list[int]:

@@ -26,6 +26,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from theseus_builtin.stages import model_card
 from theseus_builtin.stages.export_onnx import export_onnx, logits_difference
@@ -46,10 +47,36 @@ from theseus_cli.deploy.onnx import (
 from theseus_cli.errors import ConfigError, ExportError
 from theseus_cli.model import loading as models
 from theseus_cli.plugin import CheckContext, Stage, StageContext, StageResult, param
-from theseus_cli.plugin.registry import kind_of, successor_stages
+from theseus_cli.plugin.registry import family_of, kind_of, successor_stages
 
 TOLERANCE = 1e-5  # max |logit difference| accepted between theseus and the stock reload
 TEACHER = "finetune-teacher"
+
+
+def exported_model(store: Any, export: Any) -> Any:
+    """The artifact whose model ``export`` (an export version) exported: recorded in its
+    manifest, else (exports before formats) the successor in its lineage."""
+    m = export.manifest
+    label = m.get("info", {}).get("model_artifact")
+    if label:
+        return store.get(*label.split("/"))
+    return store.lineage(export, m.get("params", {}).get("successor", "finetune-successor"))
+
+
+def onnx_exports(store: Any, task: str, models: set[str]) -> dict[str, Any]:
+    """The newest export holding an ONNX file of each of ``models`` (full labels,
+    ``MRPC/trim-vocab/v6``) among ``task``'s exports: model label -> export artifact
+    (its metrics ``onnx_mb``, ``onnx_int8_mb``: the files' sizes in MB). Models never
+    exported to ONNX are absent."""
+    newest: dict[str, Any] = {}
+    for art in reversed(store.versions(task, "export")):
+        metrics = art.manifest.get("metrics") or {}
+        if "onnx_mb" not in metrics and "onnx_int8_mb" not in metrics:
+            continue
+        label = exported_model(store, art).label
+        if label in models:
+            newest.setdefault(label, art)
+    return newest
 
 
 class Export(Stage):
@@ -153,8 +180,10 @@ class Export(Stage):
         out = ctx.out_dir
         done: dict[str, dict] = {}
         if "hf" in formats:
-            metrics["logits_max_abs_diff"], restructured = _export_hf(ctx, model, tokenizer, loader)
+            metrics["logits_max_abs_diff"], restructured, form = _export_hf(
+                ctx, model, tokenizer, loader)
             done["hf"] = {"path": models.MODEL_DIR, "mb": size_mb(out / models.MODEL_DIR),
+                          **({"stock_form": form} if form else {}),
                           "score": scores["pytorch"]["score"],
                           "parity": f"max abs Δ logit {metrics['logits_max_abs_diff']:.1e}"}
         if "onnx" in formats:
@@ -256,9 +285,11 @@ def _dev_loader(ctx: StageContext, task, tokenizer):
     return make_dataloader(dev, tokenizer, 32, shuffle=False)
 
 
-def _export_hf(ctx: StageContext, model, tokenizer, loader) -> tuple[float, bool]:
-    """Write ``model/``, reload it as a user would and compare logits on the first
-    ``check_examples`` dev examples. Returns (max |Δ logit|, restructured).
+def _export_hf(ctx: StageContext, model, tokenizer, loader) -> tuple[float, bool, str | None]:
+    """Write ``model/`` (a restructured successor in its family's stock form where it has
+    one, :meth:`ModelFamily.stock_form`), reload it as a user would and compare logits
+    with ``model``'s on the first ``check_examples`` dev examples. Returns (max |Δ logit|,
+    restructured: the theseus loader is needed, the stock form's line or None).
 
     Raises:
         ExportError: the reloaded model's logits differ by more than :data:`TOLERANCE`.
@@ -266,7 +297,9 @@ def _export_hf(ctx: StageContext, model, tokenizer, loader) -> tuple[float, bool
     import torch
 
     out = ctx.out_dir / models.MODEL_DIR
-    models.save(model, tokenizer, out)
+    form = (family_of(model).stock_form(model)
+            if getattr(model, "theseus_successor", None) else None)
+    models.save(form[0] if form else model, tokenizer, out)
     restructured = (out / models.SUCCESSOR_FILE).is_file()
     stock = models.auto_class(kind_of(ctx.task_definition).model_class)  # as a user loads it
     reloaded = (models.load_restructured(out) if restructured
@@ -284,7 +317,7 @@ def _export_hf(ctx: StageContext, model, tokenizer, loader) -> tuple[float, bool
         raise ExportError(f"exported model's logits differ by {diff:g} (> {TOLERANCE:g}) "
                           "from the model inside theseus, or are not finite; nothing "
                           "was published")
-    return diff, restructured
+    return diff, restructured, form[1] if form else None
 
 
 def _summary(done: dict) -> str:

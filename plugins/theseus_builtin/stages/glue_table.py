@@ -18,6 +18,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from theseus_builtin.stages.export import exported_model, onnx_exports
 from theseus_builtin.stages.method_table import legend, render_task, size_cells, spread_cell, task_rows
 from theseus_cli import plots
 from theseus_cli.data.glue import PAPER_TASKS, PREDICTED_WITH, TASKS
@@ -34,8 +35,9 @@ GLUE_TASK = "GLUE"  # artifacts/GLUE/glue-table/vN holds the cross-task table
 COLUMNS = (*PAPER_TASKS, "WNLI")
 #: raised when the tables' rows change for the same evaluations (2: one sample per seed,
 #: variants compared on comparable data settings; 3: the method tables of the workspace's own
-#: tasks too), so a rerun publishes them again
-TABLE_FORMAT = 3
+#: tasks too; 4: exported models' int8 ONNX sizes, parameters in the GLUE table), so a rerun
+#: publishes them again
+TABLE_FORMAT = 4
 
 
 def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> Artifact:
@@ -99,7 +101,8 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
     if errors and not evaluations:
         raise errors[0]
     labels = [a.label for arts in evaluations.values() for a in arts]
-    overrides_table = {"evaluations": labels, "tasks": list(tasks), "missing": missing,
+    overrides_table = {"evaluations": labels, "exports": exports_of(store, evaluations),
+                       "tasks": list(tasks), "missing": missing,
                        "predict_test": bool(overrides.get("predict_test"))}
     art = pipeline.run("glue-table", table_home(tasks), overrides_table, preflight=False,
                        force=options.get("force", False))
@@ -108,6 +111,22 @@ def evaluate_tasks(pipeline: Any, tasks: list[str], options: dict[str, Any]) -> 
         raise TasksFailed(f"{len(errors)} evaluation(s) failed (named above); the tables "
                           f"({art.label}) hold the others") from errors[0]
     return art
+
+
+def exports_of(store: Any, evaluations: dict[str, list[Artifact]]) -> list[str]:
+    """Labels of the newest ONNX export of each evaluated model (successors and their
+    teachers), whose file sizes the method tables show; an export made after the tables
+    shows in them at the next ``evaluate`` (the evaluations are reused, the tables made
+    again, because their inputs changed)."""
+    found = []
+    for task, arts in evaluations.items():
+        models = set()
+        for art in arts:
+            info = art.manifest.get("info") or {}
+            models.add(info.get("successor_artifact"))
+            models.add(f"{task}/finetune-teacher/{info.get('teacher_artifact')}")
+        found += [e.label for e in onnx_exports(store, task, models).values()]
+    return sorted(found)
 
 
 def table_home(tasks: list[str]) -> str:
@@ -137,6 +156,8 @@ class GlueTable(Stage):
     class Params:
         evaluations: list = param([], "evaluations the tables are made of, TASK/evaluate/vN",
                                   cli=False)
+        exports: list = param([], "ONNX exports of the evaluated models, TASK/export/vN "
+                                  "(their file sizes)", cli=False)
         tasks: list = param([], "tasks of the evaluate run (the others are named missing)",
                             cli=False)
         missing: dict = param({}, "task -> why it has no evaluation", cli=False)
@@ -145,15 +166,18 @@ class GlueTable(Stage):
                                           "them again)", cli=False)
 
     def inputs_for(self, params, store=None, task=None) -> tuple[str, ...]:  # noqa: D102 - see Stage.inputs_for
-        return tuple(params.evaluations)
+        return (*params.evaluations, *params.exports)
 
     def run(self, ctx: StageContext) -> StageResult:  # noqa: D102 - see class
 
         evaluations: dict[str, list[Artifact]] = {}
+        exports: dict[str, list[Artifact]] = {}
         for art in ctx.inputs.values():
-            evaluations.setdefault(art.task, []).append(art)
+            (exports if art.stage == "export" else evaluations).setdefault(art.task, []).append(art)
         order = [*COLUMNS, *sorted(t for t in evaluations if t not in COLUMNS)]
-        per_task = {task: task_rows(ctx.store, evaluations[task])
+        onnx = {exported_model(ctx.store, e).label: e.manifest.get("metrics") or {}
+                for arts in exports.values() for e in arts}  # model -> its files' MB
+        per_task = {task: task_rows(ctx.store, evaluations[task], onnx)
                     for task in order if task in evaluations}
         table = build_table({t: r for t, r in per_task.items() if t in COLUMNS},
                             dict(ctx.params.missing))
@@ -214,7 +238,8 @@ def build_table(per_task: dict[str, list[dict]], missing: dict[str, str]) -> dic
             cells.setdefault(label, {})[task] = {
                 "score": r["score"]["median"], "seeds": r["score"]["n"], "layers": layers,
                 "teacher": teacher["score"]["median"] if teacher else None,
-                "artifact": ", ".join(r.get("artifacts") or [])}
+                "artifact": ", ".join(r.get("artifacts") or []),
+                "size": size_cells(r, teacher.get("weights_mb") if teacher else None)}
     rows = []
     for label, by_task in cells.items():
         layers = sorted({c["layers"] for c in by_task.values() if c["layers"] is not None})
@@ -232,8 +257,12 @@ def _row(label: str, cells: dict[str, dict]) -> dict[str, Any]:
     macro = statistics.fmean(paper) if all(v is not None for v in paper) else None
     # each successor is compared with the teacher it was compressed from (same evaluation)
     teachers = {t: cells[t].get("teacher") or cells[t]["score"] for t in cells}
+    # sizes differ between tasks only by the classifier: those of the first task that has them
+    size = next((cells[t]["size"] for t in [*COLUMNS, *cells] if t in cells
+                 and cells[t]["size"][0] != "—"), ("—",) * 6)
     return {"model": label, "scores": scores, "macro": macro, "teacher_scores": teachers,
-            "artifacts": {t: c["artifact"] for t, c in cells.items()}}
+            "artifacts": {t: c["artifact"] for t, c in cells.items()},
+            "params": size[0], "embedding": size[1], "fp32_mb": size[2], "int8_mb": size[3]}
 
 
 def _retention(row: dict) -> tuple[float | None, list[str]]:
@@ -264,16 +293,19 @@ def _retention_cell(row: dict) -> str:
 
 def render_markdown(table: dict[str, Any]) -> str:
     """The table as Markdown, shaped like the paper's Table 2, with missing tasks named."""
-    cols = [*PAPER_TASKS, "Macro", "WNLI", "Retention"]
+    cols = ["Params", "emb", "fp32 MB", "int8 MB", *PAPER_TASKS, "Macro", "WNLI", "Retention"]
     lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for row in table["rows"]:
-        cells = [_cell(row["scores"][t]) for t in PAPER_TASKS]
+        cells = [row.get(k, "—") for k in ("params", "embedding", "fp32_mb", "int8_mb")]
+        cells += [_cell(row["scores"][t]) for t in PAPER_TASKS]
         cells += [_cell(row["macro"]), _cell(row["scores"]["WNLI"]), _retention_cell(row)]
         lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
     lines += ["", "GLUE dev, the paper's per-task numbers (section 4.1): MNLI mean of m/mm "
               "accuracy, MRPC and QQP mean of F1 and accuracy, STS-B mean of Pearson and "
               "Spearman, CoLA Matthews; Macro over the 8 tasks without WNLI, only when all 8 "
-              "are present."]
+              "are present. Params (emb: the word embedding's share), fp32 MB (weights file) "
+              "and int8 MB (the newest int8 ONNX export, — when none): of the first task "
+              "that has them (tasks differ only by the classifier)."]
     if table["missing"]:
         lines += ["", "Missing:"] + [f"- {t}: {why}" for t, why in table["missing"].items()]
     return "\n".join(lines) + "\n"
@@ -287,7 +319,8 @@ def print_task(console: Any, task: str, rows: list[dict], full_table: str = "") 
     # the first test metric (a user's labelled test file) is left out last but retention
     columns = [Column("method"), Column("layers", "right", 4), Column("params", "right", 5),
                Column("emb", "right", 5.5), Column("MB", "right", 5.6),
-               Column("× smaller", "right", 5.4),
+               Column("int8 MB", "right", 5.3), Column("× smaller", "right", 5.4),
+               Column("× smaller (int8)", "right", 5.2),
                *(Column(n, "right", 1.5 if tests and n == tests[0] else 3) for n in names),
                Column("score", "right"),
                Column("mean ± std (n)", "right", 6), Column("retention", "right", 1),
@@ -317,10 +350,11 @@ def print_task(console: Any, task: str, rows: list[dict], full_table: str = "") 
 def print_table(console: Any, table: dict[str, Any]) -> None:
     """The same table, fitted to the terminal (no word cut; WNLI and Retention left out
     first, else one block per model)."""
-    columns = [Column("model"), *(Column(c, "right") for c in PAPER_TASKS),
+    columns = [Column("model"), Column("Params", "right", 1.5),
+               *(Column(c, "right") for c in PAPER_TASKS),
                Column("Macro", "right"), Column("WNLI", "right", 2),
                Column("Retention", "right", 1)]
-    cells = [[row["model"], *(_cell(row["scores"][c]) for c in PAPER_TASKS),
+    cells = [[row["model"], row.get("params", "—"), *(_cell(row["scores"][c]) for c in PAPER_TASKS),
               _cell(row["macro"]), _cell(row["scores"]["WNLI"]), _retention_cell(row)]
              for row in table["rows"]]
     console.print(fitted_table("GLUE dev (paper Table 2 layout)", columns, cells,

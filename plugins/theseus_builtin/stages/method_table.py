@@ -10,6 +10,7 @@ deviation (sample, n − 1) and the number of seeds beside it.
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from theseus_cli.store.artifacts import Artifact
@@ -34,25 +35,37 @@ NOT_METRICS = ("teacher_score", *(f"teacher_{k}" for k in SIZES))
 
 
 def size_cells(row: dict[str, Any], teacher_mb: float | None = None) -> tuple[str, ...]:
-    """``("17.4M", "67%", "69.6", "1.3×")``: a row's parameters, the word embedding's share
-    of them, its fp32 weights file in MB and how many times smaller that is than the
-    teacher's (``teacher_mb``); "—" where unknown (the trivial row, older evaluations)."""
+    """``("17.4M", "67%", "69.6", "17.5", "1.3×", "5.2×")``: a row's parameters, the word
+    embedding's share of them, its fp32 weights file and its int8 ONNX file in MB (the
+    row's newest export; "—" when never exported to int8), and how many times smaller each
+    file is than the teacher's fp32 weights file (``teacher_mb``); "—" where unknown (the
+    trivial row, older evaluations)."""
     total, emb, mb = row.get("parameters"), row.get("embedding"), row.get("weights_mb")
+    int8 = row.get("int8_mb")
     if total is None:
-        return "—", "—", "—", "—"
+        return "—", "—", "—", "—", "—", "—"
+
+    def smaller(size: float | None) -> str:
+        return "—" if not size or not teacher_mb else f"{teacher_mb / size:.1f}×"
+
     return (f"{total / 1e6:.1f}M", "—" if emb is None or not total else f"{100 * emb / total:.0f}%",
-            "—" if mb is None else f"{mb:.1f}",
-            "—" if not mb or not teacher_mb else f"{teacher_mb / mb:.1f}×")
+            "—" if mb is None else f"{mb:.1f}", "—" if not int8 else f"{int8:.1f}",
+            smaller(mb), smaller(int8))
 
 
-def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
+def task_rows(store: Any, evaluations: list[Artifact],
+              onnx: dict[str, dict[str, float]] | None = None) -> list[dict[str, Any]]:
     """Rows of one task's method table: the teacher, each variant (seeds aggregated)
     and the majority-class baseline.
 
     Each row: ``method``, ``layers``, ``parameters``, ``metrics`` (name -> stats),
     ``score`` (stats), ``retention`` (stats, %), ``speedup`` (stats),
-    ``seconds`` (stats: training wall time of the method), ``artifacts``.
+    ``seconds`` (stats: training wall time of the method), ``artifacts``, and
+    ``int8_mb``/``onnx_mb``: the median over the row's seeds of its exported files' MB
+    where ``onnx`` (model label -> an export's metrics ``onnx_mb``, ``onnx_int8_mb``)
+    has any of its models, else None.
     """
+    onnx = onnx or {}
     groups: dict[str, list[Artifact]] = {}
     for ev in sorted(evaluations, key=lambda a: a.version):
         successor = store.get(ev.task, *_successor_ref(ev))
@@ -64,6 +77,8 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
     metric_names = [k.removeprefix("teacher_") for k in evaluations[0].manifest["metrics"]
                     if k.startswith("teacher_") and k not in NOT_METRICS]
     rows = [_teacher_row(store, evaluations, metric_names)]
+    rows[0].update(_onnx_sizes(onnx, [f"{evaluations[0].task}/finetune-teacher/{v}"
+                                      for v in rows[0]["artifacts"]]))
     labels: dict[str, int] = {}
     for key, evs in groups.items():
         latest_per_seed = {}
@@ -90,6 +105,7 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
             "warnings": sorted({w for ev in evs for w in ev.manifest.get("info", {}).get("warnings", [])}),
             "artifacts": [ev.label for ev in evs],
             "successors": [store.get(ev.task, *_successor_ref(ev)).label for ev in evs]})
+        rows[-1].update(_onnx_sizes(onnx, rows[-1]["successors"]))
     for indices in labels.values():  # same method name: say which settings differ
         if len(indices) > 1:
             _disambiguate(store, [rows[i] for i in indices])
@@ -102,6 +118,15 @@ def task_rows(store: Any, evaluations: list[Artifact]) -> list[dict[str, Any]]:
                  "score": stats([m.get("majority_score")]), "retention": stats([]),
                  "speedup": stats([]), "seconds": stats([]), "seeds": [], "artifacts": []})
     return rows
+
+
+def _onnx_sizes(onnx: dict[str, dict[str, float]], models: list[str]) -> dict[str, Any]:
+    """``{"onnx_mb": ..., "int8_mb": ...}``: medians over ``models`` that were exported."""
+    out = {}
+    for key, metric in (("onnx_mb", "onnx_mb"), ("int8_mb", "onnx_int8_mb")):
+        sizes = [onnx[m][metric] for m in models if m in onnx and onnx[m].get(metric)]
+        out[key] = statistics.median(sizes) if sizes else None
+    return out
 
 
 #: lineage params that never tell variants apart (seeds, checkpointing, evaluation batch)
@@ -210,7 +235,8 @@ def render_task(task: str, rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     names = list(rows[0]["metrics"])
-    head = ["method", "layers", "parameters", "embedding", "fp32 MB", "× smaller", *names,
+    head = ["method", "layers", "parameters", "embedding", "fp32 MB", "int8 MB", "× smaller",
+            "× smaller (int8)", *names,
             "score", "mean ± std (seeds)", "retention", "speed-up", "train time"]
     lines = [f"### {task} dev", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -225,7 +251,9 @@ def render_task(task: str, rows: list[dict[str, Any]]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Medians over seeds (the paper's statistic); score = the paper's per-task dev "
                   "number; embedding = the word embedding's share of the parameters; fp32 MB = the "
-                  "weights file, × smaller = the teacher's over it; train time = "
+                  "weights file, int8 MB = the newest int8 ONNX export (theseus export "
+                  "--format onnx,onnx-int8; — when none), × smaller = the teacher's fp32 "
+                  "weights file over each; train time = "
                   "wall seconds of the method's own stages (the teacher's for the teacher row)."]
     lines += legend(rows)
     warned = [f"- {r['method']}: {w}" for r in rows for w in r.get("warnings", [])]

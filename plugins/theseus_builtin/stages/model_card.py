@@ -68,7 +68,9 @@ from theseus_cli.model.loading import load_saved
 model, tokenizer = load_saved(Path("model"))
 ```"""
     if fmt == "hf":
-        return f"""Load it with stock transformers:
+        form = (info or {}).get("stock_form")
+        return (f"The successor is written as a {form}; its logits equal the theseus "
+                "model's (checked at export). " if form else "") + f"""Load it with stock transformers:
 
 ```python
 from transformers import {model_class}, AutoTokenizer
@@ -147,7 +149,9 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
                 f"successors) on {where}, exported by the `theseus` CLI.\n")
         table = (f"| {task} dev | teacher |\n|---|---|\n"
                  + "\n".join(f"| {k} | {_pct(v)} |" for k, v in scores.items()) + "\n")
+    teacher_mb = metrics.get("teacher_weights_mb")  # evaluate's, of the fp32 weights file
     fmt_rows = "\n".join(f"| `{f}` | `{info['path']}` | {info['mb']:.1f} | "
+                         f"{_smaller(teacher_mb, info['mb'])} | "
                          f"{_pct(info.get('score'))} | {info.get('parity', '')} |"
                          for f, info in formats.items())
     loading = "\n\n".join(f"### `{f}`\n\n{_loading(f, restructured, model_class, formats[f])}"
@@ -162,8 +166,8 @@ def render(*, task: str, predecessor: str, role: str, metrics: dict[str, Any],
 {table}
 ## Exported formats
 
-| format | file | MB | dev score | parity |
-|---|---|---|---|---|
+| format | file | MB | × smaller than the teacher's fp32 weights | dev score | parity |
+|---|---|---|---|---|---|
 {fmt_rows}
 
 {speed_section(speed)}
@@ -192,6 +196,10 @@ def speed_section(speed: dict[str, Any] | None) -> str:
             "threads, measured by `theseus export`; bB×sS: batch B of S tokens):\n\n"
             f"| model | format | {' | '.join(shapes)} |\n|---|---|{'---|' * len(shapes)}\n"
             f"{rows}\n\n{more}\n")
+
+
+def _smaller(teacher_mb: float | None, mb: float | None) -> str:
+    return "n/a" if not teacher_mb or not mb else f"{teacher_mb / mb:.1f}×"
 
 
 def _pct(value: Any) -> str:
