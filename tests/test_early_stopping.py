@@ -176,3 +176,30 @@ def test_finetune_successor_keeps_an_epoch_that_beats_its_input(workspace):
     scores = [e["dev_score"] for e in info["evaluations"]]
     assert info["evaluations"][0]["step"] == 0 and len(scores) == 2
     assert max(scores) == scores[[e["step"] for e in info["evaluations"]].index(info["best_step"])]
+
+
+def test_the_method_table_warns_of_a_successor_still_rising_at_its_maximum():
+    """A baseline cut off while improving (PKD at 5e-5 on Banking77 rose to its last
+    epoch) is named in evaluate's table, with the settings to try; one stopped by
+    patience, or whose last evaluation was not its best, is not."""
+    from types import SimpleNamespace
+
+    from theseus_builtin.stages.method_table import undertrained_warnings
+
+    evaluations = [{"step": 10, "dev_score": 0.5}, {"step": 20, "dev_score": 0.6},
+                   {"step": 30, "dev_score": 0.7}]
+    infos = {"pkd": {"stop_reason": "max_epochs", "best_step": 30, "best_epoch": 3.0,
+                     "evaluations": evaluations},
+             "truncate": {"stop_reason": "patience", "best_step": 30, "best_epoch": 3.0,
+                          "evaluations": evaluations},
+             "distill": {"stop_reason": "max_epochs", "best_step": 20, "best_epoch": 2.0,
+                         "evaluations": evaluations}}
+    store = SimpleNamespace(get=lambda task, stage, version: SimpleNamespace(
+        stage=stage, label=f"{task}/{stage}/{version}",
+        manifest={"info": infos[stage], "params": {"epochs": 3}}))
+    evs = [SimpleNamespace(task="MRPC", manifest={"params": {"successor": s},
+                                                   "inputs": {s: {"version": "v1"}}})
+           for s in infos]
+    assert undertrained_warnings(store, evs) == [
+        "undertrained: MRPC/pkd/v1 had its best dev score at its last evaluation (epoch 3.0, "
+        "the maximum), still rising; try pkd --epochs 6 or a higher --learning-rate"]

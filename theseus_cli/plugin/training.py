@@ -69,11 +69,8 @@ class TrainOutcome:
     @property
     def still_rising(self) -> bool:
         """Training ran to its maximum, its last evaluation was the best, and it beat the one
-        before: more epochs would probably have helped."""
-        ev = [e.get("dev_score") for e in self.evaluations]
-        return (self.stop_reason != "patience" and len(ev) >= 2
-                and self.evaluations[-1].get("step") == self.best_step
-                and ev[-1] is not None and ev[-2] is not None and ev[-1] > ev[-2])
+        before: more epochs would probably have helped (:func:`rising_at_end`)."""
+        return rising_at_end(self.stop_reason, self.best_step, self.evaluations)
 
     def stop_record(self) -> dict[str, Any]:
         """What manifests record of the run's end: ``stop_reason``, ``stopped_at_step``,
@@ -89,8 +86,22 @@ class TrainOutcome:
                "max_epochs": "the maximum number of epochs", "max_steps": "max_steps"}
         where = (f"step {self.best_step} (epoch {self.best_epoch:g})" if self.best_step else
                  "step 0, the input before any training (kept unchanged: no epoch beat it)")
+        rising = ("; still rising at the maximum: more epochs (or a higher learning rate) "
+                  "would probably help" if self.still_rising else "")
         return (f"stopped at step {self.steps} (epoch {self.steps / max(1, self.steps_per_epoch):.2f})"
-                f" by {why.get(self.stop_reason, self.stop_reason)}; best dev score at {where}")
+                f" by {why.get(self.stop_reason, self.stop_reason)}; best dev score at {where}"
+                + rising)
+
+
+def rising_at_end(stop_reason: str | None, best_step: int | None,
+                  evaluations: list[dict[str, Any]] | None) -> bool:
+    """A run (as its manifest records it: ``stop_reason``, ``best_step``, ``evaluations``
+    with ``step`` and ``dev_score``) ran to its maximum, and its last evaluation was its
+    best and beat the one before: more epochs would probably have helped."""
+    ev = [e.get("dev_score") for e in evaluations or []]
+    return (stop_reason not in (None, "patience") and len(ev) >= 2
+            and evaluations[-1].get("step") == best_step
+            and ev[-1] is not None and ev[-2] is not None and ev[-1] > ev[-2])
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from theseus_cli.plugin.training import rising_at_end
 from theseus_cli.store.artifacts import Artifact
 from theseus_cli.workspace.seeds import stats, variant_key
 
@@ -102,7 +103,8 @@ def task_rows(store: Any, evaluations: list[Artifact],
                               for ev in evs]),
             "seeds": sorted({_seed(store.get(ev.task, *_successor_ref(ev))) for ev in evs},
                             key=str),
-            "warnings": sorted({w for ev in evs for w in ev.manifest.get("info", {}).get("warnings", [])}),
+            "warnings": sorted({w for ev in evs for w in ev.manifest.get("info", {}).get("warnings", [])}
+                               | set(undertrained_warnings(store, evs))),
             "artifacts": [ev.label for ev in evs],
             "successors": [store.get(ev.task, *_successor_ref(ev)).label for ev in evs]})
         rows[-1].update(_onnx_sizes(onnx, rows[-1]["successors"]))
@@ -118,6 +120,23 @@ def task_rows(store: Any, evaluations: list[Artifact],
                  "score": stats([m.get("majority_score")]), "retention": stats([]),
                  "speedup": stats([]), "seconds": stats([]), "seeds": [], "artifacts": []})
     return rows
+
+
+def undertrained_warnings(store: Any, evaluations: list[Artifact]) -> list[str]:
+    """One warning per evaluated successor whose own training stage ran to its maximum
+    with its best dev score at the last evaluation, still rising (:func:`rising_at_end`):
+    the row is probably undertrained, its comparison with the others unfair to it."""
+    out = []
+    for ev in evaluations:
+        art = store.get(ev.task, *_successor_ref(ev))
+        info = art.manifest.get("info") or {}
+        if rising_at_end(info.get("stop_reason"), info.get("best_step"), info.get("evaluations")):
+            epochs = (art.manifest.get("params") or {}).get("epochs")
+            more = f"--epochs {2 * epochs}" if epochs else "more --epochs"
+            out.append(f"undertrained: {art.label} had its best dev score at its last "
+                       f"evaluation (epoch {info.get('best_epoch')}, the maximum), still "
+                       f"rising; try {art.stage} {more} or a higher --learning-rate")
+    return out
 
 
 def _onnx_sizes(onnx: dict[str, dict[str, float]], models: list[str]) -> dict[str, Any]:
