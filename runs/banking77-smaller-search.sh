@@ -12,16 +12,10 @@
 # Seed-major and idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.." && . .venv/bin/activate
+. runs/campaign.sh  # run, version_of (they read $TASK)
 WS=${1:-ws/banking77-smaller} SEEDS=${SEEDS:-42}
 cd "$WS"
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
-version_of() {  # run a stage; print the version it published or found up to date (v3)
-  local tmp; tmp=$(mktemp)
-  run "$@" > "$tmp" 2>&1 || { cat "$tmp" >&2; rm -f "$tmp"; return 1; }
-  cat "$tmp" >&2
-  grep -oE "banking77/$1/v[0-9]+" "$tmp" | tail -1 | cut -d/ -f3
-  rm -f "$tmp"
-}
+TASK=banking77
 for seed in $SEEDS; do
   # PKD and LayerDrop at their default 5e-5 were still rising at their last epoch (57.03
   # and 44.57 dev accuracy): the rate the teacher's rule gives this model size, same budget

@@ -10,6 +10,7 @@
 # Seed-major and idempotent: rerun it after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/.." && . .venv/bin/activate
+. runs/campaign.sh  # run, version_of (they read $TASK)
 SRC=${SRC:-ws/banking77} WS=${1:-ws/banking77-smaller} SEEDS=${SEEDS:-42 43 44}
 if [ ! -e "$WS" ]; then
   mkdir -p "$WS/artifacts/banking77"
@@ -18,16 +19,7 @@ if [ ! -e "$WS" ]; then
 fi
 cd "$WS"
 nproc; uptime
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
-version_of() {  # run a stage; print the version it published or found up to date (v3)
-  # (its output goes to the log through a file: a `tee /dev/stderr` reopens the log and
-  # writes over it from its start)
-  local tmp; tmp=$(mktemp)
-  run "$@" > "$tmp" 2>&1 || { cat "$tmp" >&2; rm -f "$tmp"; return 1; }
-  cat "$tmp" >&2
-  grep -oE "banking77/$1/v[0-9]+" "$tmp" | tail -1 | cut -d/ -f3
-  rm -f "$tmp"
-}
+TASK=banking77
 theseline() {  # replace with "$@", finetune-successor, trim-vocab; one seed
   local seed=$1; shift
   local r f

@@ -7,18 +7,11 @@
 # speed: truncate, distill, PKD and LayerDrop are the default Theseus successor's shape).
 set -euo pipefail
 cd "$(dirname "$0")/.." && . .venv/bin/activate
+. runs/campaign.sh  # newest_int8_exports (they read $TASK)
 WS=${1:-ws/mrpc-baselines}
 cd "$WS"
-exports=${EXPORTS:-$(python - <<'PY'
-import json, pathlib
-newest = {}  # the newest export with an int8 file of each model
-for d in sorted(pathlib.Path("artifacts/MRPC/export").glob("v*"), key=lambda p: int(p.name[1:])):
-    m = json.loads((d / "manifest.json").read_text())
-    if "onnx_int8_mb" in m["metrics"]:
-        newest[m["info"]["model_artifact"]] = d.name
-print(",".join(newest.values()))
-PY
-)}
+TASK=MRPC
+exports=${EXPORTS:-$(newest_int8_exports)}
 nproc; uptime
 echo "+ theseus benchmark --exports $exports --batch-sizes 1 --seq-lengths 128 --dev-batches 0"
 COLUMNS=100 theseus benchmark --exports "$exports" --batch-sizes 1 --seq-lengths 128 \

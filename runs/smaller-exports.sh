@@ -10,6 +10,7 @@
 # MODELS="banking77/finetune-successor/v1 banking77/trim-vocab/v3" exports only those.
 set -euo pipefail
 cd "$(dirname "$0")/.." && . .venv/bin/activate
+. runs/campaign.sh  # newest_int8_exports (they read $TASK)
 WS=$1 TASK=$2 SEED=${3:-42}
 cd "$WS"
 evaluations=$(python - "$TASK" "$SEED" "${MODELS:-}" <<'PY'
@@ -38,16 +39,7 @@ done
 echo "+ theseus export --successor finetune-teacher --format onnx,onnx-int8 --int8-max-drop 2 --no-card-speed"
 theseus export --successor finetune-teacher --format onnx,onnx-int8 --int8-max-drop 2 \
   --no-card-speed 2>&1 | grep -E "exported|up to date|error|onnx-int8" || true
-exports=$(python - "$TASK" <<'PY'
-import json, pathlib, sys
-newest = {}  # the newest export with an int8 file of each model
-for d in sorted(pathlib.Path("artifacts", sys.argv[1], "export").glob("v*"), key=lambda p: int(p.name[1:])):
-    m = json.loads((d / "manifest.json").read_text())
-    if "onnx_int8_mb" in m["metrics"]:
-        newest[m["info"]["model_artifact"]] = d.name
-print(",".join(newest.values()))
-PY
-)
+exports=$(newest_int8_exports)
 nproc; uptime
 echo "+ theseus benchmark --exports $exports --batch-sizes 1 --seq-lengths 128 --dev-batches 0"
 COLUMNS=100 theseus benchmark --exports "$exports" --batch-sizes 1 --seq-lengths 128 \
