@@ -1,7 +1,15 @@
 # Shared by the campaign scripts (source it after `cd` into the workspace and setting
-# TASK): run a stage with its wall time, run one and print the version it published,
-# list the newest int8 export of each exported model.
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
+# TASK): run a stage with its wall time (waiting while another process runs it), run one
+# and print the version it published, list the newest int8 export of each exported model.
+run() {  # a stage another script runs in this workspace (exit 75, locked): wait, retry
+  echo "+ theseus $*"
+  local rc
+  while :; do
+    /usr/bin/time -f "wall %e s" theseus "$@" && return 0 || rc=$?
+    [ "$rc" -eq 75 ] || return "$rc"
+    echo "(the stage is running in another process: retrying in 60 s)"; sleep 60
+  done
+}
 version_of() {  # run a stage; print the version it published or found up to date (v3)
   # (its output goes to the log through a file: a `tee /dev/stderr` reopens the log and
   # writes over it from its start)

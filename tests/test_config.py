@@ -261,6 +261,8 @@ def test_init_writes_embedded_preset(tmp_path):
     assert cfg.stage_params("replace").learning_rate == 3e-4
     assert cfg.stage_params("finetune-teacher").learning_rate is None  # by size: 1e-4
     assert cfg.stage_params("finetune-teacher").patience == 3
+    for baseline in ("truncate", "distill", "pkd", "layerdrop"):  # the teacher's rule too
+        assert cfg.stage_params(baseline).learning_rate is None
 
 
 def _ramp(cfg, scheduler: str) -> dict:

@@ -43,20 +43,29 @@ def test_kd_loss_matches_hand_computed_values():
     assert kd_loss(s1, t1, y1, a, T, regression=True).item() == pytest.approx(want)
 
 
-def test_token_level_kd_loss_averages_over_real_tokens():
-    """Token classification: CE over tagged words (-100 ignored), KL over real tokens."""
+def test_token_level_kd_loss_averages_over_labelled_tokens():
+    """Token classification: CE and KL over tagged words only (-100 ignored): the teacher
+    was never trained on continuation sub-tokens, [CLS]/[SEP] or padding."""
     kind = registry.task_kind("token-classification")
     tagger = registry.task_kind("sequence-classification")
     s = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])  # (B=1, L=3, C=2)
     t = torch.tensor([[[1.0, 1.0], [0.0, 3.0], [0.0, 0.0]]])
-    labels = torch.tensor([[0, -100, -100]])  # only the first word is tagged
-    mask = torch.tensor([[1, 1, 0]])  # the third position is padding
+    labels = torch.tensor([[0, -100, -100, 1]])  # words at 1 and 4; 2 a continuation
+    mask = torch.tensor([[1, 1, 0, 1]])  # the third position is padding
+    s = torch.cat([s, torch.tensor([[[0.5, -1.0]]])], dim=1)  # (B=1, L=4, C=2)
+    t = torch.cat([t, torch.tensor([[[2.0, 0.0]]])], dim=1)
     T, a = 2.0, 0.25
     got = kind.distill_loss(s, t, {"labels": labels, "attention_mask": mask}, a, T).item()
-    ce = torch.nn.functional.cross_entropy(s[0, :1], labels[0, :1]).item()
-    kl = (tagger.distill_loss(s[0, :2], t[0, :2], {"labels": torch.tensor([0, 1])}, 1.0, T)
-          / (T * T)).item()  # mean KL over the two real tokens
+    tagged = torch.tensor([0, 3])
+    ce = torch.nn.functional.cross_entropy(s[0, tagged], labels[0, tagged]).item()
+    kl = (tagger.distill_loss(s[0, tagged], t[0, tagged], {"labels": labels[0, tagged]}, 1.0,
+                              T) / (T * T)).item()  # mean KL over the two tagged words
     assert got == pytest.approx((1 - a) * ce + a * T * T * kl, rel=1e-6)
+    # the continuation sub-token's logits do not count, whatever they are
+    s2, t2 = s.clone(), t.clone()
+    s2[0, 1], t2[0, 1] = torch.tensor([9.0, -9.0]), torch.tensor([-9.0, 9.0])
+    again = kind.distill_loss(s2, t2, {"labels": labels, "attention_mask": mask}, a, T).item()
+    assert again == pytest.approx(got, rel=1e-6)
 
 
 # --------------------------------------------------- baselines and evaluate
@@ -86,7 +95,7 @@ def test_baselines_publish_n_layer_stock_models(methods):
         assert model.config.num_hidden_layers == 2 and len(model.bert.encoder.layer) == 2
     assert manifest(ws, "truncate")["info"]["method"] == "truncate 2L, task loss"
     assert manifest(ws, "distill")["info"]["method"] == "distill 2L + KD α=0.7"
-    assert manifest(ws, "distill")["info"]["recipe"] == ("distill 2L, at most 1 epoch at lr 5e-05 "
+    assert manifest(ws, "distill")["info"]["recipe"] == ("distill 2L, at most 1 epoch at lr 0.0001 "
                                                          "+ KD α=0.7 T=3")
     assert manifest(ws, "distill")["info"]["distillation"]["temperature"] == 3.0
 
@@ -204,7 +213,8 @@ def test_variants_of_one_method_are_named_by_what_differs(methods):
     ws, _ = methods
     cli("truncate", "--learning-rate", "5e-4", "-w", ws)
     text = flat(cli("evaluate", "-w", ws).output)
-    assert "truncate 2L, task loss (truncate.learning_rate=5e-05)" in text  # the default
+    # the default, by hidden size: the value the run resolved, not null
+    assert "truncate 2L, task loss (truncate.learning_rate=0.0001)" in text
     assert "truncate 2L, task loss (truncate.learning_rate=0.0005)" in text
 
 

@@ -127,10 +127,15 @@ def test_pkd_and_layerdrop_stages_publish_successors_in_the_method_table(workspa
     assert info["distillation"]["teacher_layers"] == [2]
     assert info["recipe"].startswith("pkd-skip 2L, at most 1 epoch at lr")
     assert "patient β=500 on teacher layers 2" in info["recipe"] and "stopped at step" in out
+    # no learning rate set: the teacher's rule by hidden size (the tiny model's < 768: 1e-4)
+    assert manifest(workspace, "pkd")["params"]["learning_rate"] is None
+    assert info["learning_rate"] == 1e-4 and "learning rate 0.0001 (by hidden size)" in out
     out = flat(cli("pkd", "--strategy", "last", "-w", workspace).output)
     assert manifest(workspace, "pkd", "v2")["info"]["distillation"]["teacher_layers"] == [3]
-    cli("layerdrop", "-w", workspace)
+    out = flat(cli("layerdrop", "--learning-rate", "3e-5", "-w", workspace).output)
     info = manifest(workspace, "layerdrop")["info"]
+    assert info["learning_rate"] == 3e-5 and "at lr 3e-05" in info["recipe"]
+    assert "learning rate 3e-05" in out and "(by hidden size)" not in out
     assert info["layers"] == 2 and info["kept_layers"] == [2, 4]
     assert info["method"] == "layerdrop 2L, task loss"
     table = flat(cli("evaluate", "-w", workspace).output)  # every successor, one row each

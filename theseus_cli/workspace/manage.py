@@ -29,17 +29,15 @@ from theseus_cli.workspace.template import render
 # and runs/methods-mrpc-seeds.sh): module replacing at a peak learning rate of 3e-4
 # (5e-5 left the successor at the majority class), with distillation from the teacher
 # (α = 0.5, T = 2) in replace and finetune-successor (median of 3 seeds 79.64 against
-# 78.33 with the task loss only, the paper's), the truncate, distill, pkd and layerdrop
-# baselines at 1e-4 (the teacher's rate at this size). The linear scheduler reaches
+# 78.33 with the task loss only, the paper's). The linear scheduler reaches
 # p = 1 at its default 65% of the replace steps (step 299 of MRPC's 460; the paper's
 # grid, {1000, ..., 30000} steps, is for BERT-base on a GPU), and the anti-curriculum
 # scheduler mirrors the same ramp (the paper's section 5.3 uses the curriculum's b and k
-# for both). finetune-successor keeps its default 2e-5; the teacher its default learning
-# rate by size (1e-4 at hidden 384) and early stopping.
+# for both). finetune-successor keeps its default 2e-5; the teacher and the truncate,
+# distill, pkd and layerdrop baselines their default learning rate by size (1e-4 at
+# hidden 384), the teacher with early stopping.
 EMBEDDED_PRESET = {"replace": {"learning_rate": 3e-4, "distill_weight": 0.5},
-                   "finetune-successor": {"distill_weight": 0.5},
-                   "truncate": {"learning_rate": 1e-4}, "distill": {"learning_rate": 1e-4},
-                   "pkd": {"learning_rate": 1e-4}, "layerdrop": {"learning_rate": 1e-4}}
+                   "finetune-successor": {"distill_weight": 0.5}}
 
 
 def init_workspace(directory: Path, tasks: list[str] | None = None, model: str = "embedded",

@@ -99,17 +99,28 @@ class TokenClassification(TaskKind):
 
     def distill_loss(self, student: Any, teacher: Any, batch: dict[str, Any], alpha: float,
                      temperature: float) -> Any:
-        """Token-level KD: ``(1 − α) CE + α T² KL(p_t ‖ p_s)``, the cross-entropy over
-        labelled words, the KL averaged over real (not padding) tokens.
+        """Token-level KD: ``(1 − α) CE + α T² KL(p_t ‖ p_s)``, both over the labelled
+        tokens (each word's first sub-token; labels not -100).
+
+        The teacher was fine-tuned on those positions only: its logits at continuation
+        sub-tokens, ``[CLS]``/``[SEP]`` and padding were never trained, so the KL leaves them
+        out too. Over every real token (as until 2026-12-06) Theseus + KD scored 51.57 dev
+        entity F1 on WNUT-17 (median of 3 seeds) against 53.45 with the task loss only
+        (docs/results/wnut17.md).
 
         Args:
-            student: (B, L, C) successor logits; teacher: (B, L, C) teacher logits, zeros
-                at padding; batch: ``labels`` (B, L) with -100, ``attention_mask`` (B, L).
+            student: (B, L, C) successor logits; teacher: (B, L, C) teacher logits.
+            batch: ``labels`` (B, L), -100 where a token has no tag.
+            alpha: distillation weight α in [0, 1]; temperature: T > 0.
+
+        Returns:
+            A scalar tensor: the CE and the KL each averaged over the labelled tokens.
         """
         import torch.nn.functional as F
 
         c = student.shape[-1]
-        task = F.cross_entropy(student.reshape(-1, c), batch["labels"].reshape(-1),
+        labels = batch["labels"]  # (B, L)
+        task = F.cross_entropy(student.reshape(-1, c), labels.reshape(-1),
                                ignore_index=IGNORE_INDEX)  # (B*L, C) vs (B*L,)
         if alpha == 0.0:
             return task
@@ -117,6 +128,6 @@ class TokenClassification(TaskKind):
         teacher = teacher.detach().to(student.dtype)
         kl = F.kl_div(F.log_softmax(student / t, dim=-1), F.log_softmax(teacher / t, dim=-1),
                       reduction="none", log_target=True).sum(-1)  # (B, L)
-        mask = batch["attention_mask"].to(kl.dtype)  # (B, L): 1 for real tokens
+        mask = (labels != IGNORE_INDEX).to(kl.dtype)  # (B, L): 1 where a word is tagged
         soft = (kl * mask).sum() / mask.sum().clamp(min=1.0)
         return (1.0 - alpha) * task + alpha * t * t * soft

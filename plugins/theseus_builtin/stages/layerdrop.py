@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from theseus_builtin.stages.baselines import epochs_param, patience_param
+from theseus_builtin.stages.baselines import (
+    epochs_param,
+    learning_rate_param,
+    lr_text,
+    patience_param,
+    resolved_learning_rate,
+)
 from theseus_cli.errors import ConfigError
 from theseus_cli.model import loading as models
 from theseus_cli.plugin import CheckContext, Stage, StageContext, StageResult, TrainingParams, param
@@ -49,6 +55,7 @@ class LayerDrop(Stage):
     @dataclass
     class Params(TrainingParams):
         epochs: int = epochs_param()
+        learning_rate: float | None = learning_rate_param()
         patience: int | None = patience_param()
         rate: float = param(0.5, "p: probability that a layer is skipped, per layer and optimizer "
                                  "step, in [0, 1); 0.5 matches pruning half the layers", min=0.0)
@@ -68,18 +75,19 @@ class LayerDrop(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         from theseus_cli.train import layerdrop  # torch at its top
 
-        params = ctx.params
         model, tokenizer = ctx.load_predecessor()
+        params = resolved_learning_rate(ctx, model)
         num_layers = models.num_layers(model)
         kept = kept_layers(num_layers, params.kept_layers)
         state = layerdrop.install(model, params.rate, kept, ctx.runtime.seed)
         ctx.log.info(f"layerdrop: the pretrained predecessor's {num_layers} layers fine-tuned with "
                      f"LayerDrop p={params.rate:g}; dev scores the pruned model (layers "
-                     f"{', '.join(str(i + 1) for i in kept)})")
+                     f"{', '.join(str(i + 1) for i in kept)}); {lr_text(ctx, params)}")
         train_ds = ctx.dataset("train", tokenizer)
         dev_ds = ctx.dataset("selection", tokenizer)  # dev or holdout
         outcome = ctx.train(model, tokenizer, train_ds, dev_ds, before_step=state.before_step,
-                            extra_state=state, find_unused_parameters=True)
+                            extra_state=state, find_unused_parameters=True,
+                            params=params)
         ctx.log.info(outcome.stop_line())
         model = ctx.runtime.unwrap(model)
         layerdrop.remove(model)
@@ -100,6 +108,7 @@ class LayerDrop(Stage):
                             f"pruned to layers {','.join(str(i + 1) for i in kept)}",
                   "layers": n, "predecessor_layers": num_layers, "kept_layers": [i + 1 for i in kept],
                   "parameters": ctx.model_size(pruned)["parameters"],
-                  "optimizer_steps": outcome.steps, "train_seconds": round(outcome.seconds, 2),
-                  **outcome.stop_record(), "evaluations": outcome.evaluations},
+                  "learning_rate": params.learning_rate, "optimizer_steps": outcome.steps,
+                  "train_seconds": round(outcome.seconds, 2), **outcome.stop_record(),
+                  "evaluations": outcome.evaluations},
         )

@@ -153,8 +153,12 @@ _QUIET = {"save_every", "save_every_minutes", "max_nonfinite_steps", "eval_batch
 
 
 def lineage_params(store: Any, art: Artifact) -> dict[str, Any]:
-    """``{"<stage>.<param>": value}`` over ``art`` and its ancestors (the teacher excluded)."""
-    out = {f"{art.stage}.{k}": v for k, v in (art.manifest.get("params") or {}).items()
+    """``{"<stage>.<param>": value}`` over ``art`` and its ancestors (the teacher excluded);
+    a null param that the stage resolved itself (``learning_rate`` by hidden size) shows the
+    value its ``info`` records."""
+    info = art.manifest.get("info") or {}
+    out = {f"{art.stage}.{k}": info.get(k) if v is None else v
+           for k, v in (art.manifest.get("params") or {}).items()
            if k not in _QUIET and not isinstance(v, dict)}
     for name, ref in (art.manifest.get("inputs") or {}).items():
         if "/" not in name and name != "finetune-teacher":
