@@ -78,6 +78,11 @@ def test_pipeline_on_the_users_csv(tmp_path, tiny_model_dir, data):
             "successor_test_macro_f1", "majority_test_accuracy"} <= set(evaluation["metrics"])
     exported = json.loads((ws / "artifacts/intents/export/v1/model/config.json").read_text())
     assert exported["id2label"] == {"0": "animal", "1": "food", "2": "place"}
+    # the labelled test file scores the exported model too: PyTorch as evaluate did, ONNX
+    export = manifest(ws, "export", task="intents")["metrics"]
+    assert export["pytorch_test_score"] == pytest.approx(evaluation["metrics"][
+        "successor_test_accuracy"], abs=1e-9)
+    assert export["onnx_test_score"] == pytest.approx(export["pytorch_test_score"], abs=0.02)
     card = (ws / "artifacts/intents/export/v1/README.md").read_text()
     assert "nyu-mll/glue" not in card and "GLUE" not in card and "intents" in card
 

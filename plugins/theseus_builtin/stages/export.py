@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from theseus_builtin.stages import model_card
-from theseus_builtin.stages.export_onnx import export_onnx, logits_difference
+from theseus_builtin.stages.export_onnx import export_onnx, logits_difference, score_test_split
 from theseus_builtin.stages.method_table import task_rows
 from theseus_cli.data import load_tokenized, make_dataloader
 from theseus_cli.data.glue import GlueTask
@@ -197,6 +197,12 @@ class Export(Stage):
                 metrics["int8_score_drop"] = onnx_info["onnx-int8"]["score_drop"]
         for fmt, info in done.items():
             metrics[f"{fmt.replace('-', '_')}_mb"] = info["mb"]
+        test = score_test_split(ctx, model, tokenizer, done) if "onnx" in formats else {}
+        for fmt, s in test.items():  # pytorch_test_score, onnx_int8_test_score, ...
+            metrics[f"{fmt.replace('-', '_')}_test_score"] = s["score"]
+        if test:
+            ctx.log.info("test split score: " + ", ".join(
+                f"{fmt} {100 * s['score']:.2f}" for fmt, s in test.items()))
         speed = _speed_table(ctx, model_art, done) if p.card_speed else None
         source = evaluation or model_art
         card = model_card.render(
@@ -217,7 +223,8 @@ class Export(Stage):
         ctx.log.info(_summary(done))
         return StageResult(metrics=metrics, info={
             "successor_artifact": model_art.name, "model_artifact": model_art.label,
-            "formats": done, "scores": scores, "layers": models.num_layers(model),
+            "formats": done, "scores": scores, "test_scores": test,
+            "layers": models.num_layers(model),
             "speed": speed, "output": p.output})
 
 

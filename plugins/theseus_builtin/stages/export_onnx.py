@@ -161,3 +161,38 @@ def logits_difference(a, b) -> float:
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return float("nan")
     return float(np.abs(a - b).max())
+
+
+def score_test_split(ctx: StageContext, model, tokenizer, done: dict) -> dict[str, dict]:
+    """The labelled test split's scores of the PyTorch model and of each ONNX file written
+    (a user's task with a labelled test file; evaluate reports the same test metrics): the
+    int8 model's quality where the task is judged, not only its dev parity check.
+
+    Args:
+        model: the exported PyTorch model (fp32, CPU, eval mode); ``done``: format ->
+            entry with ``path`` (relative to the artifact), as ``export_onnx`` returns.
+
+    Returns:
+        ``{"pytorch": scores, "onnx": scores, "onnx-int8": scores}`` (the metrics of
+        ``score_logits``, fractions) for what was exported; ``{}`` without a labelled test
+        split.
+    """
+    task = ctx.task_definition
+    if not getattr(task, "test_has_labels", lambda: False)():
+        return {}
+    import torch
+
+    from theseus_cli.data import load_tokenized, make_dataloader
+    from theseus_cli.data.metrics import score_logits
+
+    test = load_tokenized(ctx.config, task, tokenizer, "test")
+    loader = make_dataloader(test, tokenizer, 32, shuffle=False)
+    with torch.inference_mode():  # logits (N, num_labels), labels (N,)
+        logits, labels = deploy.collect_logits(lambda b: model(**b).logits.numpy(), loader)
+    out = {"pytorch": score_logits(task, logits, labels)}
+    for fmt in ("onnx", "onnx-int8"):
+        if fmt in done:
+            logits, _ = deploy.predict_onnx(deploy.session(ctx.out_dir / done[fmt]["path"]),
+                                            loader)
+            out[fmt] = score_logits(task, logits, labels)
+    return out
