@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from theseus_cli.data import load_tokenized, make_dataloader
 from theseus_cli.deploy import onnx as deploy
 from theseus_cli.errors import ExportError
 from theseus_cli.plugin import StageContext
@@ -182,7 +183,6 @@ def score_test_split(ctx: StageContext, model, tokenizer, done: dict) -> dict[st
         return {}
     import torch
 
-    from theseus_cli.data import load_tokenized, make_dataloader
     from theseus_cli.data.metrics import score_logits
 
     test = load_tokenized(ctx.config, task, tokenizer, "test")
