@@ -79,7 +79,7 @@ def test_teacher_learning_rate_by_model_size(workspace):
     m = manifest(workspace, "finetune-teacher")
     assert m["params"]["learning_rate"] is None and m["info"]["learning_rate"] == 1e-4
     assert "learning rate 0.0001 (by hidden size)" in out
-    from theseus_builtin.stages.finetune_teacher import default_learning_rate
+    from theseus_builtin.stages.learning_rate import default_learning_rate
     assert [default_learning_rate(h) for h in (384, 768, 1024, None)] == [1e-4, 5e-5, 2e-5, 5e-5]
 
 

@@ -14,11 +14,14 @@ successor (section 4.3), and publish a stock Hugging Face model, so ``evaluate``
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from theseus_builtin.stages.finetune_teacher import default_learning_rate
+from theseus_builtin.stages.learning_rate import (
+    learning_rate_param,
+    lr_text,
+    resolved_learning_rate,
+)
 from theseus_cli.errors import ConfigError
 from theseus_cli.model import loading as models
 from theseus_cli.plugin import (
@@ -100,30 +103,6 @@ class TruncatedBaseline(Stage):
             return ", task loss", ", task loss"
         return (f" + KD α={distill['distill_weight']:g}",
                 f" + KD α={distill['distill_weight']:g} T={distill['temperature']:g}")
-
-
-def learning_rate_param() -> Any:
-    return param(None, "peak AdamW learning rate; null: by the predecessor's hidden size, as "
-                       "finetune-teacher's (1e-4 below 768, 5e-5 below 1024, else 2e-5)",
-                 min=0.0)
-
-
-def resolved_learning_rate(ctx: StageContext, model: Any) -> Any:
-    """The stage's params with ``learning_rate`` set: the given one, else the teacher's rule
-    by the predecessor's hidden size (:func:`default_learning_rate`: 1e-4 at MiniLM's 384,
-    where the official 5e-5 left PKD and LayerDrop still rising at their 7th epoch on
-    Banking77, 56.36 and 41.04 test accuracy against 85.03 and 67.44 at 1e-4,
-    docs/results/smaller-banking77.md; 5e-5 at BERT-base's 768, the official rate)."""
-    if ctx.params.learning_rate is not None:
-        return ctx.params
-    hidden = getattr(model.config, "hidden_size", None)
-    return dataclasses.replace(ctx.params, learning_rate=default_learning_rate(hidden))
-
-
-def lr_text(ctx: StageContext, params: Any) -> str:
-    """``learning rate 0.0001 (by hidden size)`` for the stage's log."""
-    by_size = " (by hidden size)" if ctx.params.learning_rate is None else ""
-    return f"learning rate {params.learning_rate:g}{by_size}"
 
 
 def epochs_param() -> Any:

@@ -4,7 +4,6 @@ from a saved predecessor."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -12,6 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from theseus_builtin.stages.evaluate import DEGENERATE_MARGIN, training_labels
+from theseus_builtin.stages.learning_rate import (
+    learning_rate_param,
+    lr_text,
+    resolved_learning_rate,
+)
 from theseus_cli.data.batching import concat_padded
 from theseus_cli.model.fine_tuned import check_head, label_alignment
 from theseus_cli.model.loading import check_tokenizer_files, resolve_model_source
@@ -43,9 +47,7 @@ class FinetuneTeacher(Stage):
         epochs: int = param(10, "the most passes over the training set (epochs); training "
                                 "stops earlier when the dev score stops improving (patience)",
                             min=1)
-        learning_rate: float | None = param(
-            None, "peak AdamW learning rate; null: by the model's hidden size (1e-4 below 768, "
-                  "5e-5 below 1024, else 2e-5)", min=0.0)
+        learning_rate: float | None = learning_rate_param()
         # 3: WNUT-17's dev entity F1 fell for two epochs (3 and 4) before its best at epoch 7
         # (runs/results/wnut17-main.log), so 2 would have stopped it 5 points short
         patience: int | None = param(
@@ -71,14 +73,12 @@ class FinetuneTeacher(Stage):
         train_ds = ctx.dataset("train", tokenizer)
         dev_ds = ctx.dataset("selection", tokenizer)  # dev or holdout
         hidden = getattr(model.config, "hidden_size", None)
-        lr = (default_learning_rate(hidden) if ctx.params.learning_rate is None
-              else ctx.params.learning_rate)
-        params = dataclasses.replace(ctx.params, learning_rate=lr)
+        params = resolved_learning_rate(ctx, model)
+        lr = params.learning_rate
         ctx.log.info(f"predecessor: {ctx.config.model} ({ctx.model_size(model)['layers']} "
                      f"layers, hidden {hidden}); {len(train_ds)} train / {len(dev_ds)} dev "
-                     f"examples; learning rate {lr:g}"
-                     f"{' (by hidden size)' if ctx.params.learning_rate is None else ''}, at "
-                     f"most {params.epochs} epochs, patience {params.patience}")
+                     f"examples; {lr_text(ctx, params)}, at most {params.epochs} epochs, "
+                     f"patience {params.patience}")
         outcome = ctx.train(model, tokenizer, train_ds, dev_ds, phase="finetune-teacher",
                             params=params)
         ctx.log.info(outcome.stop_line())
@@ -120,18 +120,6 @@ class FinetuneTeacher(Stage):
                                                  "sha256": hashes},
             "dev_examples": len(dev_ds), "optimizer_steps": 0, "train_seconds": 0.0,
             "trivial_score": trivial, "warnings": warnings, **task_record(ctx)})
-
-
-def default_learning_rate(hidden_size: int | None) -> float:
-    """The teacher's peak learning rate when none is set, by the predecessor's hidden size:
-    1e-4 below 768 (MiniLM-L6, hidden 384: 3 epochs at 5e-5 left Banking77 at 67.6% dev
-    accuracy and WNUT-17 near 0.2 dev entity F1; 10 epochs at 1e-4 reached 93.02 and 56.26,
-    runs/results/banking77-main.log and wnut17-main.log), 5e-5 below 1024 (BERT-base,
-    MPNet-base: 90.43 MRPC dev at 6 epochs, runs/results/mpnet-mrpc-cpu.log), else 2e-5
-    (large models, the BERT paper's grid). Unknown size: 5e-5."""
-    if hidden_size is None:
-        return 5e-5
-    return 1e-4 if hidden_size < 768 else 5e-5 if hidden_size < 1024 else 2e-5
 
 
 def trivial_score(ctx: StageContext, dev_ds: Any) -> float | None:

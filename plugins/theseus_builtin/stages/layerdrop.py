@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from theseus_builtin.stages.baselines import (
-    epochs_param,
+from theseus_builtin.stages.baselines import epochs_param, patience_param
+from theseus_builtin.stages.learning_rate import (
     learning_rate_param,
     lr_text,
-    patience_param,
     resolved_learning_rate,
 )
 from theseus_cli.errors import ConfigError
