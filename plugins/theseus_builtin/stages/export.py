@@ -29,9 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from theseus_builtin.stages import model_card
-from theseus_builtin.stages.export_onnx import export_onnx, logits_difference, score_test_split
+from theseus_builtin.stages.export_onnx import (
+    export_onnx,
+    logits_difference,
+    score_test_split,
+    split_loader,
+)
 from theseus_builtin.stages.method_table import task_rows
-from theseus_cli.data import load_tokenized, make_dataloader
 from theseus_cli.data.glue import GlueTask
 from theseus_cli.deploy import latency
 from theseus_cli.deploy.latency import cpu_threads
@@ -171,7 +175,7 @@ class Export(Stage):
                 "successor", "finetune-successor"))
         model, tokenizer = ctx.load_model(model_art)
         model = model.float().cpu().eval()
-        loader = _dev_loader(ctx, task, tokenizer)
+        loader = split_loader(ctx, tokenizer, task.dev_splits[0])  # the first dev split
         with torch.inference_mode():  # PyTorch fp32 logits (N, num_labels), labels (N,)
             reference = collect_logits(lambda batch: model(**batch).logits.numpy(), loader)
         scores = {"pytorch": score_logits(task, *reference)}
@@ -284,12 +288,6 @@ def _speed_table(ctx: StageContext, model_art, done: dict) -> dict:
     for r in rows:
         r["speedup"] = {s: rows[0]["p50_ms"][s] / ms for s, ms in r["p50_ms"].items()}
     return {"machine": latency.cpu_model(), "threads": threads, "rows": rows}
-
-
-def _dev_loader(ctx: StageContext, task, tokenizer):
-    """Batches (size 32, dev order, dynamic padding, CPU) of the task's first dev split."""
-    dev = load_tokenized(ctx.config, task, tokenizer, task.dev_splits[0])
-    return make_dataloader(dev, tokenizer, 32, shuffle=False)
 
 
 def _export_hf(ctx: StageContext, model, tokenizer, loader) -> tuple[float, bool, str | None]:

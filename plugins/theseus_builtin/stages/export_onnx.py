@@ -164,6 +164,12 @@ def logits_difference(a, b) -> float:
     return float(np.abs(a - b).max())
 
 
+def split_loader(ctx: StageContext, tokenizer, split: str):
+    """Batches (size 32, in file order, dynamic padding, CPU) of one split of the task."""
+    ds = load_tokenized(ctx.config, ctx.task_definition, tokenizer, split)
+    return make_dataloader(ds, tokenizer, 32, shuffle=False)
+
+
 def score_test_split(ctx: StageContext, model, tokenizer, done: dict) -> dict[str, dict]:
     """The labelled test split's scores of the PyTorch model and of each ONNX file written
     (a user's task with a labelled test file; evaluate reports the same test metrics): the
@@ -185,8 +191,7 @@ def score_test_split(ctx: StageContext, model, tokenizer, done: dict) -> dict[st
 
     from theseus_cli.data.metrics import score_logits
 
-    test = load_tokenized(ctx.config, task, tokenizer, "test")
-    loader = make_dataloader(test, tokenizer, 32, shuffle=False)
+    loader = split_loader(ctx, tokenizer, "test")
     with torch.inference_mode():  # logits (N, num_labels), labels (N,)
         logits, labels = deploy.collect_logits(lambda b: model(**b).logits.numpy(), loader)
     out = {"pytorch": score_logits(task, logits, labels)}
