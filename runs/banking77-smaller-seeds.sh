@@ -16,15 +16,11 @@
 # Idempotent: rerun it after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/.." && . .venv/bin/activate
-. runs/campaign.sh  # run, version_of (they read $TASK)
+. runs/campaign.sh  # run, version_of, score_of (they read $TASK)
 WS=${1:-ws/banking77-smaller} SEEDS=${SEEDS:-43 44}
 cd "$WS"
 nproc; uptime
 TASK=banking77
-dev_score() {  # the validation score of a finetune-successor version
-  python -c "import json,sys; print(json.load(open(sys.argv[1]))['metrics']['score'])" \
-    "artifacts/$TASK/finetune-successor/$1/manifest.json"
-}
 long() {  # replace with "$@" (a seed and a successor), the longer fine-tuning, trimming
   local r f
   r=$(version_of replace "$@")
@@ -35,7 +31,7 @@ long() {  # replace with "$@" (a seed and a successor), the longer fine-tuning, 
 }
 f64=$(long --seed 42 --successor shared --embedding-rank 64)
 f128=$(long --seed 42 --successor shared --embedding-rank 128)
-s64=$(dev_score "$f64") s128=$(dev_score "$f128")
+s64=$(score_of finetune-successor "$f64") s128=$(score_of finetune-successor "$f128")
 rank=$(python -c "import sys; print(128 if float(sys.argv[2]) > float(sys.argv[1]) else 64)" \
          "$s64" "$s128")
 echo "seed 42 validation score: rank 64 $s64, rank 128 $s128: rank $rank for seeds $SEEDS"

@@ -1,6 +1,7 @@
 # Shared by the campaign scripts (source it after `cd` into the workspace and setting
 # TASK): run a stage with its wall time (waiting while another process runs it), run one
-# and print the version it published, list the newest int8 export of each exported model.
+# and print the version it published, print a version's validation score, list the newest
+# int8 export of each exported model.
 run() {  # a stage another script runs in this workspace (exit 75, locked): wait, retry
   echo "+ theseus $*"
   local rc
@@ -18,6 +19,10 @@ version_of() {  # run a stage; print the version it published or found up to dat
   cat "$tmp" >&2
   grep -oE "$TASK/$1/v[0-9]+" "$tmp" | tail -1 | cut -d/ -f3
   rm -f "$tmp"
+}
+score_of() {  # the validation score (a fraction) of a version: score_of STAGE VERSION
+  python -c "import json,sys; print(json.load(open(sys.argv[1]))['metrics']['score'])" \
+    "artifacts/$TASK/$1/$2/manifest.json"
 }
 newest_int8_exports() {  # "v3,v7": the newest export with an int8 file of each model
   python - "$TASK" <<'PY'
