@@ -203,7 +203,12 @@ def test_holdout_selection_keeps_dev_unseen(workspace):
     held, kept = _holdout(raw, 0.25, True), _holdout(raw, 0.25, False)
     assert sorted(list(held["idx"]) + list(kept["idx"])) == sorted(raw["idx"])  # a partition
     assert list(held["idx"]) == list(_holdout(raw, 0.25, True)["idx"])  # the same every time
-    assert "published MRPC/finetune-teacher/v1" in flat(cli("finetune-teacher", "-w", workspace).output)
+    out = flat(cli("finetune-teacher", "-w", workspace).output)
+    assert "published MRPC/finetune-teacher/v1" in out
+    # the output names the split it selects on: the held-out rows, not dev
+    assert "36 train / 12 held-out examples" in out
+    assert "finetune-teacher step 5/5: held-out f1" in out and ": dev " not in out
+    assert "best held-out score at step" in out
     m = manifest(workspace, "finetune-teacher")
     assert m["config"]["data"]["selection"] == "holdout"
     assert (m["info"]["train_examples"], m["info"]["dev_examples"]) == (36, 12)

@@ -60,6 +60,8 @@ class TrainOutcome:
     stop_reason: str = "max_epochs"
     #: optimizer steps per epoch of this run (to turn ``best_step`` into epochs)
     steps_per_epoch: int = 1
+    #: the split the scores are on, as output names it: ``"dev"`` or ``"held-out"``
+    split: str = "dev"
 
     @property
     def best_epoch(self) -> float:
@@ -82,14 +84,14 @@ class TrainOutcome:
 
     def stop_line(self) -> str:
         """One line for a stage's output: why it stopped and where the best came."""
-        why = {"patience": "early stop: no new best dev score in the last evaluations",
+        why = {"patience": f"early stop: no new best {self.split} score in the last evaluations",
                "max_epochs": "the maximum number of epochs", "max_steps": "max_steps"}
         where = (f"step {self.best_step} (epoch {self.best_epoch:g})" if self.best_step else
                  "step 0, the input before any training (kept unchanged: no epoch beat it)")
         rising = ("; still rising at the maximum: more epochs (or a higher learning rate) "
                   "would probably help" if self.still_rising else "")
         return (f"stopped at step {self.steps} (epoch {self.steps / max(1, self.steps_per_epoch):.2f})"
-                f" by {why.get(self.stop_reason, self.stop_reason)}; best dev score at {where}"
+                f" by {why.get(self.stop_reason, self.stop_reason)}; best {self.split} score at {where}"
                 + rising)
 
 

@@ -95,7 +95,7 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
           before_training: Callable[[int], None] | None = None,
           loss_fn: Callable[[Any, dict[str, Any]], Any] | None = None,
           patience_from: int | Callable[[], int] = 0,
-          evaluate_input: bool = False) -> TrainOutcome:
+          evaluate_input: bool = False, split: str = "dev") -> TrainOutcome:
     """Train the parameters of ``model`` that have ``requires_grad`` and keep the best.
 
     Args:
@@ -132,6 +132,8 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
             starts from a trained model (finetune-successor) never returns weights that
             score below its input: when no epoch beats it, ``best_step`` is 0 and the
             input's weights come back unchanged.
+        split: what ``dev_ds`` is, as the logs name it: ``"dev"``, or ``"held-out"`` when
+            the workspace selects on a slice of the training set (``data.selection``).
 
     Early stopping: with ``params.patience = k``, training ends after k dev evaluations
     in a row (from ``patience_from`` on) without a new best score; the learning-rate
@@ -180,7 +182,8 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
     names = {id(p): n for n, p in plain_model.named_parameters()}
 
     best = TrainOutcome(-math.inf, {}, 0, 0, 0.0, steps_per_epoch=steps_per_epoch,
-                        stop_reason="max_steps" if params.max_steps else "max_epochs")
+                        stop_reason="max_steps" if params.max_steps else "max_epochs",
+                        split=split)
     best_state: dict[str, Any] | None = None
     step, epoch, skip, losses, extra, grad_path, elapsed = 0, 0, 0, [], {}, True, 0.0
     stale = 0  # dev evaluations in a row without a new best (counted from patience_from)
@@ -247,9 +250,10 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
         if improved:
             best.best_score, best.best_metrics, best.best_step = metrics["score"], metrics, step
             best_state = {names[id(p)]: p.detach().to("cpu", copy=True) for p in trainable}
-        bar.update(step, dev=metrics["score"])
+        bar.update(step, **{split: metrics["score"]})
         shown = ", ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items())
-        log.info(f"{phase} step {step}/{total}: dev {shown}{' (best so far)' if improved else ''}")
+        log.info(f"{phase} step {step}/{total}: {split} {shown}"
+                 f"{' (best so far)' if improved else ''}")
         start = patience_from() if callable(patience_from) else patience_from
         if improved:
             stale = 0
@@ -296,7 +300,7 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
                 if (step % eval_every == 0 or step == total) and run_eval():
                     stopped = True
                     best.stop_reason = "patience"
-                    log.info(f"{phase}: early stop at step {step}: {params.patience} dev "
+                    log.info(f"{phase}: early stop at step {step}: {params.patience} {split} "
                              f"evaluations without a new best (best at step {best.best_step})")
                     break
                 if step >= total:
@@ -311,7 +315,7 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
     if best_state is None:
         scores = ", ".join(f"step {e['step']}: {e.get('dev_score')}" for e in best.evaluations)
         raise TrainingDivergedError(
-            f"{label}: no dev evaluation gave a finite score ({scores or 'none ran'}); the model's "
+            f"{label}: no {split} evaluation gave a finite score ({scores or 'none ran'}); the model's "
             "dev predictions are non-finite or constant (a correlation of constant predictions "
             "is undefined). Nothing was published. Rerun with a lower --learning-rate or more "
             "training steps")

@@ -51,6 +51,12 @@ class DataSettings:
         0.1, "with selection: holdout, the fraction of the training set held out (the same "
              "rows for every seed and stage)", min=0.01, max=0.5)
 
+    @property
+    def selection_split(self) -> str:
+        """The selection split as stage output names it: ``"dev"``, or ``"held-out"`` with
+        ``selection: holdout`` (manifests keep their ``dev_*`` keys for either)."""
+        return "held-out" if self.selection == "holdout" else "dev"
+
 
 @dataclass
 class RuntimeSettings:

@@ -76,8 +76,9 @@ class FinetuneTeacher(Stage):
         params = resolved_learning_rate(ctx, model)
         lr = params.learning_rate
         ctx.log.info(f"predecessor: {ctx.config.model} ({ctx.model_size(model)['layers']} "
-                     f"layers, hidden {hidden}); {len(train_ds)} train / {len(dev_ds)} dev "
-                     f"examples; {lr_text(ctx, params)}, at most {params.epochs} epochs, "
+                     f"layers, hidden {hidden}); {len(train_ds)} train / {len(dev_ds)} "
+                     f"{ctx.config.data.selection_split} examples; {lr_text(ctx, params)}, "
+                     f"at most {params.epochs} epochs, "
                      f"patience {params.patience}")
         outcome = ctx.train(model, tokenizer, train_ds, dev_ds, phase="finetune-teacher",
                             params=params)
@@ -105,8 +106,9 @@ class FinetuneTeacher(Stage):
         dev_ds = ctx.dataset("selection", tokenizer)
         metrics = ctx.evaluate(model, tokenizer, dev_ds)
         model = ctx.runtime.unwrap(model).cpu()
-        ctx.log.info(f"adopted {ctx.config.model} as the teacher, fine-tuned elsewhere: dev "
-                     f"score {100 * metrics['score']:.2f} ({len(dev_ds)} examples)")
+        ctx.log.info(f"adopted {ctx.config.model} as the teacher, fine-tuned elsewhere: "
+                     f"{ctx.config.data.selection_split} score {100 * metrics['score']:.2f} "
+                     f"({len(dev_ds)} examples)")
         trivial = trivial_score(ctx, dev_ds)
         warnings = weak_teacher_warnings(metrics["score"], trivial, ctx)
         for w in warnings:

@@ -80,7 +80,8 @@ class LayerDrop(Stage):
         kept = kept_layers(num_layers, params.kept_layers)
         state = layerdrop.install(model, params.rate, kept, ctx.runtime.seed)
         ctx.log.info(f"layerdrop: the pretrained predecessor's {num_layers} layers fine-tuned with "
-                     f"LayerDrop p={params.rate:g}; dev scores the pruned model (layers "
+                     f"LayerDrop p={params.rate:g}; {ctx.config.data.selection_split} scores "
+                     f"the pruned model (layers "
                      f"{', '.join(str(i + 1) for i in kept)}); {lr_text(ctx, params)}")
         train_ds = ctx.dataset("train", tokenizer)
         dev_ds = ctx.dataset("selection", tokenizer)  # dev or holdout
@@ -94,7 +95,8 @@ class LayerDrop(Stage):
         # what is published is scored itself (a family may conform its new first layer)
         metrics = ctx.evaluate(pruned, tokenizer, dev_ds)
         if abs(metrics["score"] - outcome.best_score) > 1e-6:
-            ctx.log.info(f"layerdrop: the pruned model scores {100 * metrics['score']:.2f} on dev "
+            ctx.log.info(f"layerdrop: the pruned model scores {100 * metrics['score']:.2f} on "
+                         f"{ctx.config.data.selection_split} "
                          f"(the slotted model {100 * outcome.best_score:.2f})")
         ctx.save_model(pruned, tokenizer)
         n = len(kept)
