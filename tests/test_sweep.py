@@ -149,6 +149,20 @@ def test_random_sampler_over_a_log_range_resumes_the_same_study(workspace):
     assert len(doc["trials"]) == 3 and len(versions(workspace, STAGE)) == 3
 
 
+
+def test_holdout_sweep_names_the_split_it_picks_on(workspace):
+    from conftest import set_yaml
+
+    set_yaml(workspace, {"data": {"selection": "holdout"}})
+    out = flat(cli("sweep", STAGE, "--param", "learning_rate=1e-2,3e-3", "--select", "holdout",
+                   "-w", workspace).output)
+    assert "2/2 trials finished" in out and "median held-out score" in out
+    assert "median dev" not in out
+    assert json.loads((_sweep_dir(workspace) / "best.json").read_text())["select"] == "holdout"
+    trials = (_sweep_dir(workspace) / "trials.md").read_text()
+    assert "median over seeds of the held-out 'score'" in trials
+    assert "held-out score" in (_sweep_dir(workspace) / "command.txt").read_text()
+
 BAD = [
     ("unknown name", (STAGE, "--param", "learnin_rate=1e-3"),
      ["'learnin_rate'", "accepted: ", "learning_rate"]),
