@@ -30,6 +30,7 @@ from theseus_cli.sweep.space import (
 )
 from theseus_cli.sweep.study import SweepState
 from theseus_cli.tables import Column, fitted_table
+from theseus_cli.workspace.config import split_name
 from theseus_cli.workspace.run_facts import library_versions
 
 
@@ -131,12 +132,6 @@ def table_rows(records: list[TrialRecord], plan: SweepPlan) -> tuple[list[str], 
     return cols, rows
 
 
-def split_name(plan: SweepPlan) -> str:
-    """The split the trials' scores are on, as output names it: ``"dev"``, or
-    ``"held-out"`` when the sweep selects on the training set's held-out slice."""
-    return "held-out" if plan.select == "holdout" else "dev"
-
-
 def render_markdown(records: list[TrialRecord], failed: list[TrialRecord], plan: SweepPlan,
                     best: TrialRecord | None) -> str:
     """``trials.md``: every finished trial × seed with its dev metrics, wall time
@@ -145,9 +140,8 @@ def render_markdown(records: list[TrialRecord], failed: list[TrialRecord], plan:
     lines = [f"# theseus sweep {plan.stage} on {plan.task} (study {plan.study})", "",
              (f"Search space: {' '.join(p.describe() for p in plan.space)}; seeds "
               f"{', '.join(map(str, plan.seeds))}; sampler {plan.sampler}. Objective: the "
-              f"median over seeds of the {split_name(plan)} {METRIC!r} (the paper's per-task "
-              "number, section "
-              "4.3), higher is better; std is the sample standard deviation."), "",
+              f"median over seeds of the {split_name(plan.select)} {METRIC!r} (the paper's per-task "
+              "number, section 4.3), higher is better; std is the sample standard deviation."), "",
              "| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     if failed:
@@ -182,9 +176,8 @@ def command_text(best: TrialRecord, plan: SweepPlan) -> str:
     """``command.txt``: the command lines that reproduce the best configuration, one
     per seed, and how to use its artifacts downstream without retraining."""
     lines = [(f"# best configuration of sweep {plan.study} (trial #{best.number}): median "
-              f"{split_name(plan)} {METRIC} {best.median:.4f} over {len(best.runs)} seed(s); run "
-              "from the "
-              "workspace")]
+              f"{split_name(plan.select)} {METRIC} {best.median:.4f} over {len(best.runs)} seed(s); run "
+              "from the workspace")]
     lines += [command_line(plan.stage, plan.task, best.params, r["seed"]) for r in best.runs]
     top = max(best.runs, key=lambda r: r["metrics"][METRIC])
     downstream = _downstream(plan.stage)
@@ -299,7 +292,7 @@ def print_summary(console: Console, records: list[TrialRecord], plan: SweepPlan,
                                columns, rows, console.width, "trials.md of the sweep version"))
     std = f" ± {best.std:.4f}" if best.std is not None else ""
     console.print(f"[bold green]best[/]: trial #{best.number} ({combo_text(best.params)}): "
-                  f"median {split_name(plan)} {METRIC} [bold]{best.median:.4f}[/] "
+                  f"median {split_name(plan.select)} {METRIC} [bold]{best.median:.4f}[/] "
                   f"(mean {best.mean:.4f}{std}) "
                   f"over {len(best.runs)} seed(s)")
     for line in command_text(best, plan).splitlines():

@@ -53,9 +53,15 @@ class DataSettings:
 
     @property
     def selection_split(self) -> str:
-        """The selection split as stage output names it: ``"dev"``, or ``"held-out"`` with
-        ``selection: holdout`` (manifests keep their ``dev_*`` keys for either)."""
-        return "held-out" if self.selection == "holdout" else "dev"
+        """The selection split as stage output names it (:func:`split_name`)."""
+        return split_name(self.selection)
+
+
+def split_name(selection: str) -> str:
+    """How output names the split a ``data.selection`` (or ``sweep --select``) value
+    selects on: ``"dev"``, or ``"held-out"`` for ``holdout``; manifests keep their
+    ``dev_*`` keys for either."""
+    return "held-out" if selection == "holdout" else "dev"
 
 
 @dataclass
