@@ -209,6 +209,10 @@ def test_holdout_selection_keeps_dev_unseen(workspace):
     assert "36 train / 12 held-out examples" in out
     assert "finetune-teacher step 5/5: held-out f1" in out and ": dev " not in out
     assert "best held-out score at step" in out
+    assert "training loss and held-out score over optimizer steps" in out  # the plot's axis
+    evals = [json.loads(x) for x in (workspace / "artifacts/MRPC/finetune-teacher/v1/metrics.jsonl")
+             .read_text().splitlines() if '"eval"' in x]
+    assert evals and {e["split"] for e in evals} == {"held-out"}
     m = manifest(workspace, "finetune-teacher")
     assert m["config"]["data"]["selection"] == "holdout"
     assert (m["info"]["train_examples"], m["info"]["dev_examples"]) == (36, 12)

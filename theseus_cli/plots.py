@@ -67,7 +67,8 @@ def _running_mean(values: list[float], window: int) -> list[float]:
 
 @_plot
 def training_curves(records: list[dict[str, Any]], title: str, path: Path) -> Path | None:
-    """Draw p(t), the training loss and the dev score against optimizer steps.
+    """Draw p(t), the training loss and the dev score (or held-out: the eval records'
+    ``split``) against optimizer steps.
 
     Args:
         records: ``metrics.jsonl`` rows: ``{"event": "train", "step", "loss", "p"?}``
@@ -106,7 +107,7 @@ def training_curves(records: list[dict[str, Any]], title: str, path: Path) -> Pa
         else:
             ax.plot([r["step"] for r in evals], [100 * r["dev_score"] for r in evals],
                     marker="o", color="tab:green")
-            ax.set_ylabel("dev score")
+            ax.set_ylabel(f"{evals[-1].get('split', 'dev')} score")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("optimizer step")
     fig.suptitle(title)

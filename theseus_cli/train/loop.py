@@ -245,7 +245,7 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
         metrics = evaluate(model, dev_loader, runtime, task)
         record = {"step": step, **{f"dev_{k}": v for k, v in metrics.items()}}
         best.evaluations.append(record)
-        log.record("eval", **record)
+        log.record("eval", **record, split=split)  # the plot's axis names the split
         improved = math.isfinite(metrics["score"]) and metrics["score"] > best.best_score
         if improved:
             best.best_score, best.best_metrics, best.best_step = metrics["score"], metrics, step

@@ -65,10 +65,11 @@ class RunLog:
         self._t0 = time.monotonic()
 
     def record(self, event: str, **values: Any) -> None:
-        """Append one JSON line: ``{"event", "time_s" (since run start), **values}``."""
+        """Append one JSON line: ``{"event", "time_s" (since run start), **values}``; the
+        numeric values also go to the experiment trackers (labels such as ``split`` do not)."""
         if self.tracker is not None and isinstance(values.get("step"), int):
-            self.tracker({f"{event}/{k}": v for k, v in values.items() if k != "step"},
-                         values["step"])
+            self.tracker({f"{event}/{k}": v for k, v in values.items()
+                          if k != "step" and isinstance(v, (int, float))}, values["step"])
         if self.path is None:
             return
         doc = {"event": event, "time_s": round(time.monotonic() - self._t0, 3), **values}

@@ -386,9 +386,8 @@ class Pipeline:
         return art
 
     def _draw_curves(self, out_dir: Path, title: str) -> list[str]:
-        """Draw the training curves of a run (:func:`theseus_cli.plots.draw_stage_curves`)
-        into its staging directory; names of the files drawn. A plot that fails is
-        reported and left out: it never costs the run."""
+        """Draw a run's training curves (:func:`theseus_cli.plots.draw_stage_curves`) into its
+        staging directory; names of the files drawn. A failed plot is reported, never fatal."""
         try:
             drawn = draw_stage_curves(out_dir, title)
         except PlotError as e:
@@ -396,5 +395,6 @@ class Pipeline:
             return []
         if drawn is None:
             return []
-        self.say(f"plot: {drawn.name} (p, training loss and dev score over optimizer steps)")
+        self.say(f"plot: {drawn.name} (p, training loss and {self.config.data.selection_split} "
+                 "score over optimizer steps)")
         return [drawn.name]
