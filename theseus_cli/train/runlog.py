@@ -66,10 +66,10 @@ class RunLog:
 
     def record(self, event: str, **values: Any) -> None:
         """Append one JSON line: ``{"event", "time_s" (since run start), **values}``; the
-        numeric values also go to the experiment trackers (labels such as ``split`` do not)."""
+        values also go to the experiment trackers, except ``step`` and the ``split`` label."""
         if self.tracker is not None and isinstance(values.get("step"), int):
             self.tracker({f"{event}/{k}": v for k, v in values.items()
-                          if k != "step" and isinstance(v, (int, float))}, values["step"])
+                          if k not in ("step", "split")}, values["step"])
         if self.path is None:
             return
         doc = {"event": event, "time_s": round(time.monotonic() - self._t0, 3), **values}

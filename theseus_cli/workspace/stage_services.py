@@ -59,7 +59,7 @@ class CoreStageServices(StageServices):
         the stage's name; ``params``, the stage's params with values the stage resolved,
         such as a learning rate chosen by the model's size, defaults to ``ctx.params``)."""
         options.setdefault("phase", ctx.stage or "train")
-        options.setdefault("split", getattr(ctx.config.data, "selection_split", "dev"))
+        options.setdefault("split", ctx.config.data.selection_split)
         params = options.pop("params", ctx.params)
         return loop.train(model=model, tokenizer=tokenizer, task=ctx.config.task_definition(ctx.task),
                           train_ds=train_ds, dev_ds=dev_ds, params=params,
