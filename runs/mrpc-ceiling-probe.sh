@@ -2,7 +2,7 @@
 # Issue 31 probe: three recipes the product does not offer, on the MRPC main job's teacher
 # (85.43; 98% of it is 83.72), seed 42, by runs/mrpc-ceiling-probe.py (its docstring has
 # the loss). Run in the main job's workspace after runs/mrpc-replace-epochs.sh (replace/v2,
-# 81.64). Log: runs/results/mrpc-ceiling-probe.log. About 21 minutes on the idle 2-core
+# 81.64). Log: runs/results/mrpc-ceiling-probe.log. Training takes 273, 358 and 542 s (the log) on the idle 2-core
 # machine; run nothing else beside it (docs/runtime.md).
 set -euo pipefail
 cd "$(dirname "$0")/.." && . .venv/bin/activate
