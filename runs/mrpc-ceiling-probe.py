@@ -14,7 +14,13 @@ Loss per batch (student logits s, teacher logits t, labels y):
 where h[k] is the output of layer k, (batch, seq_len, hidden), averaged over the real
 tokens only (TinyBERT's intermediate-layer loss without its projections: the hidden sizes
 match). ``--swap`` adds every training pair with its two sentences swapped (a paraphrase
-stays one). Dev score: the mean of F1 and accuracy on the 408 dev pairs, as ``evaluate``.
+stays one). ``--augment N`` adds N copies of every training pair with words replaced, as
+TinyBERT's data augmentation (Jiao et al., 2020, section 3.2.2, p_t = 0.4, K = 15) but with
+the candidates from the teacher's own input word embeddings (the K nearest by cosine; no
+masked-LM head or GloVe is available offline): each word that is one word piece of letters
+is replaced with probability 0.4 by one of its candidates; copies carry no label and learn
+from the teacher's soft labels only (the KD term at weight 1, as TinyBERT). Dev score: the
+mean of F1 and accuracy on the 408 dev pairs, as ``evaluate``.
 
 Usage: python runs/mrpc-ceiling-probe.py [--student replace/v2|first-n] [--beta 1] ...
 """
@@ -42,6 +48,37 @@ def read_pairs(path: Path) -> list[tuple[str, str, int]]:
     return [(r[3], r[4], int(r[0])) for r in rows]
 
 
+def augmenter(tok, embeddings: torch.Tensor, k: int = 15, p_t: float = 0.4):
+    """A function (sentence, rng) -> sentence with TinyBERT-style word replacements.
+
+    ``embeddings``: (vocab, hidden) input word embeddings of the teacher. Candidates of a
+    whole-word piece: its k nearest whole-word pieces of letters by cosine similarity.
+    """
+    vocab = tok.convert_ids_to_tokens(list(range(embeddings.shape[0])))
+    ok = torch.tensor([w.isalpha() for w in vocab])  # (vocab,) whole words of letters
+    unit = F.normalize(embeddings, dim=-1)  # (vocab, hidden)
+    cache: dict[int, list[str]] = {}
+
+    def candidates(i: int) -> list[str]:
+        if i not in cache:
+            sim = unit @ unit[i]  # (vocab,)
+            sim[~ok] = -2.0
+            sim[i] = -2.0
+            cache[i] = [vocab[j] for j in sim.topk(k).indices.tolist()]
+        return cache[i]
+
+    def augment(sentence: str, rng: random.Random) -> str:
+        out = []
+        for word in sentence.split():
+            ids = tok(word, add_special_tokens=False)["input_ids"]
+            if len(ids) == 1 and word.isalpha() and rng.random() < p_t:
+                word = rng.choice(candidates(ids[0]))
+            out.append(word)
+        return " ".join(out)
+
+    return augment
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workspace", default="ws/main-job-2")
@@ -53,6 +90,7 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--beta", type=float, default=0.0, help="hidden-state MSE weight")
     p.add_argument("--swap", action="store_true", help="add sentence-swapped pairs")
+    p.add_argument("--augment", type=int, default=0, help="word-replaced copies per pair")
     p.add_argument("--evals-per-epoch", type=int, default=1)
     p.add_argument("--seed", type=int, default=42)
     a = p.parse_args()
@@ -75,6 +113,14 @@ def main() -> None:
     train, dev = read_pairs(glue / "train.tsv"), read_pairs(glue / "dev.tsv")
     if a.swap:
         train = train + [(s2, s1, y) for s1, s2, y in train]
+    if a.augment:
+        rng = random.Random(a.seed)
+        aug = augmenter(tok, teacher.get_input_embeddings().weight.detach())
+        copies = [(aug(s1, rng), aug(s2, rng), -1) for _ in range(a.augment)
+                  for s1, s2, _y in train]
+        print(f"augmented: {len(copies)} pairs, e.g. {train[0][0]!r} -> {copies[0][0]!r}",
+              flush=True)
+        train = train + copies
 
     def encode(batch):
         enc = tok([b[0] for b in batch], [b[1] for b in batch], truncation=True,
@@ -109,10 +155,12 @@ def main() -> None:
             with torch.no_grad():
                 t_out = teacher(**enc, output_hidden_states=True)
             s_out = student(**enc, output_hidden_states=True)
-            loss = (1 - a.alpha) * F.cross_entropy(s_out.logits, y)
-            loss = loss + a.alpha * T ** 2 * F.kl_div(
-                F.log_softmax(s_out.logits / T, -1), F.softmax(t_out.logits / T, -1),
-                reduction="batchmean")
+            labelled = y >= 0  # (batch,) augmented copies carry -1
+            alpha = torch.where(labelled, a.alpha, 1.0)  # (batch,) KD weight per pair
+            ce = F.cross_entropy(s_out.logits, y.clamp(min=0), reduction="none")  # (batch,)
+            kl = F.kl_div(F.log_softmax(s_out.logits / T, -1), F.softmax(t_out.logits / T, -1),
+                          reduction="none").sum(-1)  # (batch,)
+            loss = ((1 - alpha) * ce + alpha * T ** 2 * kl).mean()
             if a.beta:
                 mask = enc["attention_mask"].unsqueeze(-1).float()  # (batch, seq_len, 1)
                 for k in range(1, student.config.num_hidden_layers + 1):

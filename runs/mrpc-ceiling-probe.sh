@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.." && . .venv/bin/activate
 WS=${1:-ws/main-job-2}
 probe() { echo "+ python runs/mrpc-ceiling-probe.py $*"; python runs/mrpc-ceiling-probe.py \
-  --workspace "$WS" "$@" 2>&1 | grep -v "Loading weights\|Warning"; }
+  --workspace "$WS" "$@" 2>&1 | grep --line-buffered -v "Loading weights\|Warning"; }
 # 1. replace's successor fine-tuned with KD + hidden-state distillation (PKD/TinyBERT-style)
 probe --student replace/v2 --epochs 3 --beta 1.0
 # 2. replace's successor fine-tuned with KD on twice the pairs (sentences swapped)
