@@ -5,9 +5,9 @@
 # Theseus + KD: replace and finetune-successor with --distill-weight 0.5 (T = 2).
 # Seed-major, resumable and idempotent: rerun it after an interruption.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"  # run, newest
 cd "$(dirname "$0")/../ws/mrpc-methods"
 . ../../.venv/bin/activate
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 version() {  # the replace version made with seed $1 at learning rate 3e-4 and distill_weight $2
   python - "$1" "$2" <<'PY'
 import json, sys

@@ -4,13 +4,13 @@
 # Resumable and idempotent: rerun the same script after an interruption; finished runs
 # are up to date (same fingerprint), an interrupted one resumes from its last checkpoint.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"  # run, newest
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 WS=ws/mrpc-methods
 GLUE=${THESEUS_GLUE_DIR:-$(cd ../shared/glue && pwd)}
 [ -f "$WS/theseus.yaml" ] || theseus init "$WS" --recipe workspaces/embedded-2026-11 --glue-dir "$GLUE"
 cd "$WS"
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 # the replace version made with this seed and distill_weight (for --from)
 version() {
   python - "$1" "$2" <<'PY'

@@ -5,12 +5,12 @@
 # method table. The linear scheduler reaches p = 1 at 65% of replace (fraction_to_one,
 # as steps_to_one 300 of 460 on MRPC). Seed-major, resumable and idempotent: rerun it.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"  # run, newest
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 WS=ws/rte-methods
 [ -f "$WS/theseus.yaml" ] || theseus init "$WS" --recipe workspaces/embedded-2026-11 --task RTE --glue-dir ../shared/glue
 cd "$WS"
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 version() {  # the replace version made with seed $1 and distill_weight $2
   python - "$1" "$2" <<'PY'
 import json, sys

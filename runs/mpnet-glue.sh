@@ -13,6 +13,7 @@
 # 6.1 s): seed-major, resumable and idempotent; rerun it in the next session and it goes
 # on from the last checkpoint (finished stages are up to date).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"  # run, newest
 cd "$(dirname "$0")/.." && . .venv/bin/activate
 WS=${1:-ws/mpnet-mrpc} TASK=${2:-MRPC}
 MODEL=${THESEUS_MODELS_DIR:-$HOME/.cache/theseus-models}/all-mpnet-base-v2
@@ -23,7 +24,6 @@ if [ ! -e "$WS/theseus.yaml" ]; then
          -e '/^distill:/,/^$/ s/^  epochs: 3 /  epochs: 7 /' "$WS/theseus.yaml"
 fi
 cd "$WS"
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 EVAL="evaluate --speed-repeats 3"
 run finetune-teacher
 run sweep replace --param learning_rate=5e-5,1e-4

@@ -17,6 +17,7 @@
 # goes on where it stopped.
 #   bash runs/mpnet-mrpc-cpu.sh [WORKSPACE]        (default ws/mpnet-mrpc-cpu)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"  # run, newest
 cd "$(dirname "$0")/.." && . .venv/bin/activate
 LATEST=$PWD/runs/latest_replace.py
 RECIPE=$PWD/workspaces/mpnet-mrpc
@@ -36,7 +37,6 @@ yaml.safe_dump(cfg, open(path, "w"), sort_keys=False)
 PY
 fi
 cd "$WS"
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 latest() { python "$LATEST" MRPC "$@"; }  # the newest replace version: seed $1, params $2
 KD="--distill-weight 0.5"
 run finetune-teacher

@@ -14,12 +14,12 @@
 # resumable and idempotent (a checkpoint every 10 minutes); rerun it and it goes on.
 # The table: python runs/mpnet-cpu-table.py WORKSPACE (a row per scheduler).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"  # run, newest
 cd "$(dirname "$0")/.." && . .venv/bin/activate
 LATEST=$PWD/runs/latest_replace.py
 WS=${1:-ws/mpnet-mrpc-cpu}
 [ -e "$WS/theseus.yaml" ] || { echo "no $WS: run runs/mpnet-mrpc-cpu.sh first" >&2; exit 2; }
 cd "$WS"
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 latest() { python "$LATEST" MRPC "$@"; }  # the newest replace version: seed $1, params $2
 T='--distill-weight 0'
 for seed in 42 43 44; do

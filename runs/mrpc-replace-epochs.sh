@@ -5,10 +5,10 @@
 # epochs (default 8; the ramp's 65% and the patience follow), then finetune-successor,
 # then evaluate. One seed (42): a lead, not a verdict.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"  # run, newest
 cd "$(dirname "$0")/.." && . .venv/bin/activate
 WS=${1:-ws/main-job-2} EPOCHS=${EPOCHS:-8}
 cd "$WS"
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 run replace --epochs "$EPOCHS"
 v=$(ls -d artifacts/MRPC/replace/v* | sort -V | tail -1 | xargs basename)
 run finetune-successor --from "replace=$v"

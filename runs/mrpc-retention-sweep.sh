@@ -5,11 +5,10 @@
 # teacher; each line below is one variant of replace and/or finetune-successor, then
 # evaluate's table. One seed (42): leads, not verdicts.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"  # run, newest
 cd "$(dirname "$0")/.." && . .venv/bin/activate
 WS=${1:-ws/main-job-2}
 cd "$WS"
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
-newest() { ls -d "artifacts/MRPC/$1"/v* | sort -V | tail -1 | xargs basename; }
 # 1. more weight on the teacher's soft labels in replace (alpha 0.9 instead of 0.5)
 run replace --epochs 8 --distill-weight 0.9
 run finetune-successor --from "replace=$(newest replace)"

@@ -7,11 +7,10 @@
 # Log: runs/results/mrpc-successor-init.log (its last line: an 8-epoch variant, stopped
 # by hand once the first fell 3.2 points behind first-n).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"  # run, newest
 cd "$(dirname "$0")/.." && . .venv/bin/activate
 WS=${1:-ws/main-job-2}
 cd "$WS"
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
-newest() { ls -d "artifacts/MRPC/$1"/v* | sort -V | tail -1 | xargs basename; }
 # 1. every-other: layers 1, 3, 5 of the teacher
 run replace --successor every-other
 run finetune-successor --from "replace=$(newest replace)"

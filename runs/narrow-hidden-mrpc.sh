@@ -5,9 +5,9 @@
 # parameters), seeds 42, 43, 44, in the workspace of runs/methods-mrpc-seeds.sh (the same
 # CPU teacher as its Theseus rows), then `theseus evaluate`. Resumable and idempotent.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"  # run, newest
 cd "$(dirname "$0")/../ws/mrpc-methods"
 . ../../.venv/bin/activate
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 version() {  # the narrow-hidden replace version made with seed $1
   python - "$1" <<'PY'
 import json, sys

@@ -16,12 +16,12 @@
 # 10 epochs at 1e-4 and the baselines 7 epochs, set by hand) made the tables of
 # runs/results/banking77-main.log and wnut17-main.log.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"  # run, newest
 WS=$1 TASK=$2
 PARTS=${PARTS:-main seeds taskloss}
 SEEDS=${SEEDS:-42 43 44}
 BASELINES=${BASELINES:-truncate distill}
 cd "$WS"
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 EVAL="evaluate --speed-repeats 3"  # one setting for both calls: a rerun finds them up to date
 version() {  # the replace version made with seed $1 and distill_weight $2
   python - "$1" "$2" "$TASK" <<'PY'

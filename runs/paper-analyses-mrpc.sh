@@ -14,6 +14,7 @@
 #   [SEEDS="42 43 44"] [PARTS="B A C"] [EVALUATE=1] bash runs/paper-analyses-mrpc.sh [WORKSPACE]
 # SEEDS and PARTS choose seeds and parts (more seeds: runs/paper-analyses-more-seeds.sh).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"  # run, newest
 SEEDS=${SEEDS:-42 43 44}
 PARTS=${PARTS:-B A C}
 has() { [[ " $PARTS " == *" $1 "* ]]; }
@@ -22,7 +23,6 @@ LATEST=$PWD/runs/latest_replace.py
 WS=${1:-ws/paper-analyses}
 [ -e "$WS/theseus.yaml" ] || theseus init "$WS" --recipe workspaces/embedded-2026-11 --glue-dir ../shared/glue
 cd "$WS"
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 latest() { python "$LATEST" MRPC "$@"; }  # the newest replace version: seed $1, params $2
 T="--distill-weight 0"
 C05='{"scheduler": "constant", "schedulers": {"constant": {"p": 0.5}}}'

@@ -3,9 +3,9 @@
 # (by the replace sweep) at two learning rates, run the distill baseline at the learning
 # rate the truncate sweep chose, and print the method table (seed 42). Idempotent.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"  # run, newest
 cd "$(dirname "$0")/../ws/mrpc-methods"
 . ../../.venv/bin/activate
-run() { echo "+ theseus $*"; /usr/bin/time -f "wall %e s" theseus "$@"; }
 best() {  # the best trial's version of a stage, from the latest sweep of that stage
   python - "$1" <<'PY'
 import json, sys
