@@ -316,7 +316,7 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
         scores = ", ".join(f"step {e['step']}: {e.get('dev_score')}" for e in best.evaluations)
         raise TrainingDivergedError(
             f"{label}: no {split} evaluation gave a finite score ({scores or 'none ran'}); the model's "
-            "dev predictions are non-finite or constant (a correlation of constant predictions "
+            f"{split} predictions are non-finite or constant (a correlation of constant predictions "
             "is undefined). Nothing was published. Rerun with a lower --learning-rate or more "
             "training steps")
     if best_state is not None:
