@@ -127,8 +127,77 @@ def test_failed_parity_publishes_nothing(exported, tmp_path, monkeypatch):
 
     monkeypatch.setattr(deploy, "predict_onnx", nan_for_int8)
     bad = cli("export", "-w", ws, "--format", "onnx,onnx-int8", ok=False)
-    expect(bad, 1, "int8 ONNX dev score", "nothing was published", "--int8-max-drop")
+    expect(bad, 1, "int8 ONNX dev score nan", "predictions are not finite",
+           "nothing was published", "--format hf,onnx")
     assert versions(ws, "export") == before
+
+
+def _int8_logits(monkeypatch, change):
+    """int8 sessions return ``change(logits, labels)`` (fp32 sessions their own logits)."""
+    from theseus_cli.deploy import onnx as deploy
+
+    real = deploy.predict_onnx
+    tag_sessions(monkeypatch)
+
+    def predict(s, loader):
+        logits, labels = real(s, loader)
+        return (change(logits.copy(), labels) if "onnx-int8" in s.theseus_path else logits,
+                labels)
+
+    monkeypatch.setattr(deploy, "predict_onnx", predict)
+
+
+def test_an_int8_drop_within_the_dev_sets_noise_is_exported_with_a_warning(
+        exported, tmp_path, monkeypatch):
+    ws = copy_workspace(exported[0], tmp_path / "ws")
+
+    def one_right_made_wrong(logits, labels):  # of 20 dev pairs: a drop of several points
+        i = int(np.flatnonzero(logits.argmax(-1) == labels)[0])
+        logits[i] = logits[i, ::-1]
+        return logits
+
+    _int8_logits(monkeypatch, one_right_made_wrong)
+    out = flat(cli("export", "-w", ws, "--format", "onnx,onnx-int8", "--int8-max-drop",
+                   "1").output)
+    assert "warning: the int8 ONNX dev score is" in out and "within the dev set's noise" in out
+    int8 = manifest(ws, "export", versions(ws, "export")[-1])["info"]["formats"]["onnx-int8"]
+    low, high = int8["drop_interval"]
+    assert int8["score_drop"] > 1 and low <= 0 < high and "noise" in int8["parity"]
+
+
+def test_an_int8_drop_beyond_the_noise_publishes_nothing(exported, tmp_path, monkeypatch):
+    ws = copy_workspace(exported[0], tmp_path / "ws")
+    before = versions(ws, "export")
+
+    def every_one_wrong(logits, labels):
+        wrong = np.zeros_like(logits)
+        wrong[np.arange(len(labels)), 1 - labels] = 1.0
+        return wrong
+
+    _int8_logits(monkeypatch, every_one_wrong)
+    bad = cli("export", "-w", ws, "--format", "onnx,onnx-int8", ok=False)
+    expect(bad, 1, "points below fp32 ONNX", "int8_max_drop 1", "beyond the dev set's noise",
+           "paired bootstrap 95% interval", "nothing was published", "--int8-max-drop")
+    assert versions(ws, "export") == before
+
+
+def test_the_drop_interval_is_paired_seeded_and_reaches_zero_only_for_noise():
+    from theseus_cli.data.metrics import score_drop_interval
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 200)
+    fp32 = np.eye(2)[np.where(rng.random(200) < 0.8, labels, 1 - labels)]  # 80% right
+    right, wrong = (np.flatnonzero(fp32.argmax(-1) == labels),
+                    np.flatnonzero(fp32.argmax(-1) != labels))
+    swapped = fp32.copy()  # 6 right made wrong, 5 wrong made right: noise
+    swapped[right[:6]] = swapped[right[:6], ::-1]
+    swapped[wrong[:5]] = swapped[wrong[:5], ::-1]
+    low, high = score_drop_interval("MRPC", fp32, swapped, labels, resamples=300)
+    assert low < 0 < high
+    assert (low, high) == score_drop_interval("MRPC", fp32, swapped, labels, resamples=300)
+    broken = fp32.copy()  # 40 right made wrong, none the other way
+    broken[right[:40]] = broken[right[:40], ::-1]
+    assert score_drop_interval("MRPC", fp32, broken, labels, resamples=300)[0] > 0.05
 
 
 def tag_sessions(monkeypatch):

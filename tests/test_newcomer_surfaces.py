@@ -25,6 +25,7 @@ def test_export_picks_the_successor_ranked_first_not_the_newest(trained, tmp_pat
     out = flat(cli("export", "-w", ws, "--format", "hf").output)
     assert "export reads MRPC/evaluate/" in out and "the successor ranked first in MRPC's " \
         "method table" in out and "MRPC/finetune-successor/v1" in out
+    assert out.count("export reads") == 1  # said once, though the pre-flight check chose too
     latest = versions(ws, "export")[-1]
     assert manifest(ws, "export", latest)["info"]["model_artifact"] == "MRPC/finetune-successor/v1"
 

@@ -63,6 +63,8 @@ COMMON = [
     _opt("device", Optional[str], "auto | cuda | mps | cpu", "--device"),
     _opt("precision", Optional[str], "no | fp16 | bf16", "--precision"),
     _opt("seed", Optional[int], "random seed of the run", "--seed"),
+    _opt("threads", Optional[int], "CPU threads of PyTorch's operators (runtime.threads); "
+         "default: one per core", "--threads"),
     _opt("report_to", Optional[str], "experiment trackers: none | tensorboard | mlflow | wandb "
          "(comma-separated; runtime.report_to)", "--report-to"),
     _opt("seeds", Optional[str], "run once per seed: a count (3: seeds base..base+2, base = "
@@ -84,6 +86,8 @@ COMMON = [
     inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
 ]
 COMMON_NAMES = {p.name for p in COMMON}
+#: the COMMON options that override ``runtime:`` settings of theseus.yaml
+RUNTIME_OPTIONS = ("device", "precision", "seed", "compile", "report_to", "threads")
 
 
 def _field_parameter(f: dataclasses.Field, tp: Any) -> inspect.Parameter | None:
@@ -167,8 +171,7 @@ def run_stage(stage: str, common: dict[str, Any], overrides: dict[str, Any],
             if common.get(k) is not None}
     if common.get("glue_dir") is not None:
         data["glue_dir"] = str(Path(common["glue_dir"]).expanduser().resolve())
-    runtime = {k: common.get(k) for k in ("device", "precision", "seed", "compile", "report_to")
-               if common.get(k) is not None}
+    runtime = {k: common.get(k) for k in RUNTIME_OPTIONS if common.get(k) is not None}
     print_warnings(config)
     P.build(DataSettings, data, "command line", cli=True)  # name the option in errors
     P.build(RuntimeSettings, runtime, "command line", cli=True)

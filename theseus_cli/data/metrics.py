@@ -150,6 +150,43 @@ def score_logits(task: GlueTask | str, logits: np.ndarray, labels: np.ndarray) -
     return metrics
 
 
+def score_drop_interval(task: GlueTask | str, reference: np.ndarray, candidate: np.ndarray,
+                        labels: np.ndarray, resamples: int = 1000, confidence: float = 0.95,
+                        seed: int = 0) -> tuple[float, float]:
+    """Paired bootstrap interval of ``score(reference) − score(candidate)`` (fractions, as
+    ``score``): how far the drop of one model's score below another's, on the same
+    examples, could move by the luck of which examples the set holds.
+
+    The examples (rows of ``reference`` and ``candidate`` logits, (N, ...), and of
+    ``labels``, (N, ...)) are resampled together with replacement ``resamples`` times
+    (``scipy.stats.bootstrap``, percentile method, seeded: the same arrays give the same
+    interval); each resample scores both models (:func:`score_logits`). Source: Efron &
+    Tibshirani (1993), the paired bootstrap of Koehn (2004) for comparing two systems on
+    one test set.
+
+    Returns:
+        ``(low, high)``, the ``confidence`` interval of the drop; NaN when some resample
+        has no finite score (e.g. a correlation of constant predictions).
+    """
+    from scipy.stats import bootstrap
+
+    def drop(rows: np.ndarray) -> float:
+        rows = rows.astype(int)
+        return (score_logits(task, reference[rows], labels[rows])["score"]
+                - score_logits(task, candidate[rows], labels[rows])["score"])
+
+    options = dict(vectorized=False, n_resamples=resamples, confidence_level=confidence,
+                   method="percentile")
+    with np.errstate(all="ignore"):
+        try:  # SciPy >= 1.15 names the generator rng, older ones random_state
+            res = bootstrap((np.arange(len(labels)),), drop, rng=np.random.default_rng(seed),
+                            **options)
+        except TypeError:
+            res = bootstrap((np.arange(len(labels)),), drop,
+                            random_state=np.random.default_rng(seed), **options)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def macro_score(scores: Mapping[str, float]) -> float:
     """Mean of :func:`task_score` values over the 8 :data:`PAPER_TASKS`.
 

@@ -319,10 +319,9 @@ def train(*, model: Any, tokenizer: Any, task: GlueTask, train_ds: Any, dev_ds: 
             f"{split} predictions are non-finite or constant (a correlation of constant predictions "
             "is undefined). Nothing was published. Rerun with a lower --learning-rate or more "
             "training steps")
-    if best_state is not None:
-        with torch.no_grad():
-            for p in trainable:
-                p.copy_(best_state[names[id(p)]].to(p.device))
+    with torch.no_grad():
+        for p in trainable:
+            p.copy_(best_state[names[id(p)]].to(p.device))
     best.steps, best.seconds = step, elapsed_now()
     return best
 

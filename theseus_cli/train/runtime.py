@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from theseus_cli.errors import DeviceError
+from theseus_cli.train.cpu_threads import apply_threads, first_run_warning
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("no", "fp16", "bf16")
@@ -43,6 +44,8 @@ class Runtime:
         report_to: experiment trackers (Accelerate's): any of :data:`TRACKERS`; empty:
             none. Each stage run is one tracked run (:meth:`start_tracking`).
         tracking_dir: where file-based trackers write (TensorBoard event files).
+        threads: PyTorch's intra-op CPU threads in this process (``torch.set_num_threads``);
+            None: PyTorch's default, one per core (:mod:`theseus_cli.train.cpu_threads`).
 
     Several processes (``accelerate launch``, ``torchrun`` or
     ``theseus <stage> --num-processes N``) are picked up from the environment
@@ -57,7 +60,8 @@ class Runtime:
 
     def __init__(self, device: str = "auto", precision: str = "no", seed: int = 42,
                  gradient_accumulation_steps: int = 1, compile: bool = False,
-                 report_to: tuple[str, ...] = (), tracking_dir: Any = None):
+                 report_to: tuple[str, ...] = (), tracking_dir: Any = None,
+                 threads: int | None = None):
         if device not in DEVICES:
             raise DeviceError(f"invalid device {device!r}; accepted: {', '.join(DEVICES)}")
         if precision not in PRECISIONS:
@@ -67,6 +71,10 @@ class Runtime:
             raise DeviceError(f"device {device!r} is not available on this machine; "
                               f"available: {', '.join(have)}")
         chosen = have[0] if device == "auto" else device
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise DeviceError(f"invalid threads {threads!r}; accepted: a whole number >= 1, "
+                              "or None for PyTorch's default (one per core)")
         if precision == "fp16" and chosen == "cpu":
             raise DeviceError("precision 'fp16' needs a GPU (cuda or mps); on cpu use 'bf16' or 'no'")
         if compile:
@@ -84,6 +92,7 @@ class Runtime:
             dynamo_backend="inductor" if compile else None,
             log_with=list(report_to) or None, project_dir=tracking_dir,
         )
+        self.threads = apply_threads(threads)
         self.report_to, self._tracking = report_to, False
         self.device_name, self.precision, self.seed = chosen, precision, seed
         self.gradient_accumulation_steps, self.compile = gradient_accumulation_steps, compile
@@ -110,7 +119,17 @@ class Runtime:
         """What this runtime is, for manifests."""
         return {"device": self.device_name, "precision": self.precision, "seed": self.seed,
                 "num_processes": self.num_processes, "compile": self.compile,
+                "threads": self.threads,
                 "gradient_accumulation_steps": self.gradient_accumulation_steps}
+
+    def cpu_contention(self) -> str | None:
+        """A warning when other processes already keep busy the cores this run's threads
+        are about to use (:func:`~theseus_cli.train.cpu_threads.first_run_warning`: on cpu,
+        measured once per process), else None. The processes of one launched run share the
+        cores by design, so a run of several processes is not checked."""
+        if self.num_processes > 1:
+            return None
+        return first_run_warning(self.device_name, self.threads)
 
     # -- actions -------------------------------------------------------------
     def seed_everything(self, offset: int = 0) -> None:

@@ -81,6 +81,9 @@ class RuntimeSettings:
     report_to: str = param("none", "experiment trackers (Accelerate's), comma-separated: none, "
                                    "tensorboard, mlflow, wandb; files under tracking/",
                            fingerprint=False)
+    threads: int | None = param(None, "CPU threads of PyTorch's operators per process; null: "
+                                      "one per core (give each of two runs side by side half)",
+                                min=1, fingerprint=False)
 
 
 @dataclass

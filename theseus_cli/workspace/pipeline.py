@@ -5,12 +5,11 @@ A missing input runs its upstream stage first and says so, unless
 ``no_upstream``. A fingerprint (hash of params, configuration, runtime and
 input manifest hashes) decides, like a lockfile, whether the stage must rerun.
 
-One run at a time: a run holds ``artifacts/<task>/<stage>/.lock``
-(:mod:`theseus_cli.store.lock`) from start to publish. Resume: the run's staging
-directory and its checkpoints (:mod:`theseus_cli.store.checkpoint`) are named after
-the fingerprint, so rerunning the same command after a kill continues from the
-last checkpoint; ``restart`` discards it. With several processes only the main
-one locks, prints, writes and publishes.
+One run at a time: a run holds ``artifacts/<task>/<stage>/.lock`` (:mod:`theseus_cli.store.lock`)
+from start to publish. Resume: the run's staging directory and its checkpoints
+(:mod:`theseus_cli.store.checkpoint`) are named after the fingerprint, so rerunning the same
+command after a kill continues from the last checkpoint; ``restart`` discards it. With
+several processes only the main one locks, prints, writes and publishes.
 """
 
 from __future__ import annotations
@@ -57,8 +56,6 @@ from theseus_cli.workspace.run_facts import (
 )
 from theseus_cli.workspace.stage_services import CoreStageServices
 
-#: where file-based experiment trackers (TensorBoard) write, inside the workspace
-
 #: errno values of a stage directory that cannot be written (permissions, read-only
 #: filesystem, disk full, a file where a directory should be, a directory where a file should be)
 _FS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
@@ -79,19 +76,15 @@ def _now() -> str:
 
 
 class Pipeline:
-    """Runs stages of one workspace.
-
-    Args:
-        config: the loaded workspace configuration (CLI data/runtime overrides
-            already applied).
-        console: where messages and progress go.
-    """
+    """Runs stages of one workspace: ``config``, its loaded configuration (CLI data and
+    runtime overrides already applied); ``console``, where messages and progress go."""
 
     def __init__(self, config: WorkspaceConfig, console: Console | None = None):
         self.config = config
         self.console = console or Console()
         self.store = ArtifactStore(config.artifacts_dir)
         self._runtime: Runtime | None = None
+        self._said: set[str] = set()  # what say(..., once=True) printed
 
     @property
     def runtime(self) -> Runtime:
@@ -99,12 +92,18 @@ class Pipeline:
         if self._runtime is None:
             r = self.config.runtime
             self._runtime = Runtime(r.device, r.precision, r.seed, r.gradient_accumulation_steps,
-                                    compile=r.compile, report_to=r.report_to,
-                                    tracking_dir=self.config.root / TRACKING_DIR)
+                                    r.compile, r.report_to, self.config.root / TRACKING_DIR,
+                                    r.threads)
+            if warning := self._runtime.cpu_contention():
+                self.say(f"[yellow]warning: {warning}[/]")
         return self._runtime
 
-    def say(self, message: str) -> None:
-        """Print on the main process only."""
+    def say(self, message: str, once: bool = False) -> None:
+        """Print on the main process only; ``once``: unless this pipeline printed it already
+        (a choice the pre-flight check and the run both make)."""
+        if once and message in self._said:
+            return
+        self._said.add(message)
         if is_main_process():
             self.console.print(message)
 
@@ -170,7 +169,7 @@ class Pipeline:
                 accepted.append((art, m.get("config", {}).get("runtime", {}).get("seed")))
         if reader is not None and params is not None and accepted and (chosen := registry.stage(
                 reader)().choose_input(stage, [a for a, _ in accepted], self.store, params)):
-            self.say(f"{reader} reads {chosen[0].label}: {chosen[1]}")
+            self.say(f"{reader} reads {chosen[0].label}: {chosen[1]}", once=True)
             return chosen[0]
         same = [a for a, s in accepted if s == seed]
         if same:
@@ -217,6 +216,7 @@ class Pipeline:
         if not runtime.get("compile"):
             runtime.pop("compile", None)
         runtime.pop("report_to", None)  # where metrics are also sent changes no result
+        runtime.pop("threads", None)  # nor how many CPU threads compute it
         if world_size() > 1:
             runtime["num_processes"] = world_size()
         doc = {
