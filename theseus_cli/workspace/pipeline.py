@@ -216,7 +216,7 @@ class Pipeline:
         if not runtime.get("compile"):
             runtime.pop("compile", None)
         runtime.pop("report_to", None)  # where metrics are also sent changes no result
-        runtime.pop("threads", None)  # nor how many CPU threads compute it
+        runtime.pop("threads", None)  # nor the thread count (float sums' last bits, at most)
         if world_size() > 1:
             runtime["num_processes"] = world_size()
         doc = {

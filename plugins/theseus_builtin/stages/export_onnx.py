@@ -92,8 +92,9 @@ def _int8_check(ctx: StageContext, fp32: float, int8: float, fp32_logits, int8_l
                           f"noise ({interval}); nothing was published. Export --format "
                           "hf,onnx, or accept the drop with --int8-max-drop")
     ctx.log.info(f"[yellow]warning: the int8 ONNX dev score is {drop:.2f} points below fp32 "
-            f"(more than int8_max_drop {limit:g}), within the dev set's noise ({interval}): "
-            "exported; judge it on more data (a test split) before you deploy it[/]")
+                 f"(more than int8_max_drop {limit:g}), within the dev set's noise "
+                 f"({interval}): exported; judge it on more data (a test split) before you "
+                 "deploy it[/]")
     return {"score_drop": drop, "drop_interval": [low, high],
             "parity": f"{said}, within the dev set's noise ({interval})"}
 
