@@ -8,6 +8,7 @@ Edge cases follow the libraries: a constant prediction gives Matthews 0.0
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -175,15 +176,12 @@ def score_drop_interval(task: GlueTask | str, reference: np.ndarray, candidate: 
         return (score_logits(task, reference[rows], labels[rows])["score"]
                 - score_logits(task, candidate[rows], labels[rows])["score"])
 
-    options = dict(vectorized=False, n_resamples=resamples, confidence_level=confidence,
-                   method="percentile")
+    # SciPy >= 1.15 names the generator rng, older ones random_state
+    generator = "rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state"
     with np.errstate(all="ignore"):
-        try:  # SciPy >= 1.15 names the generator rng, older ones random_state
-            res = bootstrap((np.arange(len(labels)),), drop, rng=np.random.default_rng(seed),
-                            **options)
-        except TypeError:
-            res = bootstrap((np.arange(len(labels)),), drop,
-                            random_state=np.random.default_rng(seed), **options)
+        res = bootstrap((np.arange(len(labels)),), drop, vectorized=False,
+                        n_resamples=resamples, confidence_level=confidence, method="percentile",
+                        **{generator: np.random.default_rng(seed)})
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
